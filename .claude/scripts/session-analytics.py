@@ -536,7 +536,7 @@ def _resolve_inline_sidechains(scan, parents, pending, uuid_prompt):
 
     for uuid, item in pending:
         root = root_of(uuid) if uuid else ""
-        agent = "sidechain-" + (root[:8] or "unknown")
+        agent = "sidechain-" + (root or "unknown")
         item.agent = agent
         scan.agent_first_prompt.setdefault(agent, uuid_prompt.get(root, ""))
 
@@ -1487,7 +1487,8 @@ def render_session_table(rows: list[dict]) -> str:
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in table]
     total_cost = sum(r["estimated_cost_usd"] or 0 for r in rows)
     lines.append("")
-    lines.append(f"{len(rows)} sessions, {format_cost(total_cost)} estimated"
+    noun = "session" if len(rows) == 1 else "sessions"
+    lines.append(f"{len(rows)} {noun}, {format_cost(total_cost)} estimated"
                  + (" (+ marks sessions with unpriced models)"
                     if any(not r["cost_complete"] for r in rows) else ""))
     return "\n".join(lines) + "\n"

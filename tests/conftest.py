@@ -1,0 +1,239 @@
+"""Shared helpers: the script as a module and as a CLI, real fixtures, a transcript builder."""
+
+from __future__ import annotations
+
+import collections
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / ".claude" / "scripts" / "session-analytics.py"
+SHARED = Path(os.environ.get("SESSION_ANALYTICS_SHARED", ROOT.parent / "shared")).resolve()
+REAL_PROJECTS = SHARED / "fixtures" / "transcripts" / "claude-code-log" / "projects"
+SYNTHETIC_SAMPLES = SHARED / "fixtures" / "transcripts" / "synthetic-samples" / "claude-code-log"
+DEMO_PROJECTS = ROOT / "tests" / "fixtures" / "demo-projects"
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("session_analytics", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["session_analytics"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sa = _load_module()
+
+
+@pytest.fixture(scope="session")
+def real_projects() -> Path:
+    """The real transcripts in ../shared; their absence is a failure, never a skip."""
+    assert REAL_PROJECTS.is_dir(), (
+        f"real fixtures missing at {REAL_PROJECTS}: check out shared/ beside the repository "
+        "or set SESSION_ANALYTICS_SHARED")
+    return REAL_PROJECTS
+
+
+def run_cli(*args, env=None, cwd=None, input=None) -> subprocess.CompletedProcess:
+    """Run the script as a user would; returns the completed process (text mode)."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("CLAUDE_CODE_SESSION_ID", "CLAUDE_CONFIG_DIR", "GH_REPO")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, input=input, timeout=120)
+
+
+def stats_json(*args, **kwargs) -> dict:
+    proc = run_cli("--phase", "stats", *args, **kwargs)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def stats_of(projects_dir: Path, session_id: str, *extra) -> dict:
+    return stats_json("--projects-dir", projects_dir, "--session-id", session_id, "--quiet", *extra)
+
+
+# ── A builder for small synthetic transcripts ─────────────────────────────────
+
+class Transcript:
+    """Writes Claude Code transcript lines; each method appends one record.
+
+    Timestamps advance by one second per line unless given, so order is explicit.
+    """
+
+    def __init__(self, path: Path, session_id: str, cwd: str = "/repo", branch: str = "main",
+                 start: str = "2026-03-01T10:00:00Z", version: str = "2.1.20"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.session_id = session_id
+        self.cwd, self.branch, self.version = cwd, branch, version
+        self.clock = sa.parse_ts(start)
+        self.lines = []
+        self.counter = 0
+        self.last_uuid = {}          # thread -> uuid of its last line, for parentUuid chains
+
+    def _ts(self, ts=None, advance=1.0) -> str:
+        if ts is not None:
+            self.clock = sa.parse_ts(ts)
+        else:
+            self.clock += advance
+        return sa.format_ts(self.clock).replace("Z", ".%03dZ" % int(round((self.clock % 1) * 1000)))
+
+    def _envelope(self, kind, ts=None, advance=1.0, sidechain=False, agent=None, new_chain=False,
+                  **extra):
+        """new_chain=True starts a fresh parentUuid chain (a new inline sidechain)."""
+        self.counter += 1
+        thread = agent or ("sidechain" if sidechain else "main")
+        uuid = f"{self.session_id[:8]}-{thread}-{self.counter:05d}"
+        rec = {"parentUuid": None if new_chain else self.last_uuid.get(thread),
+               "isSidechain": sidechain, "userType": "external",
+               "cwd": self.cwd, "sessionId": self.session_id, "version": self.version,
+               "gitBranch": self.branch, "type": kind, "uuid": uuid,
+               "timestamp": self._ts(ts, advance)}
+        self.last_uuid[thread] = uuid
+        if agent:
+            rec["agentId"] = agent
+        rec.update(extra)
+        return rec
+
+    def raw(self, obj) -> "Transcript":
+        self.lines.append(json.dumps(obj) if not isinstance(obj, str) else obj)
+        return self
+
+    def prompt(self, text, **kw) -> "Transcript":
+        rec = self._envelope("user", **kw)
+        rec["message"] = {"role": "user", "content": text}
+        return self.raw(rec)
+
+    def assistant(self, msg_id, usage=None, content=None, model="claude-sonnet-4-5-20250929",
+                  request_id="auto", **kw) -> "Transcript":
+        rec = self._envelope("assistant", **kw)
+        if request_id == "auto":
+            request_id = "req_" + msg_id
+        if request_id is not None:
+            rec["requestId"] = request_id
+        message = {"model": model, "id": msg_id, "type": "message", "role": "assistant",
+                   "content": content if content is not None else [{"type": "text", "text": "ok"}]}
+        if usage is not None:
+            message["usage"] = usage
+        rec["message"] = message
+        return self.raw(rec)
+
+    def tool_use(self, msg_id, tool_id, name, tool_input, usage=None, **kw) -> "Transcript":
+        block = {"type": "tool_use", "id": tool_id, "name": name, "input": tool_input}
+        return self.assistant(msg_id, usage, [block], **kw)
+
+    def tool_result(self, tool_id, text, is_error=False, tool_use_result=None, **kw) -> "Transcript":
+        rec = self._envelope("user", **kw)
+        rec["message"] = {"role": "user", "content": [
+            {"tool_use_id": tool_id, "type": "tool_result", "content": text, "is_error": is_error}]}
+        if tool_use_result is not None:
+            rec["toolUseResult"] = tool_use_result
+        return self.raw(rec)
+
+    def system(self, subtype, **kw) -> "Transcript":
+        rec = self._envelope("system", **kw)
+        rec["subtype"] = subtype
+        rec["content"] = subtype
+        return self.raw(rec)
+
+    def write(self, trailing_newline=True) -> Path:
+        text = "\n".join(self.lines) + ("\n" if trailing_newline else "")
+        self.path.write_text(text, encoding="utf-8")
+        return self.path
+
+
+def usage(inp=0, out=0, cc=0, cr=0, c1h=None, speed=None) -> dict:
+    u = {"input_tokens": inp, "output_tokens": out, "cache_creation_input_tokens": cc,
+         "cache_read_input_tokens": cr}
+    if c1h is not None:
+        u["cache_creation"] = {"ephemeral_5m_input_tokens": cc - c1h, "ephemeral_1h_input_tokens": c1h}
+    if speed:
+        u["speed"] = speed
+    return u
+
+
+def tokens(stats: dict) -> list:
+    t = stats["total_tokens"]
+    return [t["input"], t["output"], t["cache_creation"], t["cache_read"]]
+
+
+# ── An independent reference for token totals ─────────────────────────────────
+# Written from SPEC §3 alone, sharing no code with the script: per session, one
+# entry per (message.id, requestId) with the largest total; a key seen in several
+# sessions belongs to the earliest copy (then the session that ended first).
+
+def reference_totals(projects: Path) -> dict:
+    files_by_session = collections.defaultdict(list)
+    for proj in glob.glob(os.path.join(projects, "*")):
+        for f in glob.glob(os.path.join(proj, "**", "*.jsonl"), recursive=True):
+            rel = os.path.relpath(f, proj).split(os.sep)
+            if len(rel) == 1 and not rel[0].startswith("agent-"):
+                sid = rel[0][: -len(".jsonl")]
+            elif len(rel) == 1:
+                sid = None
+                with open(f, "rb") as handle:
+                    for line in handle:
+                        try:
+                            sid = json.loads(line).get("sessionId")
+                            break
+                        except ValueError:
+                            continue
+            elif len(rel) > 2 and rel[1] == "subagents" and rel[-1].startswith("agent-"):
+                sid = rel[0]
+            else:
+                continue
+            if sid:
+                files_by_session[(proj, sid)].append(f)
+    per_session, ends = {}, {}
+    for session, files in files_by_session.items():
+        keys, end = {}, ""
+        for f in files:
+            with open(f, "rb") as handle:
+                for line in handle:
+                    try:
+                        d = json.loads(line)
+                    except ValueError:
+                        continue
+                    if not isinstance(d, dict):
+                        continue
+                    ts = d.get("timestamp") if isinstance(d.get("timestamp"), str) else ""
+                    end = max(end, ts)
+                    m = d.get("message")
+                    if d.get("type") != "assistant" or not isinstance(m, dict) \
+                            or not isinstance(m.get("usage"), dict) or m.get("model") == "<synthetic>":
+                        continue
+                    u = m["usage"]
+                    vals = [int(u.get(k) or 0) for k in ("input_tokens", "output_tokens",
+                                                           "cache_creation_input_tokens",
+                                                           "cache_read_input_tokens")]
+                    key = (m.get("id"), d.get("requestId") or "")
+                    old = keys.get(key)
+                    if old is None:
+                        keys[key] = [vals, ts or "9999"]
+                    else:
+                        if sum(vals) > sum(old[0]):
+                            old[0] = vals
+                        old[1] = min(old[1], ts or "9999")
+        per_session[session], ends[session] = keys, end or "9999"
+    owner = {}
+    for session, keys in per_session.items():
+        for key, (_, ts) in keys.items():
+            rank = (ts, ends[session], session[1])
+            if key not in owner or rank < owner[key][0]:
+                owner[key] = (rank, session)
+    result = {}
+    for session, keys in per_session.items():
+        total = [0, 0, 0, 0]
+        for key, (vals, _) in keys.items():
+            if owner[key][1] == session:
+                total = [a + b for a, b in zip(total, vals)]
+        result[session[1]] = total
+    return result
