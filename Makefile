@@ -1,0 +1,28 @@
+# session-analytics: `make demo` runs the tool on bundled sample data; `make test` installs
+# what the tests need and runs them.
+
+PYTHON ?= python3
+SCRIPT := .claude/scripts/session-analytics.py
+SAMPLES := tests/fixtures/demo-projects
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test test-deps
+
+demo:
+	@rm -rf "$(DEMO_OUT)" && mkdir -p "$(DEMO_OUT)"
+	$(PYTHON) $(SCRIPT) --phase list --projects-dir $(SAMPLES) -o "$(DEMO_OUT)/sessions.txt"
+	$(PYTHON) $(SCRIPT) --phase list --json --projects-dir $(SAMPLES) -o "$(DEMO_OUT)/sessions.json"
+	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id 00b11888 \
+		--repo kagenti/kagenti --target pr --number 652 -o "$(DEMO_OUT)/stats-00b11888.json"
+	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id a3f92bc1 \
+		--repo kagenti/kagenti --target pr --number 652 -o "$(DEMO_OUT)/stats-a3f92bc1.json"
+	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id f7e01d4a \
+		--repo demo/notes -o "$(DEMO_OUT)/stats-f7e01d4a.json"
+	@cat "$(DEMO_OUT)/sessions.txt"
+	@echo "demo output written to $(DEMO_OUT)/ (sessions.txt, sessions.json, stats-*.json)"
+
+test-deps:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+test: test-deps
+	$(PYTHON) -m pytest -q tests
