@@ -50,21 +50,20 @@ def test_damaged_lines_are_skipped_and_reported_once(tmp_path):
     t.raw(json.dumps({"type": "assistant", "message": {"id": "msg_3", "content": [{"type": "tool_use"}],
                                                        "usage": {"input_tokens": 2}}}))
     t.assistant("msg_4", usage(1, 1000), content=[{"type": "text", "text": "x" * 3_000_000}])  # huge line
-    t.raw('{"type": "assistant", "message": {"id": "msg_5", "usage": {"input_tokens": 99')  # cut off
-    path = t.write(trailing_newline=False)
-    with open(path, "ab") as handle:
-        pass
-    raw = path.read_bytes().replace(b"{not json", b'{"type": "user", "message": {"content": "caf\xe9"}}', 1)
-    path.write_bytes(raw.replace(b'"a string, not an object"', b"{not json"))
+    path = t.write()
+    with open(path, "ab") as out:
+        out.write(b'{"type": "user", "message": {"content": "caf\xe9 latin-1"}}\n')          # non-UTF-8
+        out.write(b'{"type": "assistant", "message": {"id": "msg_5", "usage": {"input_tokens": 99')  # cut off
     proc = run_cli("--phase", "stats", "--projects-dir", tmp_path, "--session-id", "s1")
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
     assert tokens(s) == [1 + 0 + 2 + 1, 10 + 7 + 0 + 1000, 0, 0]
     assert "unknown" in s["models"]
+    assert s["turns"] == 1                                     # the repaired latin-1 prompt
     notes = proc.stderr.strip().splitlines()
     assert len(notes) == 1 and notes[0].startswith("session-analytics: note: skipped")
     assert "1 invalid JSON lines" in notes[0] and "1 truncated last lines" in notes[0]
-    assert "non-UTF-8" in notes[0]
+    assert "1 lines that are not JSON objects" in notes[0] and "non-UTF-8" in notes[0]
 
 
 def test_empty_and_summary_only_sessions(tmp_path):

@@ -91,3 +91,18 @@ def test_branch_with_table_breaking_characters_stays_on_one_line(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 4                                     # header, one row, blank, footer
     assert "feat/a|b next" in lines[1] and lines[3] == "1 session, $0.00 estimated"
+
+
+def test_stats_and_list_agree_on_every_real_session(real_projects):
+    """stats decides ownership with a cheap scan of its neighbours; list reads everything."""
+    from conftest import sa
+    pricing = sa.load_pricing(None)
+    listed = {r["session_id"]: r for r in list_json(real_projects)}
+    parser = sa.build_parser()
+    for sid, row in listed.items():
+        args = parser.parse_args(["--phase", "stats", "--projects-dir", str(real_projects), "--session-id", sid])
+        project, found, groups = sa.locate_session(args)
+        facts = sa.read_session(project, found, groups, sa.ReadReport())
+        stats = sa.compute_stats(facts, pricing, project="x")
+        assert (stats["total_tokens"], stats["estimated_cost_usd"], stats["turns"]) == \
+            (row["total_tokens"], row["estimated_cost_usd"], row["turns"]), sid

@@ -333,7 +333,7 @@ def iter_json_lines(path: Path, skipped: collections.Counter):
     """Yield each line's JSON object; count and skip what cannot be read."""
     try:
         handle = open(path, "rb")
-    except OSError as exc:
+    except OSError:
         skipped["unreadable files"] += 1
         return
     with handle:
@@ -695,7 +695,6 @@ def light_claims(files: list[TranscriptFile]) -> tuple[dict, float]:
     """
     claims = {}
     end = None
-    skipped = collections.Counter()
     for tf in files:
         try:
             handle = open(tf.path, "rb")
