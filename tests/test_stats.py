@@ -113,6 +113,8 @@ def test_session_known_only_from_flat_agent_files(real_projects):
     warmups = [a for a in s["subagents"] if a["type"] == "warmup"]
     assert {a["id"] for a in warmups} == {"55b71465", "af75be79", "3b8502cb", "3d1bd44a"}
     assert s["turns"] == 0
+    # no main thread at all: branch and folder come from the subagents' lines
+    assert (s["branch"], s["cwd"]) == ("main", "/Users/dain/workspace/coderabbit-review-helper")
 
 
 def test_warmup_agents_consume_tokens(real_projects):

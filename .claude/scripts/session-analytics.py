@@ -286,8 +286,10 @@ class FileScan:
     prompts: list = field(default_factory=list)        # (uuid, ts) of user prompts
     commands: list = field(default_factory=list)       # (name, ts) of slash commands
     timestamps: list = field(default_factory=list)
-    cwds: collections.Counter = field(default_factory=collections.Counter)
+    cwds: collections.Counter = field(default_factory=collections.Counter)          # main thread
     branches: collections.Counter = field(default_factory=collections.Counter)
+    agent_cwds: collections.Counter = field(default_factory=collections.Counter)    # subagents
+    agent_branches: collections.Counter = field(default_factory=collections.Counter)
     versions: set = field(default_factory=set)
     agent_first_prompt: dict = field(default_factory=dict)   # agent id -> first prompt text
     compactions: int = 0
@@ -380,7 +382,7 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None) -> Fi
     """
     scan = FileScan(path=Path(path), session_id=session_hint)
     inline_parent = {}     # sidechain uuid -> parentUuid, for inline sidechains without agentId
-    inline_lines = []      # (uuid, ApiCall key or ToolUse) waiting for their agent id
+    inline_lines = []      # (uuid, ApiCall or ToolUse) waiting for their agent id
     uuid_prompt = {}
     for rec in iter_json_lines(path, scan.skipped):
         ts = parse_ts(rec.get("timestamp"))
@@ -403,13 +405,12 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None) -> Fi
             agent = agent_hint
         # Subagents may work in their own worktree: the session's branch and folder
         # are the main thread's; the subagents' only count when there is no main thread.
-        weight = 1 if sidechain or agent is not None else 1_000_000
-        cwd = rec.get("cwd")
+        on_main = not sidechain and agent is None
+        cwd, branch = rec.get("cwd"), rec.get("gitBranch")
         if isinstance(cwd, str) and cwd:
-            scan.cwds[cwd] += weight
-        branch = rec.get("gitBranch")
+            (scan.cwds if on_main else scan.agent_cwds)[cwd] += 1
         if isinstance(branch, str) and branch:
-            scan.branches[branch] += weight
+            (scan.branches if on_main else scan.agent_branches)[branch] += 1
         uuid = as_str(rec.get("uuid"))
         pending_inline = sidechain and agent is None
         if pending_inline and uuid:
@@ -683,8 +684,6 @@ def session_claims(scans: list[FileScan]) -> tuple[dict, float]:
     return claims, (end if end is not None else float("inf"))
 
 
-_USAGE_KEY_RE = re.compile(rb'"id"\s*:\s*"(msg_[^"]*)"')
-_REQUEST_RE = re.compile(rb'"requestId"\s*:\s*"([^"]*)"')
 _TIMESTAMP_RE = re.compile(rb'"timestamp"\s*:\s*"([^"]+)"')
 
 
@@ -773,6 +772,7 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
         agent_meta=meta, agent_first_prompt={}, compactions=0, skipped=collections.Counter(),
     )
     seen_prompts = set()
+    agent_cwds, agent_branches = collections.Counter(), collections.Counter()
     for scan in scans:
         for uuid, ts in scan.prompts:
             if uuid and uuid in seen_prompts:
@@ -783,11 +783,15 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
         facts.timestamps.extend(scan.timestamps)
         facts.cwds.update(scan.cwds)
         facts.branches.update(scan.branches)
+        agent_cwds.update(scan.agent_cwds)
+        agent_branches.update(scan.agent_branches)
         facts.versions |= scan.versions
         for agent, prompt in scan.agent_first_prompt.items():
             facts.agent_first_prompt.setdefault(agent, prompt)
         facts.compactions += scan.compactions
         facts.skipped.update(scan.skipped)
+    facts.cwds = facts.cwds or agent_cwds               # sessions known only from subagent files
+    facts.branches = facts.branches or agent_branches
     facts.commands.sort(key=lambda c: (c[1] or 0.0))
     facts.timestamps.sort()
     return facts
