@@ -449,3 +449,16 @@ def test_all_synthetic_samples_from_peers_parse(tmp_path):
         proc = stats_json("--transcript", path, "--quiet") if path.stat().st_size else None
         if proc is not None:
             assert proc["session_id"] == path.stem
+
+
+def test_main_thread_wins_even_when_the_sidechain_copy_comes_first(tmp_path):
+    t = Transcript(tmp_path / "p" / "s1.jsonl", "s1", version="2.0.20")
+    t.prompt("Find the parser", sidechain=True, new_chain=True)
+    t.assistant("msg_shared", usage(2, 20), sidechain=True)         # replay written before the original
+    t.assistant("msg_side", usage(7, 70), sidechain=True)
+    t.assistant("msg_shared", usage(2, 20))
+    t.write()
+    s = stats_of(tmp_path, "s1")
+    assert tokens(s) == [9, 90, 0, 0]
+    [agent] = s["subagents"]
+    assert agent["tokens"]["output"] == 70 and agent["messages"] == 1

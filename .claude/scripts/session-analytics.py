@@ -297,6 +297,7 @@ class FileScan:
 
 
 RESULT_TEXT_LIMIT = 4000
+PROVISIONAL_AGENT = "~"          # prefix of inline sidechain ids before their root is known
 
 
 def _text_of(content) -> str:
@@ -413,8 +414,12 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None) -> Fi
             (scan.branches if on_main else scan.agent_branches)[branch] += 1
         uuid = as_str(rec.get("uuid"))
         pending_inline = sidechain and agent is None
-        if pending_inline and uuid:
-            inline_parent[uuid] = as_str(rec.get("parentUuid"))
+        if pending_inline:
+            # A provisional id until the chain's root is known; it is not None, so a
+            # main-thread copy of the same call still wins in merge_call.
+            agent = PROVISIONAL_AGENT + uuid
+            if uuid:
+                inline_parent[uuid] = as_str(rec.get("parentUuid"))
         message = rec.get("message")
         if not isinstance(message, dict):
             continue
@@ -492,7 +497,8 @@ def _read_user(scan, rec, message, ts, agent, sidechain, uuid, uuid_prompt):
     if sidechain or agent is not None:
         if uuid and not as_str(rec.get("parentUuid")):
             uuid_prompt[uuid] = text
-        if agent is not None and agent not in scan.agent_first_prompt:
+        if agent is not None and not agent.startswith(PROVISIONAL_AGENT) \
+                and agent not in scan.agent_first_prompt:
             scan.agent_first_prompt[agent] = text
         return
     if rec.get("isMeta") is True or rec.get("isCompactSummary") is True:
@@ -536,6 +542,8 @@ def _resolve_inline_sidechains(scan, parents, pending, uuid_prompt):
         return root
 
     for uuid, item in pending:
+        if item.agent is None or not item.agent.startswith(PROVISIONAL_AGENT):
+            continue                     # a main-thread copy of this call won
         root = root_of(uuid) if uuid else ""
         agent = "sidechain-" + (root or "unknown")
         item.agent = agent
