@@ -64,6 +64,8 @@ def test_damaged_lines_are_skipped_and_reported_once(tmp_path):
     assert len(notes) == 1 and notes[0].startswith("session-analytics: note: skipped")
     assert "1 invalid JSON lines" in notes[0] and "1 truncated last lines" in notes[0]
     assert "1 lines that are not JSON objects" in notes[0] and "non-UTF-8" in notes[0]
+    quiet = run_cli("--phase", "stats", "--projects-dir", tmp_path, "--session-id", "s1", "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == proc.stdout
 
 
 def test_empty_and_summary_only_sessions(tmp_path):

@@ -247,7 +247,6 @@ class ApiCall:
     usage: Usage
     first_ts: float | None
     agent: str | None            # None for the main thread, else the subagent id
-    session_id: str
 
 
 @dataclass(slots=True)
@@ -440,7 +439,7 @@ def _read_assistant(scan, rec, message, ts, agent, pending_inline, inline_lines)
     key = (msg_id, request_id) if msg_id else ("uuid", as_str(rec.get("uuid")))
     if isinstance(usage_raw, dict) and model != SYNTHETIC_MODEL:
         usage = _usage_of(usage_raw)
-        call = ApiCall(key, model or "unknown", usage, ts, agent, scan.session_id)
+        call = ApiCall(key, model or "unknown", usage, ts, agent)
         merge_call(scan.calls, call)
         if pending_inline:
             inline_lines.append((as_str(rec.get("uuid")), call))
@@ -750,8 +749,7 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
     for scan in scans:
         for call in scan.calls.values():
             if owner.get(call.key, sid) == sid:
-                merge_call(calls, ApiCall(call.key, call.model, call.usage, call.first_ts,
-                                          call.agent, sid))
+                merge_call(calls, ApiCall(call.key, call.model, call.usage, call.first_ts, call.agent))
     tool_uses, seen_uses = [], set()
     for scan in scans:
         for use in scan.tool_uses:
@@ -967,7 +965,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "unpriced_models": sorted(unpriced),
         "tools": _sorted_counts(tools_main + tools_sub),
         "tools_by_thread": {"main": _sorted_counts(tools_main), "subagents": _sorted_counts(tools_sub)},
-        "skills_invoked": skills_invoked(facts, pricing),
+        "skills_invoked": skills_invoked(facts),
         "subagents": subagents(facts, pricing),
         "commits": commits(facts),
         "problems_faced": merge_problems(derive_problems(facts), extra_problems or []),
@@ -1057,7 +1055,7 @@ class _SkillWindows:
         return None
 
 
-def skills_invoked(facts: SessionFacts, pricing: Pricing) -> list[dict]:
+def skills_invoked(facts: SessionFacts) -> list[dict]:
     invocations = skill_invocations(facts)
     if not invocations:
         return []
