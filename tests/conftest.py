@@ -7,6 +7,7 @@ import glob
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / ".claude" / "scripts" / "session-analytics.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED = Path(os.environ.get("SESSION_ANALYTICS_SHARED", ROOT.parent / "shared")).resolve()
 REAL_PROJECTS = SHARED / "fixtures" / "transcripts" / "claude-code-log" / "projects"
 SYNTHETIC_SAMPLES = SHARED / "fixtures" / "transcripts" / "synthetic-samples" / "claude-code-log"
@@ -237,3 +239,32 @@ def reference_totals(projects: Path) -> dict:
                 total = [a + b for a, b in zip(total, vals)]
         result[session[1]] = total
     return result
+
+
+# ── The real `gh` against a fake GitHub ───────────────────────────────────────
+
+from fake_github import FakeGitHub, make_cert  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1; openssl and gh are required, never skipped."""
+    for tool in ("openssl", "gh"):
+        assert shutil.which(tool), f"{tool} is not installed: run .ci/run or apt-get install {tool}"
+    return make_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def github(tls_cert, tmp_path):
+    """A fresh fake GitHub server with repository o/r; `github.env` runs gh against it."""
+    fake = FakeGitHub(*tls_cert).start()
+    config = tmp_path / "gh-config"
+    config.mkdir()
+    fake.env = fake.gh_env(config)
+    yield fake
+    fake.stop()
+
+
+def run_gh_cli(fake, *args, env=None, **kwargs) -> subprocess.CompletedProcess:
+    """The script as a user runs it, with gh pointed at the fake server."""
+    return run_cli(*args, env={**fake.env, **(env or {})}, **kwargs)

@@ -91,7 +91,9 @@ def test_unknown_session_id_is_a_clear_error(real_projects):
 @pytest.mark.parametrize("args,code", [
     (["--phase", "nonsense"], 2),
     (["--phase", "stats", "--number", "x"], 2),
-    ([], 2),
+    ([], 3),
+    (["--phase", "comment", "--target", "pr"], 2),
+    (["--phase", "summary", "--stats-file", "x.json"], 2),
     (["--phase", "stats", "--transcript", "/nonexistent/x.jsonl"], 3),
     (["--phase", "list", "--projects-dir", "/nonexistent"], 3),
     (["--phase", "list", "--since", "yesterday"], 2),

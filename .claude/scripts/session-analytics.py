@@ -18,6 +18,7 @@ import argparse
 import bisect
 import calendar
 import collections
+import decimal
 import json
 import os
 import re
@@ -38,6 +39,12 @@ EXIT_USAGE = 2         # bad command line (argparse uses 2 as well)
 EXIT_NO_SESSION = 3    # no transcript matches the requested session
 EXIT_BAD_INPUT = 4     # an input file (transcript, pricing, problems, stats) is unusable
 EXIT_OUTPUT = 5        # an output file could not be written
+EXIT_GH_MISSING = 6    # gh, the GitHub CLI, is not installed
+EXIT_GH_AUTH = 7       # gh is not authenticated for the host
+EXIT_NOT_FOUND = 8     # repository, PR or issue not found, or no open PR for the branch
+EXIT_RATE_LIMIT = 9    # GitHub's rate limit outlasted the bounded retries
+EXIT_GITHUB = 10       # any other GitHub failure: 5xx or network after retries, 403, a list cut short
+EXIT_REJECTED = 11     # GitHub refused a write as invalid (422)
 
 # ── Constants and pricing ─────────────────────────────────────────────────────
 
@@ -1405,8 +1412,21 @@ def format_duration(minutes: float | None) -> str:
     return f"{whole // 60}h {whole % 60:02d}m"
 
 
+def cents(dollars) -> int:
+    """Dollars to whole cents, half up, from the decimal text so 12.445 becomes 1245."""
+    if dollars is None:
+        return 0
+    return int(decimal.Decimal(repr(float(dollars))).quantize(decimal.Decimal("0.01"),
+                                                              decimal.ROUND_HALF_UP) * 100)
+
+
+def format_cents(value: int) -> str:
+    return f"${value // 100:,}.{value % 100:02d}"
+
+
 def format_cost(dollars: float | None) -> str:
-    return "n/a" if dollars is None else f"${dollars:,.2f}"
+    """12.4451 -> '$12.45'; rounded half up like the summary's sums, so the two always agree."""
+    return "n/a" if dollars is None else format_cents(cents(dollars))
 
 
 def short_model(model: str) -> str:
@@ -1507,6 +1527,770 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+# ── Markdown rendering: the per-session and summary comments ──────────────────
+#
+# Everything here is pure: a stats dict in, comment text out, and back again. Text that comes
+# from data (branch names, commit messages, skill names, problems, descriptions) passes through
+# md_text or md_code so it cannot break a table, a code span, a <details> block or a marker.
+
+COMMENT_LIMIT = 65_536                 # GitHub rejects longer comment bodies with a 422
+SESSION_MARKER = "<!-- SESSION:{short} -->"
+SUMMARY_MARKER = "<!-- SESSION_SUMMARY -->"
+SESSION_DATA_TITLE = "Session Data (JSON)"
+SUMMARY_DATA_TITLE = "Summary Data (JSON)"
+_SESSION_MARKER_RE = re.compile(r"<!-- SESSION:([0-9A-Za-z_\-]{1,64}) -->")
+TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
+
+SESSION_COMMENT_TEMPLATE = """\
+{marker}
+## Claude Code Session Report
+
+**TL;DR:** {tldr}
+
+**Session:** `{short}` | **Branch:** {branch} | **Duration:** {duration}
+
+### Token Usage
+
+{token_table}{unpriced}
+### Subagents
+
+{subagents}
+### Skills & Tools
+
+{skills}
+<details><summary>Tool Usage</summary>
+
+{tools}
+</details>
+{workflows}
+### Problems Faced
+
+{problems}
+### Commits
+
+{commits}
+<details><summary>{data_title}</summary>
+
+```json
+{data}
+```
+
+</details>
+"""
+
+SUMMARY_COMMENT_TEMPLATE = """\
+{marker}
+## Claude Code {kind} Summary
+
+**TL;DR:** {tldr}
+
+**Sessions:** {sessions} | **Total Cost:** {cost} | **Commits:** {commits}
+
+### Aggregate Token Usage
+
+{token_table}
+### Session History
+
+{history}
+### Totals Verification
+
+{verification}
+<details><summary>{data_title}</summary>
+
+```json
+{data}
+```
+
+</details>
+"""
+
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]|~#!])")
+
+
+def md_text(value, limit: int = 200) -> str:
+    """Data as inert Markdown text on one line: no HTML, no emphasis, no table break, no @-ping."""
+    text = shorten(" ".join(str(value).split()), limit)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_PUNCTUATION.sub(r"\\\1", text)
+    return text.replace("@", "@&#8203;")
+
+
+def md_code(value, in_table: bool = False, limit: int = 120) -> str:
+    """Data as a code span on one line, fenced with more backticks than it contains."""
+    text = shorten(" ".join(str(value).split()), limit)
+    if not text:
+        return "-"
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    if text.startswith("`") or text.endswith("`"):
+        text = f" {text} "
+    if in_table:
+        text = text.replace("|", "\\|")
+    return f"{fence}{text}{fence}"
+
+
+def format_tokens(n) -> str:
+    """Token counts as the design shows them: 241,558 below a million, then 56.7M and 1.4B."""
+    n = as_int(n)
+    if n >= 1_000_000_000:
+        return f"{n / 1_000_000_000:.1f}B"
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    return f"{n:,}"
+
+
+def md_table(header: list[str], rows: list[list[str]], omitted: int = 0, noun: str = "rows") -> str:
+    """A GFM table; cells must already be escaped. Ends with one newline."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("-" * (len(h) + 2) for h in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if omitted:
+        lines.append("")
+        lines.append(f"_…and {omitted:,} more {noun} (in the JSON below)._")
+    return "\n".join(lines) + "\n"
+
+
+def data_block(obj, indent: int | None) -> str:
+    """JSON for a fenced block: '<', '>' and '&' escaped so no marker or tag can form in the body."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False,
+                      separators=None if indent else (",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _token_rows(models: dict, bold_total: dict | None) -> list[list[str]]:
+    rows = []
+    for name, row in models.items():
+        rows.append([md_text(name), format_tokens(row.get("input_tokens")),
+                     format_tokens(row.get("output_tokens")),
+                     format_tokens(row.get("cache_creation_tokens")),
+                     format_tokens(row.get("cache_read_tokens")), format_cost(row.get("cost_usd"))])
+    if bold_total is not None:
+        t = bold_total
+        rows.append(["**Total**"] + [f"**{format_tokens(t['tokens'].get(k))}**"
+                                     for k in ("input", "output", "cache_creation", "cache_read")]
+                    + [f"**{format_cost(t['cost'])}**"])
+    return rows
+
+
+TOKEN_HEADER = ["Model", "Input", "Output", "Cache Create", "Cache Read", "Est. Cost"]
+
+
+def _capped(items: list, limit: int | None) -> tuple[list, int]:
+    if limit is None or len(items) <= limit:
+        return items, 0
+    return items[:limit], len(items) - limit
+
+
+def list_total(stats: dict, key: str) -> int:
+    """Length of a stats list, counting entries a size-limited comment left out."""
+    return len(stats.get(key) or []) + as_int(as_dict(stats.get("omitted")).get(key))
+
+
+def trim_stats(stats: dict, keep: int | None) -> dict:
+    """The stats with long lists cut to `keep` entries; `omitted` records how many were left out."""
+    if keep is None:
+        return stats
+    trimmed = dict(stats)
+    omitted = dict(as_dict(stats.get("omitted")))
+    for key in ("commits", "subagents", "problems_faced", "skills_invoked"):
+        items = stats.get(key) or []
+        if len(items) > keep:
+            trimmed[key] = items[:keep]
+            omitted[key] = omitted.get(key, 0) + len(items) - keep
+    if omitted:
+        trimmed["omitted"] = omitted
+    return trimmed
+
+
+# Each step gives up a little more to fit the 65,536 limit: rows in tables first, then JSON
+# whitespace, then list entries inside the JSON (their counts stay in `omitted`), then diagrams.
+SHRINK_STEPS = (
+    # (table rows, JSON indent, JSON list entries kept, workflows shown)
+    (None, 2, None, True),
+    (50, 2, None, True),
+    (20, None, None, True),
+    (5, None, None, True),
+    (5, None, 200, True),
+    (0, None, 50, False),
+    (0, None, 10, False),
+    (0, None, 0, False),
+)
+
+
+def render_session_comment(stats: dict, workflows: dict | None = None) -> str:
+    """The design's per-session comment, shrunk step by step until it fits GitHub's limit."""
+    for rows, indent, keep, show_workflows in SHRINK_STEPS:
+        body = _session_comment(stats, workflows if show_workflows else None, rows, indent, keep)
+        if len(body) <= COMMENT_LIMIT:
+            return body
+    return body   # only reachable with absurd tool or model counts; GitHub will say so
+
+
+def _session_comment(stats, workflows, rows, indent, keep) -> str:
+    short = as_str(stats.get("session_id_short")) or as_str(stats.get("session_id"))[:8]
+    models = as_dict(stats.get("models"))
+    totals = as_dict(stats.get("total_tokens"))
+    cost = stats.get("estimated_cost_usd")
+    skills = [s for s in stats.get("skills_invoked") or [] if isinstance(s, dict)]
+    commit_count = list_total(stats, "commits")
+
+    tldr = [f"Session `{short}`", ", ".join(md_text(short_model(m)) for m in models) or "no model",
+            format_duration(stats.get("duration_minutes")), format_cost(cost),
+            f"{commit_count} commit{'' if commit_count == 1 else 's'}"]
+    if skills:
+        tldr.append(", ".join(md_text(s.get("skill")) for s in skills))
+
+    token_table = md_table(TOKEN_HEADER, _token_rows(models, {"tokens": totals, "cost": cost}))
+    unpriced = stats.get("unpriced_models") or []
+    unpriced_note = ("\n_No price is known for " + ", ".join(md_code(m) for m in unpriced)
+                     + "; their tokens are not in the cost._\n") if unpriced else ""
+
+    subagent_rows, more = _capped([s for s in stats.get("subagents") or [] if isinstance(s, dict)], rows)
+    more += as_int(as_dict(stats.get("omitted")).get("subagents"))
+    subagent_table = md_table(
+        ["ID", "Type", "Model", "Input", "Output"],
+        [[md_code(s.get("id"), True), md_text(s.get("type") or "-"),
+          md_text(short_model(as_str(s.get("model"))) or "-"),
+          format_tokens(as_dict(s.get("tokens")).get("input")),
+          format_tokens(as_dict(s.get("tokens")).get("output"))] for s in subagent_rows],
+        more, "subagents") if subagent_rows or more else "_None._\n"
+
+    skill_rows, more = _capped(skills, rows)
+    more += as_int(as_dict(stats.get("omitted")).get("skills_invoked"))
+    skill_table = md_table(["Skill", "Invocations", "Status"],
+                           [[md_text(s.get("skill")), str(as_int(s.get("count"))),
+                             md_text(s.get("status") or "unknown")] for s in skill_rows],
+                           more, "skills") if skill_rows or more else "_No skills invoked._\n"
+
+    tools = list(as_dict(stats.get("tools")).items())
+    tool_rows, more = _capped(tools, rows if rows is None else max(rows, 10))
+    tool_table = md_table(["Tool", "Count"], [[md_text(n), f"{as_int(c):,}"] for n, c in tool_rows],
+                          more, "tools") if tools else "_No tool calls._\n"
+
+    problems = [p for p in stats.get("problems_faced") or [] if isinstance(p, dict)]
+    problem_rows, more = _capped(problems, rows)
+    more += as_int(as_dict(stats.get("omitted")).get("problems_faced"))
+    problem_table = md_table(
+        ["Problem", "Resolved", "Iterations"],
+        [[md_text(p.get("description")), "yes" if p.get("resolved") else "no",
+          str(as_int(p.get("iterations")))] for p in problem_rows],
+        more, "problems") if problem_rows or more else "_None._\n"
+
+    commit_rows, more = _capped([c for c in stats.get("commits") or [] if isinstance(c, dict)], rows)
+    more += as_int(as_dict(stats.get("omitted")).get("commits"))
+    commit_lines = [f"- {md_code(c.get('sha'))} - {md_text(c.get('message'), 120)}" for c in commit_rows]
+    if more:
+        commit_lines.append(f"- _…and {more:,} more commits (in the JSON below)._")
+    commit_list = "\n".join(commit_lines) + "\n" if commit_lines else "_None._\n"
+
+    workflow_text = "".join(f"\n### {md_text(name)} Workflow\n\n{diagram}"
+                            for name, diagram in (workflows or {}).items())
+
+    return SESSION_COMMENT_TEMPLATE.format(
+        marker=SESSION_MARKER.format(short=_marker_id(short)), tldr=" | ".join(tldr), short=short,
+        branch=md_code(stats.get("branch")) if stats.get("branch") else "-",
+        duration=format_duration(stats.get("duration_minutes")),
+        token_table=token_table, unpriced=unpriced_note, subagents=subagent_table,
+        skills=skill_table, tools=tool_table, workflows=workflow_text, problems=problem_table,
+        commits=commit_list, data_title=SESSION_DATA_TITLE,
+        data=data_block(trim_stats(stats, keep), indent))
+
+
+def _marker_id(short: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_\-]", "", short)[:64] or "unknown"
+
+
+# ── Reading comments back ──
+
+def comment_data(body: str, title: str):
+    """The JSON object in a comment's <details> data block, or None if there is none."""
+    m = re.search(r"<details><summary>" + re.escape(title) + r"</summary>\s*```json\n(.*?)\n```\s*</details>",
+                  body, re.DOTALL)
+    if not m:
+        return None
+    try:
+        return json.loads(m.group(1))
+    except ValueError:
+        return None
+
+
+def first_line(body) -> str:
+    return as_str(body).split("\n", 1)[0].strip()
+
+
+def session_marker_id(body) -> str | None:
+    """The short id of a body whose first line is a session marker."""
+    m = _SESSION_MARKER_RE.fullmatch(first_line(body))
+    return m.group(1) if m else None
+
+
+def is_trusted(comment: dict, trusted_logins: set) -> bool:
+    login = as_str(as_dict(comment.get("user")).get("login")).casefold()
+    return comment.get("author_association") in TRUSTED_ASSOCIATIONS or login in trusted_logins
+
+
+def validate_session_data(data, marker_id: str) -> str | None:
+    """Why a session comment's JSON cannot be counted, or None when it can."""
+    if not isinstance(data, dict):
+        return "no readable Session Data (JSON) block"
+    sid = data.get("session_id")
+    if not isinstance(sid, str) or not sid:
+        return "no session_id"
+    if not sid.startswith(marker_id):
+        return f"marker {marker_id} does not match session_id {sid[:8]}"
+    totals = data.get("total_tokens")
+    if not isinstance(totals, dict) or not all(
+            isinstance(totals.get(k), int) and not isinstance(totals.get(k), bool) and totals[k] >= 0
+            for k in ("input", "output", "cache_creation", "cache_read")):
+        return "total_tokens missing or not counts"
+    cost = data.get("estimated_cost_usd")
+    if cost is not None and (not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0):
+        return "estimated_cost_usd is not a number"
+    if not isinstance(data.get("models", {}), dict) or not isinstance(data.get("commits", []), list):
+        return "models or commits malformed"
+    return None
+
+
+def collect_sessions(comments: list, trusted_logins: set) -> tuple[list[dict], list[str]]:
+    """Session stats from trusted session comments, one per session, and a warning per skip."""
+    chosen, warnings = {}, []
+    for comment in comments:
+        if not isinstance(comment, dict):
+            continue
+        body = as_str(comment.get("body"))
+        marker_id = session_marker_id(body)
+        if marker_id is None:
+            continue
+        login = as_str(as_dict(comment.get("user")).get("login")) or "?"
+        where = f"comment {comment.get('id')} by @{login}"
+        if not is_trusted(comment, trusted_logins):
+            warnings.append(f"skipped {where}: author is not trusted "
+                            f"({comment.get('author_association') or 'NONE'}); "
+                            "use --trusted-authors to count it")
+            continue
+        data = comment_data(body, SESSION_DATA_TITLE)
+        problem = validate_session_data(data, marker_id)
+        if problem:
+            warnings.append(f"skipped {where}: {problem}")
+            continue
+        rank = (as_str(comment.get("updated_at")), as_int(comment.get("id")))
+        previous = chosen.get(data["session_id"])
+        if previous is not None:
+            warnings.append(f"session {data['session_id'][:8]} appears in more than one comment; "
+                            "counting the most recently updated")
+        if previous is None or rank > previous[0]:
+            chosen[data["session_id"]] = (rank, data)
+    sessions = sorted((data for _, data in chosen.values()),
+                      key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
+    return sessions, warnings
+
+
+# ── The summary comment ──
+
+def session_status(stats: dict) -> str:
+    """'done', or how many problems were left unresolved."""
+    unresolved = sum(1 for p in stats.get("problems_faced") or []
+                     if isinstance(p, dict) and not p.get("resolved"))
+    return "done" if not unresolved else f"{unresolved} open problem{'s' if unresolved > 1 else ''}"
+
+
+def summarize(sessions: list[dict], target: dict | None, state: str | None) -> dict:
+    """The summary's data: per-session rows and sums, all recomputed from the sessions."""
+    models = {}
+    totals = {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0}
+    rows = []
+    for stats in sessions:
+        for name, m in as_dict(stats.get("models")).items():
+            agg = models.setdefault(name, {"messages": 0, "input_tokens": 0, "output_tokens": 0,
+                                           "cache_creation_tokens": 0, "cache_read_tokens": 0,
+                                           "cost_cents": 0, "priced": True})
+            m = as_dict(m)
+            for key in ("messages", "input_tokens", "output_tokens", "cache_creation_tokens",
+                        "cache_read_tokens"):
+                agg[key] += as_int(m.get(key))
+            agg["priced"] = agg["priced"] and m.get("cost_usd") is not None
+            agg["cost_cents"] += cents(m.get("cost_usd"))
+        for key in totals:
+            totals[key] += as_int(as_dict(stats.get("total_tokens")).get(key))
+        rows.append({
+            "session_id": stats["session_id"],
+            "started_at": stats.get("started_at"),
+            "duration_minutes": stats.get("duration_minutes"),
+            "estimated_cost_usd": cents(stats.get("estimated_cost_usd")) / 100,
+            "commits": list_total(stats, "commits"),
+            "skills": [as_str(s.get("skill")) for s in stats.get("skills_invoked") or []
+                       if isinstance(s, dict)],
+            "status": session_status(stats),
+            "unpriced_models": list(stats.get("unpriced_models") or []),
+        })
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "target": target,
+        "state": state,
+        "session_count": len(rows),
+        "sessions": rows,
+        "models": {name: {**{k: v for k, v in agg.items() if k not in ("cost_cents", "priced")},
+                          "cost_usd": agg["cost_cents"] / 100 if agg["priced"] else None}
+                   for name, agg in sorted(models.items())},
+        "total_tokens": totals,
+        "estimated_cost_usd": sum(cents(r["estimated_cost_usd"]) for r in rows) / 100,
+        "commits": sum(r["commits"] for r in rows),
+    }
+
+
+def render_summary_comment(summary: dict) -> str:
+    """The design's summary comment; long histories are cut to fit GitHub's limit."""
+    for limit in (None, 200, 50, 10):
+        body = _summary_comment(summary, limit)
+        if len(body) <= COMMENT_LIMIT:
+            return body
+    return body
+
+
+def _summary_comment(summary: dict, limit: int | None) -> str:
+    rows = summary["sessions"]
+    cost_cents = cents(summary["estimated_cost_usd"])
+    commits = summary["commits"]
+    target = summary.get("target") or {}
+    kind = "Issue" if target.get("type") == "issue" else "PR"
+    noun = "session" if len(rows) == 1 else "sessions"
+    tldr = [f"{len(rows)} {noun}", f"{format_cents(cost_cents)} total",
+            f"{commits} commit{'' if commits == 1 else 's'}"]
+    if summary.get("state"):
+        tldr.append(md_text(summary["state"]))
+
+    model_rows = _token_rows(summary["models"], None)
+    if len(summary["models"]) > 1:
+        t = summary["total_tokens"]
+        model_rows.append(["**Total**"] + [f"**{format_tokens(t[k])}**" for k in
+                                           ("input", "output", "cache_creation", "cache_read")]
+                          + [f"**{format_cents(cost_cents)}**"])
+    token_table = md_table(TOKEN_HEADER, model_rows) if model_rows else "_No API calls recorded._\n"
+
+    shown, more = _capped(rows, limit)
+    history = md_table(
+        ["#", "Session", "Duration", "Cost", "Skills", "Commits", "Status"],
+        [[str(i), md_code(r["session_id"][:8], True), format_duration(r["duration_minutes"]),
+          format_cost(r["estimated_cost_usd"]) + ("+" if r["unpriced_models"] else ""),
+          ", ".join(md_text(s) for s in r["skills"]) or "-", str(r["commits"]), md_text(r["status"])]
+         for i, r in enumerate(shown, 1)], more, "sessions") if rows else "_No session comments yet._\n"
+
+    if limit is None or len(rows) <= limit:
+        cost_terms = " + ".join(format_cost(r["estimated_cost_usd"]) for r in rows) or "$0.00"
+        commit_terms = " + ".join(str(r["commits"]) for r in rows) or "0"
+    else:
+        cost_terms = f"{len(rows)} session costs"
+        commit_terms = f"{len(rows)} session commit counts"
+    verification = (f"- Sum of session costs: {cost_terms} = **{format_cents(cost_cents)}**\n"
+                    f"- Sum of session commits: {commit_terms} = **{commits}**\n")
+    if any(r["unpriced_models"] for r in rows):
+        verification += "- Sessions marked + used models with no known price; those tokens are not in the cost.\n"
+
+    return SUMMARY_COMMENT_TEMPLATE.format(
+        marker=SUMMARY_MARKER, kind=kind, tldr=" | ".join(tldr), sessions=len(rows),
+        cost=format_cents(cost_cents), commits=commits, token_table=token_table,
+        history=history, verification=verification, data_title=SUMMARY_DATA_TITLE,
+        data=data_block(summary, 2 if limit is None else None))
+
+
+# ── GitHub client: `gh api`, REST only ────────────────────────────────────────
+#
+# One small class runs the real `gh` and is passed to whatever needs GitHub, so tests drive it
+# against a fake server and the pure core above never touches the network. gh's exit code is
+# checked before its output is read: a list that failed on page 2 prints page 1 and exits 1.
+
+GH_ATTEMPTS = 4              # first try plus three retries, for rate limits, 5xx and network errors
+GH_BASE_DELAY = 0.5          # seconds; doubled per retry when GitHub names no wait
+GH_MAX_WAIT = 90             # a rate-limit reset further away than this is reported, not awaited
+_HTTP_STATUS_RE = re.compile(r"\(HTTP (\d{3})\)")
+
+
+class GitHubError(UserError):
+    """A gh failure with the HTTP status (0 when none) and whether retrying may help."""
+
+    def __init__(self, message: str, code: int, status: int = 0, retryable: bool = False,
+                 wait: float | None = None):
+        super().__init__(message, code)
+        self.status, self.retryable, self.wait = status, retryable, wait
+
+
+@dataclass
+class GhReply:
+    status: int
+    headers: dict
+    data: object
+
+
+class GitHub:
+    """Runs `gh api` for REST calls; retries rate limits and server errors a bounded number of times."""
+
+    def __init__(self, repo: str, warn=None, sleep=time.sleep, attempts: int = GH_ATTEMPTS,
+                 base_delay: float = GH_BASE_DELAY, max_wait: float = GH_MAX_WAIT, gh: str = "gh"):
+        self.repo, self.gh = repo, gh
+        self.warn = warn or (lambda message: None)
+        self.sleep, self.attempts = sleep, attempts
+        self.base_delay, self.max_wait = base_delay, max_wait
+        self._login = None
+
+    # ── the calls the phases make ──
+
+    def login(self) -> str:
+        if self._login is None:
+            self._login = as_str(as_dict(self.request("GET", "user")).get("login"))
+            if not self._login:
+                raise GitHubError("gh api user returned no login", EXIT_GITHUB)
+        return self._login
+
+    def get(self, path: str, **fields):
+        return self.request("GET", path, fields=fields)
+
+    def list(self, path: str, **fields) -> list:
+        """Every item of a paginated list (gh follows the Link headers)."""
+        return self._with_retries(lambda: self._list_once(path, fields), f"GET {path}")
+
+    def request(self, method: str, path: str, payload=None, fields=None, retry: bool = True):
+        once = lambda: self._request_once(method, path, payload, fields or {})  # noqa: E731
+        return self._with_retries(once, f"{method} {path}") if retry else once()
+
+    def repo_path(self, rest: str) -> str:
+        return f"repos/{self.repo}/{rest}"
+
+    # ── running gh ──
+
+    def _with_retries(self, call, what: str):
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return call()
+            except GitHubError as exc:
+                if not exc.retryable or attempt == self.attempts:
+                    raise
+                wait = exc.wait if exc.wait is not None else self.base_delay * 2 ** (attempt - 1)
+                if wait > self.max_wait:
+                    raise GitHubError(f"{exc} (GitHub asks to wait {wait:.0f}s; try again later)",
+                                      exc.code, exc.status) from None
+                self.warn(f"{what}: {exc}; retrying in {wait:.1f}s ({attempt}/{self.attempts - 1})")
+                self.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _run(self, argv: list[str], payload) -> subprocess.CompletedProcess:
+        body_file = None
+        try:
+            if payload is not None:
+                fd, body_file = tempfile.mkstemp(prefix="session-analytics-", suffix=".json")
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(payload, handle, ensure_ascii=False)
+                argv = argv + ["--input", body_file]
+            try:
+                return subprocess.run([self.gh, "api", *argv], capture_output=True, timeout=300,
+                                      stdin=subprocess.DEVNULL)
+            except FileNotFoundError:
+                raise GitHubError("gh (the GitHub CLI) is not installed: see https://cli.github.com "
+                                  "or `apt-get install gh`", EXIT_GH_MISSING) from None
+            except subprocess.TimeoutExpired:
+                raise GitHubError(f"gh api {argv[0]} timed out", EXIT_GITHUB, retryable=True) from None
+        finally:
+            if body_file:
+                os.unlink(body_file)
+
+    def _request_once(self, method, path, payload, fields) -> object:
+        argv = [path, "-X", method, "--include"]
+        for key, value in fields.items():
+            argv += ["-f", f"{key}={value}"]
+        proc = self._run(argv, payload)
+        reply = parse_included(proc.stdout)
+        if proc.returncode != 0 or reply.status >= 400:
+            raise gh_failure(proc, reply, f"{method} {path}")
+        return reply.data
+
+    def _list_once(self, path, fields) -> list:
+        argv = [path, "--paginate", "--jq", ".[]"]
+        if fields:
+            argv += ["-X", "GET"]
+            for key, value in fields.items():
+                argv += ["-f", f"{key}={value}"]
+        proc = self._run(argv, None)
+        if proc.returncode != 0:
+            failure = gh_failure(proc, GhReply(0, {}, None), f"GET {path}")
+            if proc.stdout.strip() and failure.status:
+                failure.args = (f"{failure.args[0]} (failed part-way through the list)",)
+            raise failure
+        return list(iter_json_values(proc.stdout.decode("utf-8", "replace")))
+
+
+def parse_included(raw: bytes) -> GhReply:
+    """Status, headers and JSON body of `gh api --include` output."""
+    text = raw.decode("utf-8", "replace")
+    m = re.match(r"HTTP/[\d.]+ (\d{3})[^\n]*\n", text)
+    if not m:
+        return GhReply(0, {}, _json_or_none(text))
+    head, _, body = text[m.end():].partition("\r\n\r\n")
+    if not _ and "\n\n" in text[m.end():]:
+        head, _, body = text[m.end():].partition("\n\n")
+    headers = {}
+    for line in head.splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return GhReply(int(m.group(1)), headers, _json_or_none(body))
+
+
+def _json_or_none(text: str):
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def iter_json_values(text: str):
+    """The JSON values gh --jq prints, one after another."""
+    decoder = json.JSONDecoder()
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos >= end:
+            return
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            raise GitHubError("gh printed output that is not JSON", EXIT_GITHUB) from None
+        yield value
+
+
+def gh_failure(proc: subprocess.CompletedProcess, reply: GhReply, what: str) -> GitHubError:
+    """One clear GitHubError for a failed gh call, classified by HTTP status."""
+    stderr = proc.stderr.decode("utf-8", "replace").strip()
+    status = reply.status
+    if not status:
+        m = _HTTP_STATUS_RE.search(stderr)
+        status = int(m.group(1)) if m else 0
+    data = as_dict(reply.data)
+    message = as_str(data.get("message")) or (stderr.splitlines()[-1] if stderr else "no output")
+    message = _HTTP_STATUS_RE.sub("", message.removeprefix("gh: ")).strip()
+    details = "; ".join(as_str(e.get("message") or e.get("code")) for e in data.get("errors") or []
+                        if isinstance(e, dict))
+    if details:
+        message += f" ({details})"
+    headers = reply.headers
+    if proc.returncode == 4 or status == 401 or "gh auth login" in stderr:
+        return GitHubError("gh is not authenticated for this host: run `gh auth login` "
+                           "or set GH_TOKEN", EXIT_GH_AUTH, status)
+    rate_limited = status == 429 or (status == 403 and (
+        headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers
+        or "rate limit" in message.lower()))
+    if rate_limited:
+        return GitHubError(f"{what}: rate limited by GitHub ({message})", EXIT_RATE_LIMIT, status,
+                           retryable=True, wait=_rate_limit_wait(headers))
+    if status == 404:
+        return GitHubError(f"{what}: not found (check the repository, the number, and that gh's "
+                           "account can see them)", EXIT_NOT_FOUND, status)
+    if status == 422:
+        return GitHubError(f"{what}: GitHub rejected the request: {message}", EXIT_REJECTED, status)
+    if status >= 500 or status == 0:
+        return GitHubError(f"{what}: {message}" + (f" (HTTP {status})" if status else ""),
+                           EXIT_GITHUB, status, retryable=True)
+    return GitHubError(f"{what}: {message} (HTTP {status})", EXIT_GITHUB, status)
+
+
+def _rate_limit_wait(headers: dict) -> float | None:
+    """Seconds GitHub asks us to wait: retry-after, else until the rate limit resets."""
+    if headers.get("retry-after", "").strip().isdigit():
+        return float(headers["retry-after"])
+    if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset", "").isdigit():
+        return max(float(headers["x-ratelimit-reset"]) - time.time(), 0.0) + 1.0
+    return None
+
+
+# ── GitHub workflows: target detection and idempotent comments ────────────────
+
+@dataclass
+class Target:
+    repo: str
+    kind: str          # "pr" or "issue"
+    number: int
+    state: str         # open, closed or merged
+
+    def as_stats(self) -> dict:
+        return {"type": self.kind, "number": self.number}
+
+
+def resolve_target(github: GitHub, kind: str | None, number: int | None, branch: str | None) -> Target:
+    """The PR or issue to comment on: --target/--number, else the open PR of the branch."""
+    if number is None:
+        if not branch:
+            raise UserError("no --number given and no current branch to find its pull request; "
+                            "pass --target pr|issue --number N", EXIT_USAGE)
+        owners = [github.repo.split("/")[0]]
+        pulls = []
+        for owner in owners + [github.login()]:
+            pulls = github.list(github.repo_path("pulls"), head=f"{owner}:{branch}", state="open")
+            if pulls:
+                break
+        if not pulls:
+            raise GitHubError(f"no open pull request for branch {branch} in {github.repo}; "
+                              "pass --target pr|issue --number N", EXIT_NOT_FOUND)
+        pulls.sort(key=lambda p: as_int(as_dict(p).get("number")))
+        number = as_int(pulls[-1].get("number"))
+        if len(pulls) > 1:
+            github.warn(f"branch {branch} has {len(pulls)} open pull requests; using #{number}")
+    issue = as_dict(github.get(github.repo_path(f"issues/{number}")))
+    actual = "pr" if issue.get("pull_request") else "issue"
+    if kind and kind != actual:
+        github.warn(f"#{number} is {'a pull request' if actual == 'pr' else 'an issue'}, "
+                    f"not {'a pull request' if kind == 'pr' else 'an issue'}; reporting it as such")
+    state = as_str(issue.get("state")) or "open"
+    if actual == "pr" and as_dict(issue.get("pull_request")).get("merged_at"):
+        state = "merged"
+    return Target(github.repo, actual, number, state)
+
+
+@dataclass
+class Posted:
+    action: str        # created, updated or unchanged
+    comment: dict
+
+
+def upsert_comment(github: GitHub, target: Target, body: str, is_mine) -> Posted:
+    """Create the comment, or update our earlier one; no write at all when the body is unchanged.
+
+    `is_mine(comment)` picks our earlier comment. A create that fails in a way that may still
+    have reached GitHub is followed by a fresh look before any retry, so it never duplicates.
+    """
+    path = github.repo_path(f"issues/{target.number}/comments")
+    for attempt in range(1, github.attempts + 1):
+        login = github.login()
+        mine = [c for c in github.list(path) if isinstance(c, dict)
+                and as_dict(c.get("user")).get("login") == login and is_mine(c)]
+        if mine:
+            comment = min(mine, key=lambda c: as_int(c.get("id")))
+            if comment.get("body") == body:
+                return Posted("unchanged", comment)
+            updated = github.request("PATCH", github.repo_path(f"issues/comments/{comment['id']}"),
+                                     {"body": body})
+            return Posted("updated", as_dict(updated))
+        try:
+            created = github.request("POST", path, {"body": body}, retry=False)
+            return Posted("created", as_dict(created))
+        except GitHubError as exc:
+            if not exc.retryable or attempt == github.attempts:
+                raise
+            wait = exc.wait if exc.wait is not None else github.base_delay * 2 ** (attempt - 1)
+            github.warn(f"creating the comment failed ({exc}); checking before retrying in {wait:.1f}s")
+            github.sleep(min(wait, github.max_wait))
+    raise AssertionError("unreachable")
+
+
+def pin_comment(github: GitHub, target: Target, comment: dict) -> None:
+    """Pin a comment where GitHub allows it (issues); failing to pin is only a warning."""
+    if target.kind != "issue" or not comment.get("id"):
+        return
+    try:
+        github.request("PUT", github.repo_path(f"issues/comments/{comment['id']}/pin"))
+    except GitHubError as exc:
+        if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
+            raise
+        github.warn(f"could not pin the summary comment: {exc}")
+
+
 # ── CLI ───────────────────────────────────────────────────────────────────────
 
 EPILOG = """\
@@ -1516,10 +2300,20 @@ examples:
   %(prog)s --phase stats --transcript ~/.claude/projects/-repo/ID.jsonl -o stats.json
   %(prog)s --phase list                          every session on this machine
   %(prog)s --phase list --json --since 2026-02-01 --project kagenti
+  %(prog)s --phase comment --dry-run             print this session's PR comment, post nothing
+  %(prog)s --phase comment --target issue --number 123
+  %(prog)s --phase summary --target pr --number 652
+  %(prog)s --phase summary --dry-run --stats-file a.json --stats-file b.json
+  %(prog)s --session-id "$CLAUDE_CODE_SESSION_ID"  the whole pipeline: stats, comment, summary
 
-session selection (stats): --transcript, else --session-id, else $CLAUDE_CODE_SESSION_ID,
-else the newest session of the current directory's project. Transcripts are read from
---projects-dir, else $CLAUDE_CONFIG_DIR/projects, else ~/.claude/projects.
+session selection: --stats-file, else --transcript, else --session-id, else
+$CLAUDE_CODE_SESSION_ID, else the newest session of the current directory's project.
+Transcripts are read from --projects-dir, else $CLAUDE_CONFIG_DIR/projects, else
+~/.claude/projects.
+
+GitHub (comment, summary, and no --phase): the repository is --repo, else GH_REPO, else the
+origin remote of the current directory; the target is --target/--number, else the open pull
+request whose head is the current branch. All calls go through `gh api` (REST).
 
 exit codes:
   0  ok
@@ -1528,6 +2322,12 @@ exit codes:
   3  no session found (unknown id, no transcript, empty projects folder)
   4  bad input file (pricing, problems or stats file unreadable or invalid)
   5  output file could not be written
+  6  gh (the GitHub CLI) is not installed
+  7  gh is not authenticated
+  8  repository, PR or issue not found, or no open PR for the branch
+  9  rate limited by GitHub beyond the bounded retries
+ 10  other GitHub failure (server errors or network after retries, permission, a list cut short)
+ 11  GitHub rejected a write as invalid (422)
 """
 
 
@@ -1539,22 +2339,32 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="session-analytics.py", description=__doc__.split("\n\n")[0],
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phase", choices=sorted(PHASES), help="what to do (see below)")
+    parser.add_argument("--phase", choices=sorted(PHASES),
+                        help="what to do; without it: stats, comment and summary in turn")
     pick = parser.add_argument_group("session selection")
     pick.add_argument("--session-id", help="session id or unique prefix")
     pick.add_argument("--transcript", help="path to a session's .jsonl transcript")
     pick.add_argument("--projects-dir", help="folder of Claude Code project transcripts")
+    pick.add_argument("--stats-file", metavar="FILE", action="append",
+                      help="reuse a stats JSON instead of reading transcripts (summary --dry-run: "
+                      "repeat it to summarise several)")
     data = parser.add_argument_group("data")
     data.add_argument("--pricing", metavar="FILE", help="JSON price table that overrides the built-in one")
     data.add_argument("--problems", metavar="FILE", help="JSON list of problems an agent wrote, merged in")
-    data.add_argument("--repo", metavar="OWNER/NAME", help="project name for the stats (default: GH_REPO, "
-                      "else the session directory's origin remote)")
-    data.add_argument("--target", choices=("pr", "issue"), help="what the session worked on")
-    data.add_argument("--number", type=int, help="PR or issue number for --target")
+    github = parser.add_argument_group("GitHub")
+    github.add_argument("--repo", metavar="OWNER/NAME", help="repository (default: GH_REPO, else the "
+                        "origin remote)")
+    github.add_argument("--target", choices=("pr", "issue"), help="comment on a pull request or an issue")
+    github.add_argument("--number", type=int, help="PR or issue number (default: the open PR of the "
+                        "current branch)")
+    github.add_argument("--trusted-authors", metavar="LOGINS", default="",
+                        help="summary: comma-separated logins trusted besides owners, members and "
+                        "collaborators")
+    github.add_argument("--dry-run", action="store_true", help="print what would be posted; post nothing")
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE (atomically)")
     out.add_argument("--json", action="store_true", help="list: JSON instead of a table")
-    out.add_argument("--quiet", action="store_true", help="no notes on stderr")
+    out.add_argument("--quiet", action="store_true", help="no notes or warnings on stderr")
     filt = parser.add_argument_group("list filters")
     filt.add_argument("--since", metavar="DATE", help="sessions started on or after DATE (YYYY-MM-DD)")
     filt.add_argument("--until", metavar="DATE", help="sessions started on or before DATE")
@@ -1570,22 +2380,22 @@ def emit(args, text: str) -> None:
         sys.stdout.flush()
 
 
-def detect_project(args, cwd: str | None, fallback: str) -> str:
-    """OWNER/NAME from --repo, GH_REPO or the session directory's origin remote."""
-    if args.repo:
-        return args.repo
-    if os.environ.get("GH_REPO"):
-        return os.environ["GH_REPO"]
-    if cwd and os.path.isdir(cwd):
-        try:
-            url = subprocess.run(["git", "-C", cwd, "remote", "get-url", "origin"],
-                                 capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            url = ""
-        repo = repo_from_remote(url)
-        if repo:
-            return repo
-    return fallback
+def warner(args):
+    """A function that prints one warning line on stderr, unless --quiet."""
+    def warn(message: str) -> None:
+        if not args.quiet:
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+    return warn
+
+
+def _git(folder: str | None, *argv: str) -> str:
+    if not folder or not os.path.isdir(folder):
+        return ""
+    try:
+        return subprocess.run(["git", "-C", folder, *argv], capture_output=True, text=True,
+                              timeout=10, stdin=subprocess.DEVNULL).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def repo_from_remote(url: str) -> str | None:
@@ -1594,23 +2404,120 @@ def repo_from_remote(url: str) -> str | None:
     return f"{m.group(1)}/{m.group(2)}" if m and ("://" in url or "@" in url) else None
 
 
-def run_stats(args) -> int:
+def detect_repo(args, *folders: str | None) -> str | None:
+    """OWNER/NAME from --repo, GH_REPO ([HOST/]OWNER/NAME), else the origin remote of a folder."""
+    for given in (args.repo, os.environ.get("GH_REPO")):
+        if given:
+            parts = given.strip().strip("/").split("/")
+            if len(parts) not in (2, 3) or not all(parts):
+                raise UserError(f"not a repository: {given!r} (use OWNER/NAME)", EXIT_USAGE)
+            return "/".join(parts[-2:])
+    for folder in folders:
+        repo = repo_from_remote(_git(folder, "remote", "get-url", "origin"))
+        if repo:
+            return repo
+    return None
+
+
+def current_branch() -> str | None:
+    branch = _git(os.getcwd(), "rev-parse", "--abbrev-ref", "HEAD")
+    return branch if branch and branch != "HEAD" else None
+
+
+def flag_target(args) -> dict | None:
+    """The target named on the command line, as the stats record it."""
+    if args.target and args.number is None:
+        raise UserError("--target needs --number", EXIT_USAGE)
+    if args.number is None:
+        return None
+    return {"type": args.target or "pr", "number": args.number}
+
+
+def load_stats_file(path: str) -> dict:
+    data = read_json_file(Path(path), "stats file")
+    problem = validate_session_data(data, as_str(as_dict(data).get("session_id"))[:8])
+    if problem:
+        raise UserError(f"stats file {path}: {problem}", EXIT_BAD_INPUT)
+    return data
+
+
+def session_stats(args) -> dict:
+    """The stats of the chosen session: from --stats-file, else computed from its transcripts."""
+    if args.stats_file:
+        if len(args.stats_file) > 1:
+            raise UserError("give one --stats-file for this phase", EXIT_USAGE)
+        stats = load_stats_file(args.stats_file[0])
+        return {**stats, "target": flag_target(args) or stats.get("target")}
     pricing = load_pricing(args.pricing)
     extra = load_problems(args.problems) if args.problems else []
     project, sid, groups = locate_session(args)
     report = ReadReport()
     facts = read_session(project, sid, groups, report)
-    if not facts.timestamps and not facts.calls:
-        report.emit(args.quiet)
-        raise UserError(f"session {sid} has no readable records", EXIT_NO_SESSION)
-    target = None
-    if args.target or args.number is not None:
-        if not (args.target and args.number is not None):
-            raise UserError("--target and --number go together", EXIT_USAGE)
-        target = {"type": args.target, "number": args.number}
-    name = detect_project(args, _most_common(facts.cwds), project.name)
-    stats = compute_stats(facts, pricing, name, target, extra)
     report.emit(args.quiet)
+    if not facts.timestamps and not facts.calls:
+        raise UserError(f"session {sid} has no readable records", EXIT_NO_SESSION)
+    session_cwd = _most_common(facts.cwds)
+    name = detect_repo(args, session_cwd) or project.name
+    return compute_stats(facts, pricing, name, flag_target(args), extra)
+
+
+def open_github(args, stats: dict | None) -> GitHub:
+    repo = detect_repo(args, os.getcwd(), (stats or {}).get("cwd"))
+    if not repo:
+        raise UserError("no GitHub repository: pass --repo OWNER/NAME or set GH_REPO", EXIT_USAGE)
+    return GitHub(repo, warn=warner(args))
+
+
+def find_target(github: GitHub, args, stats: dict | None) -> Target:
+    flag_target(args)
+    return resolve_target(github, args.target, args.number,
+                          current_branch() or (stats or {}).get("branch"))
+
+
+def stats_for_target(stats: dict, target: Target) -> dict:
+    return {**stats, "project": target.repo, "target": target.as_stats()}
+
+
+def post_session_comment(github: GitHub, target: Target, stats: dict) -> Posted:
+    """Create or update this session's comment on the target."""
+    sid = stats["session_id"]
+
+    def is_mine(comment: dict) -> bool:
+        body = as_str(comment.get("body"))
+        if session_marker_id(body) != sid[:8]:
+            return False
+        data = comment_data(body, SESSION_DATA_TITLE)
+        return not isinstance(data, dict) or data.get("session_id") in (None, sid)
+
+    return upsert_comment(github, target, render_session_comment(stats), is_mine)
+
+
+def summary_body(github: GitHub, target: Target, args, replace: dict | None = None) -> str:
+    """The summary recomputed from the target's trusted session comments."""
+    comments = github.list(github.repo_path(f"issues/{target.number}/comments"))
+    trusted = {login.strip().casefold() for login in args.trusted_authors.split(",") if login.strip()}
+    sessions, warnings = collect_sessions(comments, trusted)
+    for warning in warnings:
+        github.warn(warning)
+    if replace is not None:
+        sessions = [s for s in sessions if s["session_id"] != replace["session_id"]] + [replace]
+        sessions.sort(key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
+    return render_summary_comment(summarize(sessions, target.as_stats(), target.state))
+
+
+def post_summary(github: GitHub, target: Target, body: str) -> Posted:
+    posted = upsert_comment(github, target, body, lambda c: first_line(c.get("body")) == SUMMARY_MARKER)
+    if posted.action != "unchanged":
+        pin_comment(github, target, posted.comment)
+    return posted
+
+
+def posted_line(what: str, posted: Posted) -> str:
+    return f"{what} {posted.action}: {as_str(posted.comment.get('html_url')) or posted.comment.get('id')}\n"
+
+
+def run_stats(args) -> int:
+    stats = session_stats(args)
     emit(args, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
     return EXIT_OK
 
@@ -1633,8 +2540,55 @@ def run_list(args) -> int:
     return EXIT_OK
 
 
+def run_comment(args) -> int:
+    stats = session_stats(args)
+    if args.dry_run:
+        repo = detect_repo(args, os.getcwd(), stats.get("cwd"))
+        emit(args, render_session_comment({**stats, "project": repo or stats.get("project")}))
+        return EXIT_OK
+    github = open_github(args, stats)
+    target = find_target(github, args, stats)
+    emit(args, posted_line("comment", post_session_comment(github, target, stats_for_target(stats, target))))
+    return EXIT_OK
+
+
+def run_summary(args) -> int:
+    if args.stats_file:
+        if not args.dry_run:
+            raise UserError("--stats-file with --phase summary needs --dry-run: a posted summary is "
+                            "always recomputed from the comments on GitHub", EXIT_USAGE)
+        sessions, _ = collect_sessions(
+            [{"body": render_session_comment(load_stats_file(f)), "author_association": "OWNER",
+              "id": i} for i, f in enumerate(args.stats_file)], set())
+        target = flag_target(args)
+        emit(args, render_summary_comment(summarize(sessions, target, None)))
+        return EXIT_OK
+    github = open_github(args, None)
+    target = find_target(github, args, None)
+    body = summary_body(github, target, args)
+    emit(args, body if args.dry_run else posted_line("summary", post_summary(github, target, body)))
+    return EXIT_OK
+
+
+def run_pipeline(args) -> int:
+    """No --phase: stats, then the session comment, then the summary, on one target."""
+    stats = session_stats(args)
+    github = open_github(args, stats)
+    target = find_target(github, args, stats)
+    stats = stats_for_target(stats, target)
+    if args.dry_run:
+        emit(args, render_session_comment(stats) + "\n" + summary_body(github, target, args, stats))
+        return EXIT_OK
+    lines = posted_line("comment", post_session_comment(github, target, stats))
+    lines += posted_line("summary", post_summary(github, target, summary_body(github, target, args)))
+    emit(args, lines)
+    return EXIT_OK
+
+
 PHASES = {
     "stats": run_stats,
+    "comment": run_comment,
+    "summary": run_summary,
     "list": run_list,
 }
 
@@ -1642,9 +2596,8 @@ PHASES = {
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if not args.phase:
-            raise UserError("choose a phase with --phase " + "|".join(sorted(PHASES)), EXIT_USAGE)
-        return PHASES[args.phase](args)
+        flag_target(args)    # reject a bad --target/--number pair before any slow work
+        return PHASES[args.phase](args) if args.phase else run_pipeline(args)
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.code

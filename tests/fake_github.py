@@ -1,0 +1,349 @@
+"""A fake GitHub REST server on 127.0.0.1 over HTTPS, for driving the real `gh` in tests.
+
+It keeps issues, pull requests and comments in memory and behaves like GitHub where our
+script depends on it: `/api/v3/` paths (GitHub Enterprise style, which is how `gh` talks to a
+host that is not github.com), page-numbered lists with absolute `Link` headers, the 65,536
+character body limit answered with a 422, `author_association` on comments, and failures
+that tests inject (status, headers, latency).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import subprocess
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+import ssl
+
+BODY_LIMIT = 65536
+
+
+def make_cert(folder: Path) -> tuple[Path, Path]:
+    """A throw-away self-signed certificate for IP 127.0.0.1."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@dataclass
+class Fault:
+    """An injected failure: answers `status` to matching requests, `times` times."""
+    method: str
+    path_re: str
+    status: int
+    times: int = 1
+    headers: dict = field(default_factory=dict)
+    page: int | None = None
+    message: str = "injected failure"
+    after: bool = False      # do the request's work first, then answer with the failure
+
+
+class FakeGitHub:
+    """State and behaviour; `start()` serves it on a free port."""
+
+    def __init__(self, cert: Path, key: Path):
+        self.cert, self.key = cert, key
+        self.lock = threading.Lock()
+        self.tokens = {"x": "octo-bot"}            # token -> login
+        self.associations = {"octo-bot": "OWNER"}  # login -> author_association
+        self.issues = {}        # (repo, number) -> issue dict (pull requests too)
+        self.pulls = {}         # (repo, number) -> pull dict
+        self.comments = {}      # id -> comment dict (with "repo" and "issue_number")
+        self.pinned = set()     # comment ids
+        self.next_id = 1000
+        self.per_page_default = 30
+        self.per_page_cap = 100     # tests lower it to force several pages
+        self.body_limit = BODY_LIMIT
+        self.latency = 0.0
+        self.faults: list[Fault] = []
+        self.requests: list[tuple] = []   # (method, path, query) of every request
+        self.writes: list[tuple] = []     # (method, path) of every successful write
+        self.server = None
+        self.clock = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+    # ── seeding ──
+
+    def add_issue(self, repo: str, number: int, title: str = "An issue", user: str = "octo-bot",
+                  state: str = "open", **extra) -> dict:
+        issue = {"number": number, "title": title, "user": {"login": user}, "state": state,
+                 "created_at": "2026-03-01T09:00:00Z", "closed_at": None, "comments": 0,
+                 "html_url": f"https://github.example/{repo}/issues/{number}", **extra}
+        self.issues[(repo, number)] = issue
+        return issue
+
+    def add_pull(self, repo: str, number: int, branch: str, title: str = "A pull request",
+                 user: str = "octo-bot", state: str = "open", merged_at: str | None = None,
+                 **extra) -> dict:
+        owner = repo.split("/")[0]
+        issue = self.add_issue(repo, number, title, user, state)
+        issue["pull_request"] = {"url": f"https://github.example/{repo}/pull/{number}",
+                                 "merged_at": merged_at}
+        pull = {"number": number, "title": title, "user": {"login": user}, "state": state,
+                "head": {"ref": branch, "sha": f"{number:07d}" + "a" * 33,
+                         "label": f"{owner}:{branch}", "repo": {"full_name": repo}},
+                "base": {"ref": "main"}, "created_at": issue["created_at"],
+                "merged_at": merged_at, "closed_at": None, "additions": 10, "deletions": 2,
+                "review_comments": 0, "comments": 0, **extra}
+        self.pulls[(repo, number)] = pull
+        return pull
+
+    def add_comment(self, repo: str, number: int, body: str, login: str = "octo-bot",
+                    association: str | None = None) -> dict:
+        with self.lock:
+            return self._create_comment(repo, number, body, login, association)
+
+    def comments_on(self, repo: str, number: int) -> list[dict]:
+        return sorted((c for c in self.comments.values()
+                       if c["repo"] == repo and c["issue_number"] == number),
+                      key=lambda c: c["id"])
+
+    def fail(self, method: str, path_re: str, status: int, **kw) -> Fault:
+        fault = Fault(method, path_re, status, **kw)
+        self.faults.append(fault)
+        return fault
+
+    # ── serving ──
+
+    def start(self) -> "FakeGitHub":
+        fake = self
+
+        class Handler(_Handler):
+            state = fake
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(self.cert), str(self.key))
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def gh_env(self, config_dir: Path, token: str | None = "x") -> dict:
+        """Environment under which the real `gh` talks to this server and nowhere else."""
+        env = {"GH_HOST": self.host, "SSL_CERT_FILE": str(self.cert),
+               "GH_CONFIG_DIR": str(config_dir), "GH_NO_UPDATE_NOTIFIER": "1",
+               "GH_PROMPT_DISABLED": "1", "NO_COLOR": "1", "GH_ENTERPRISE_TOKEN": token or "",
+               "GITHUB_TOKEN": "", "GH_TOKEN": "", "GITHUB_ENTERPRISE_TOKEN": ""}
+        return env
+
+    # ── behaviour ──
+
+    def _stamp(self) -> str:
+        self.clock += datetime.timedelta(seconds=1)
+        return self.clock.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _create_comment(self, repo, number, body, login, association=None) -> dict:
+        self.next_id += 1
+        stamp = self._stamp()
+        comment = {"id": self.next_id, "body": body, "user": {"login": login},
+                   "author_association": association or self.associations.get(login, "NONE"),
+                   "created_at": stamp, "updated_at": stamp, "repo": repo,
+                   "issue_number": number,
+                   "html_url": f"https://github.example/{repo}/issues/{number}#issuecomment-{self.next_id}"}
+        self.comments[comment["id"]] = comment
+        return comment
+
+    def handle(self, method: str, path: str, query: dict, body: bytes | None, login: str | None):
+        """Returns (status, headers, payload) for one request."""
+        m = re.fullmatch(r"/api/v3(/.*)", path)
+        if not m:
+            return 404, {}, {"message": "Not Found"}
+        route = m.group(1).rstrip("/")
+        if login is None:
+            return 401, {}, {"message": "Bad credentials",
+                             "documentation_url": "https://docs.github.com/rest"}
+        if route == "/user" and method == "GET":
+            return 200, {}, {"login": login, "id": 1, "type": "User"}
+        m = re.fullmatch(r"/repos/([^/]+/[^/]+)/(.*)", route)
+        if not m:
+            return 404, {}, {"message": "Not Found"}
+        repo, rest = m.group(1), m.group(2)
+        if not any(r == repo for r, _ in self.issues):
+            return 404, {}, {"message": "Not Found"}
+        return self._repo_route(method, repo, rest, query, body, login)
+
+    def _repo_route(self, method, repo, rest, query, body, login):
+        m = re.fullmatch(r"issues/(\d+)", rest)
+        if m and method == "GET":
+            issue = self.issues.get((repo, int(m.group(1))))
+            return (200, {}, issue) if issue else (404, {}, {"message": "Not Found"})
+        m = re.fullmatch(r"issues/(\d+)/comments", rest)
+        if m:
+            number = int(m.group(1))
+            if (repo, number) not in self.issues:
+                return 404, {}, {"message": "Not Found"}
+            if method == "GET":
+                return self._paged([_public(c) for c in self.comments_on(repo, number)], query)
+            if method == "POST":
+                text, error = _comment_body(body, self.body_limit)
+                if error:
+                    return error
+                comment = self._create_comment(repo, number, text, login)
+                self.writes.append(("POST", rest))
+                return 201, {}, _public(comment)
+        m = re.fullmatch(r"issues/comments/(\d+)", rest)
+        if m:
+            comment = self.comments.get(int(m.group(1)))
+            if not comment or comment["repo"] != repo:
+                return 404, {}, {"message": "Not Found"}
+            if method == "GET":
+                return 200, {}, _public(comment)
+            if method == "PATCH":
+                if comment["user"]["login"] != login:
+                    return 403, {}, {"message": "Must have admin rights to Repository."}
+                text, error = _comment_body(body, self.body_limit)
+                if error:
+                    return error
+                comment["body"] = text
+                comment["updated_at"] = self._stamp()
+                self.writes.append(("PATCH", rest))
+                return 200, {}, _public(comment)
+        m = re.fullmatch(r"issues/comments/(\d+)/pin", rest)
+        if m and method == "PUT":
+            comment = self.comments.get(int(m.group(1)))
+            if not comment or comment["repo"] != repo:
+                return 404, {}, {"message": "Not Found"}
+            if "pull_request" in self.issues[(repo, comment["issue_number"])]:
+                return 422, {}, {"message": "Comment pinning is not supported on Pull Requests."}
+            self.pinned = {c for c in self.pinned
+                           if self.comments[c]["issue_number"] != comment["issue_number"]}
+            self.pinned.add(comment["id"])
+            self.writes.append(("PUT", rest))
+            return 204, {}, None
+        if rest == "pulls" and method == "GET":
+            pulls = [p for (r, _), p in sorted(self.pulls.items()) if r == repo]
+            state = query.get("state", "open")
+            if state != "all":
+                pulls = [p for p in pulls if p["state"] == state]
+            if "head" in query:
+                pulls = [p for p in pulls if p["head"]["label"] == query["head"]]
+            return self._paged(pulls, query)
+        m = re.fullmatch(r"pulls/(\d+)", rest)
+        if m and method == "GET":
+            pull = self.pulls.get((repo, int(m.group(1))))
+            return (200, {}, pull) if pull else (404, {}, {"message": "Not Found"})
+        return 404, {}, {"message": "Not Found"}
+
+    def _paged(self, items: list, query: dict):
+        per_page = min(int(query.get("per_page", self.per_page_default)), self.per_page_cap)
+        page = max(int(query.get("page", 1)), 1)
+        chunk = items[(page - 1) * per_page: page * per_page]
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        links = []
+        base = {k: v for k, v in query.items() if k != "page"}
+
+        def url(n):
+            q = urllib.parse.urlencode({**base, "page": n})
+            return f"<https://{self.host}{self._current_path}?{q}>"
+
+        if page < last:
+            links += [f'{url(page + 1)}; rel="next"', f'{url(last)}; rel="last"']
+        if page > 1:
+            links += [f'{url(1)}; rel="first"', f'{url(page - 1)}; rel="prev"']
+        headers = {"Link": ", ".join(links)} if links else {}
+        return 200, headers, chunk
+
+
+def _public(comment: dict) -> dict:
+    return {k: v for k, v in comment.items() if k not in ("repo", "issue_number")}
+
+
+def _comment_body(raw: bytes | None, limit: int):
+    try:
+        payload = json.loads(raw or b"{}")
+    except ValueError:
+        return None, (400, {}, {"message": "Problems parsing JSON"})
+    text = payload.get("body")
+    if not isinstance(text, str) or not text:
+        return None, (422, {}, {"message": "Validation Failed",
+                                "errors": [{"resource": "IssueComment", "code": "missing_field",
+                                            "field": "body"}]})
+    if len(text) > limit:
+        return None, (422, {}, {"message": "Validation Failed",
+                                "errors": [{"resource": "IssueComment", "code": "custom",
+                                            "field": "body",
+                                            "message": "body is too long (maximum is 65536 characters)"}],
+                                "documentation_url": "https://docs.github.com/rest/issues/comments#create-an-issue-comment"})
+    return text, None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: FakeGitHub
+
+    def log_message(self, *args):   # quiet: tests read state, not logs
+        pass
+
+    def _body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else None
+
+    def _serve(self):
+        fake = self.state
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        body = self._body()
+        auth = self.headers.get("Authorization", "")
+        token = auth.split(" ", 1)[1] if " " in auth else ""
+        if fake.latency:
+            time.sleep(fake.latency)
+        with fake.lock:
+            fake.requests.append((self.command, url.path, query))
+            login = fake.tokens.get(token)
+            fault = self._fault(url.path, query)
+            fake._current_path = url.path
+            if not fault or fault.after:
+                status, headers, payload = fake.handle(self.command, url.path, query, body, login)
+            if fault:
+                status, headers, payload = fault.status, dict(fault.headers), {"message": fault.message}
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _fault(self, path, query) -> Fault | None:
+        for fault in self.state.faults:
+            if fault.times <= 0 or fault.method not in (self.command, "*"):
+                continue
+            if not re.search(fault.path_re, path):
+                continue
+            if fault.page is not None and int(query.get("page", 1)) != fault.page:
+                continue
+            fault.times -= 1
+            return fault
+        return None
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
