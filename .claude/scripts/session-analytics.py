@@ -1726,7 +1726,7 @@ def render_session_comment(stats: dict, workflows: dict | None = None) -> str:
 
 
 def _session_comment(stats, workflows, rows, indent, keep) -> str:
-    short = as_str(stats.get("session_id_short")) or as_str(stats.get("session_id"))[:8]
+    short = as_str(stats.get("session_id"))[:8] or as_str(stats.get("session_id_short"))
     models = as_dict(stats.get("models"))
     totals = as_dict(stats.get("total_tokens"))
     cost = stats.get("estimated_cost_usd")
@@ -1937,16 +1937,25 @@ def summarize(sessions: list[dict], target: dict | None, state: str | None) -> d
     }
 
 
+SUMMARY_SHRINK_STEPS = (
+    # (history table rows, JSON indent, sessions kept in the JSON)
+    (None, 2, None),
+    (200, None, None),
+    (50, None, 300),
+    (10, None, 50),
+)
+
+
 def render_summary_comment(summary: dict) -> str:
     """The design's summary comment; long histories are cut to fit GitHub's limit."""
-    for limit in (None, 200, 50, 10):
-        body = _summary_comment(summary, limit)
+    for rows, indent, keep in SUMMARY_SHRINK_STEPS:
+        body = _summary_comment(summary, rows, indent, keep)
         if len(body) <= COMMENT_LIMIT:
             return body
     return body
 
 
-def _summary_comment(summary: dict, limit: int | None) -> str:
+def _summary_comment(summary: dict, limit: int | None, indent: int | None, keep: int | None) -> str:
     rows = summary["sessions"]
     cost_cents = cents(summary["estimated_cost_usd"])
     commits = summary["commits"]
@@ -1989,7 +1998,15 @@ def _summary_comment(summary: dict, limit: int | None) -> str:
         marker=SUMMARY_MARKER, kind=kind, tldr=" | ".join(tldr), sessions=len(rows),
         cost=format_cents(cost_cents), commits=commits, token_table=token_table,
         history=history, verification=verification, data_title=SUMMARY_DATA_TITLE,
-        data=data_block(summary, 2 if limit is None else None))
+        data=data_block(_trim_summary(summary, keep), indent))
+
+
+def _trim_summary(summary: dict, keep: int | None) -> dict:
+    """The summary data with only the latest `keep` session rows; sums still cover them all."""
+    if keep is None or len(summary["sessions"]) <= keep:
+        return summary
+    return {**summary, "sessions": summary["sessions"][-keep:],
+            "omitted": {"sessions": len(summary["sessions"]) - keep}}
 
 
 # ── GitHub client: `gh api`, REST only ────────────────────────────────────────
@@ -2557,9 +2574,11 @@ def run_summary(args) -> int:
         if not args.dry_run:
             raise UserError("--stats-file with --phase summary needs --dry-run: a posted summary is "
                             "always recomputed from the comments on GitHub", EXIT_USAGE)
-        sessions, _ = collect_sessions(
-            [{"body": render_session_comment(load_stats_file(f)), "author_association": "OWNER",
-              "id": i} for i, f in enumerate(args.stats_file)], set())
+        by_id = {}
+        for path in args.stats_file:
+            stats = load_stats_file(path)
+            by_id[stats["session_id"]] = stats
+        sessions = sorted(by_id.values(), key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
         target = flag_target(args)
         emit(args, render_summary_comment(summarize(sessions, target, None)))
         return EXIT_OK
