@@ -18,8 +18,16 @@ demo:
 		--repo kagenti/kagenti --target pr --number 652 -o "$(DEMO_OUT)/stats-a3f92bc1.json"
 	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id f7e01d4a \
 		--repo demo/notes -o "$(DEMO_OUT)/stats-f7e01d4a.json"
+	$(PYTHON) $(SCRIPT) --phase comment --dry-run --stats-file "$(DEMO_OUT)/stats-00b11888.json" \
+		-o "$(DEMO_OUT)/comment-00b11888.md"
+	$(PYTHON) $(SCRIPT) --phase summary --dry-run --target pr --number 652 \
+		--stats-file "$(DEMO_OUT)/stats-00b11888.json" --stats-file "$(DEMO_OUT)/stats-a3f92bc1.json" \
+		-o "$(DEMO_OUT)/summary-pr-652.md"
 	@cat "$(DEMO_OUT)/sessions.txt"
-	@echo "demo output written to $(DEMO_OUT)/ (sessions.txt, sessions.json, stats-*.json)"
+	@echo
+	@sed '/<details><summary>Summary Data/,$$d' "$(DEMO_OUT)/summary-pr-652.md"
+	@echo "demo output written to $(DEMO_OUT)/ (sessions.txt, sessions.json, stats-*.json,"
+	@echo "comment-00b11888.md and summary-pr-652.md: the PR comments, rendered without posting)"
 
 test-deps:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt

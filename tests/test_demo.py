@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import DEMO_PROJECTS, ROOT, reference_totals
+from conftest import DEMO_PROJECTS, ROOT, reference_totals, sa
 
 
 def test_make_demo(tmp_path):
@@ -14,7 +14,8 @@ def test_make_demo(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "sessions.json", "sessions.txt", "stats-00b11888.json", "stats-a3f92bc1.json", "stats-f7e01d4a.json"]
+        "comment-00b11888.md", "sessions.json", "sessions.txt", "stats-00b11888.json", "stats-a3f92bc1.json",
+        "stats-f7e01d4a.json", "summary-pr-652.md"]
     stats = json.loads((out / "stats-00b11888.json").read_text())
     assert stats["project"] == "kagenti/kagenti" and stats["target"] == {"type": "pr", "number": 652}
     assert [c["sha"] for c in stats["commits"]] == ["abc1234", "def5678"]
@@ -27,6 +28,15 @@ def test_make_demo(tmp_path):
         t = row["total_tokens"]
         assert [t["input"], t["output"], t["cache_creation"], t["cache_read"]] == expected[row["session_id"]]
     assert "demo output written to" in proc.stdout
+    comment = (out / "comment-00b11888.md").read_text()
+    assert comment.startswith("<!-- SESSION:00b11888 -->\n## Claude Code Session Report\n")
+    assert sa.comment_data(comment, sa.SESSION_DATA_TITLE) == stats
+    summary = sa.comment_data((out / "summary-pr-652.md").read_text(), sa.SUMMARY_DATA_TITLE)
+    second = json.loads((out / "stats-a3f92bc1.json").read_text())
+    assert summary["session_count"] == 2
+    assert summary["total_tokens"] == {k: stats["total_tokens"][k] + second["total_tokens"][k]
+                                       for k in stats["total_tokens"]}
+    assert "## Claude Code PR Summary" in proc.stdout and "### Totals Verification" in proc.stdout
 
 
 def test_demo_samples_are_up_to_date(tmp_path):
