@@ -326,6 +326,7 @@ def test_pin_failure_is_only_a_warning(github, tmp_path):
 
 def test_pipeline_posts_comment_and_summary_and_dry_run_posts_nothing(github, tmp_path):
     github.add_pull(REPO, 4, "feat/x", merged_at="2026-03-02T10:00:00Z", state="closed")
+    github.latency = 0.05          # every call a little slow, as over a real network
     small_session(tmp_path)
     base = ("--projects-dir", tmp_path, "--session-id", "5e55a001", "--repo", REPO, "--number", 4)
     dry = run_gh_cli(github, *base, "--dry-run")
