@@ -4,6 +4,8 @@
 PYTHON ?= python3
 SCRIPT := .claude/scripts/session-analytics.py
 SAMPLES := tests/fixtures/demo-projects
+SKILLS := tests/fixtures/skills
+BROWSER_DEPS := tests/browser/node_modules/.installed
 DEMO_OUT ?= demo-output
 
 .PHONY: demo test test-deps
@@ -12,14 +14,16 @@ demo:
 	@rm -rf "$(DEMO_OUT)" && mkdir -p "$(DEMO_OUT)"
 	$(PYTHON) $(SCRIPT) --phase list --projects-dir $(SAMPLES) -o "$(DEMO_OUT)/sessions.txt"
 	$(PYTHON) $(SCRIPT) --phase list --json --projects-dir $(SAMPLES) -o "$(DEMO_OUT)/sessions.json"
-	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id 00b11888 \
+	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id 00b11888 --skills-dir $(SKILLS) \
 		--repo kagenti/kagenti --target pr --number 652 -o "$(DEMO_OUT)/stats-00b11888.json"
+	$(PYTHON) $(SCRIPT) --phase mermaid --stats-file "$(DEMO_OUT)/stats-00b11888.json" --skills-dir $(SKILLS) \
+		-o "$(DEMO_OUT)/workflows-00b11888.md"
 	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id a3f92bc1 \
 		--repo kagenti/kagenti --target pr --number 652 -o "$(DEMO_OUT)/stats-a3f92bc1.json"
 	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id f7e01d4a \
 		--repo demo/notes -o "$(DEMO_OUT)/stats-f7e01d4a.json"
 	$(PYTHON) $(SCRIPT) --phase comment --dry-run --stats-file "$(DEMO_OUT)/stats-00b11888.json" \
-		-o "$(DEMO_OUT)/comment-00b11888.md"
+		--skills-dir $(SKILLS) -o "$(DEMO_OUT)/comment-00b11888.md"
 	$(PYTHON) $(SCRIPT) --phase summary --dry-run --target pr --number 652 \
 		--stats-file "$(DEMO_OUT)/stats-00b11888.json" --stats-file "$(DEMO_OUT)/stats-a3f92bc1.json" \
 		-o "$(DEMO_OUT)/summary-pr-652.md"
@@ -27,10 +31,16 @@ demo:
 	@echo
 	@sed '/<details><summary>Summary Data/,$$d' "$(DEMO_OUT)/summary-pr-652.md"
 	@echo "demo output written to $(DEMO_OUT)/ (sessions.txt, sessions.json, stats-*.json,"
-	@echo "comment-00b11888.md and summary-pr-652.md: the PR comments, rendered without posting)"
+	@echo "workflows-00b11888.md: annotated Mermaid diagrams, comment-00b11888.md and"
+	@echo "summary-pr-652.md: the PR comments, rendered without posting)"
 
-test-deps:
+test-deps: $(BROWSER_DEPS)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+# Mermaid and Chart.js for the browser tests, exactly as pinned in the lock file.
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 test: test-deps
 	$(PYTHON) -m pytest -q tests

@@ -15,7 +15,7 @@ def test_make_demo(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "comment-00b11888.md", "sessions.json", "sessions.txt", "stats-00b11888.json", "stats-a3f92bc1.json",
-        "stats-f7e01d4a.json", "summary-pr-652.md"]
+        "stats-f7e01d4a.json", "summary-pr-652.md", "workflows-00b11888.md"]
     stats = json.loads((out / "stats-00b11888.json").read_text())
     assert stats["project"] == "kagenti/kagenti" and stats["target"] == {"type": "pr", "number": 652}
     assert [c["sha"] for c in stats["commits"]] == ["abc1234", "def5678"]
@@ -31,6 +31,9 @@ def test_make_demo(tmp_path):
     comment = (out / "comment-00b11888.md").read_text()
     assert comment.startswith("<!-- SESSION:00b11888 -->\n## Claude Code Session Report\n")
     assert sa.comment_data(comment, sa.SESSION_DATA_TITLE) == stats
+    assert set(stats["workflow_edges"]) == {"ci", "rca", "tdd"}
+    workflows = (out / "workflows-00b11888.md").read_text()
+    assert workflows.count("```mermaid") == 3 and workflows.split("### TDD Workflow")[1] in comment
     summary = sa.comment_data((out / "summary-pr-652.md").read_text(), sa.SUMMARY_DATA_TITLE)
     second = json.loads((out / "stats-a3f92bc1.json").read_text())
     assert summary["session_count"] == 2

@@ -923,7 +923,8 @@ def round_cost(value: float | None) -> float | None:
 
 
 def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
-                  target: dict | None = None, extra_problems: list | None = None) -> dict:
+                  target: dict | None = None, extra_problems: list | None = None,
+                  templates: list | None = None) -> dict:
     """The per-session stats dict of the design, every field computed from facts."""
     models = {}
     totals = Usage()
@@ -976,7 +977,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "subagents": subagents(facts, pricing),
         "commits": commits(facts),
         "problems_faced": merge_problems(derive_problems(facts), extra_problems or []),
-        "workflow_edges": {},
+        "workflow_edges": workflow_edges(templates or [], [i.name for i in skill_invocations(facts)]),
         "schema_version": SCHEMA_VERSION,
         "pricing_date": pricing.date,
         "claude_code_versions": sorted(facts.versions, key=_version_key),
@@ -1247,6 +1248,403 @@ def merge_problems(derived: list, supplied: list) -> list:
     """Agent-supplied problems first; they replace derived ones with the same description."""
     names = {p["description"].casefold() for p in supplied}
     return list(supplied) + [p for p in derived if p["description"].casefold() not in names]
+
+
+# ── Mermaid workflows: templates, traversed edges, annotated diagrams ─────────
+#
+# Workflow skills keep a ```mermaid flowchart at the top of their SKILL.md; nodes labelled with a
+# skill name (TDDCI["tdd:ci"]) stand for that skill. The reader below enumerates links exactly in
+# Mermaid's order, because `linkStyle N` addresses the N-th link: every link of a chain, every
+# pair of an `&` group (sources outer, targets inner), links whose nodes are defined inline.
+
+LINK_GREEN, LINK_RED, LINK_GREY = "#4CAF50", "#F44336", "#9E9E9E"
+FAILURE_LABEL_RE = re.compile(
+    r"(?i)\b(?:fail(?:s|ed|ure|ures|ing)?|errors?|red|broken|time[ds]? ?out|crash(?:es|ed)?|"
+    r"reject(?:s|ed)?|flaky)\b|\d+\+|✗|❌")
+_FLOW_SKIP_WORDS = {"flowchart", "graph", "subgraph", "end", "classDef", "class", "style",
+                    "linkStyle", "click", "direction", "accTitle", "accDescr"}
+_NODE_ID_RE = re.compile(r"[A-Za-z0-9_\u00c0-\uffff]+(?:[.\-][A-Za-z0-9_\u00c0-\uffff]+)*")
+_SHAPES = (("(((", (")))",)), ("([", ("])",)), ("[[", ("]]",)), ("[(", (")]",)), ("((", ("))",)),
+           ("{{", ("}}",)), ("[/", ("/]", "\\]")), ("[\\", ("\\]", "/]")), ("[", ("]",)),
+           ("(", (")",)), ("{", ("}",)), (">", ("]",)))
+_ARROW_RE = re.compile(r"(?P<start><|[ox](?=[-=]))?(?P<body>-{2,}|={2,}|-\.+-|~{3,})"
+                       r"(?P<end>>|[ox](?=[\s|]|$))?")
+_TEXT_ARROW_RE = re.compile(r"(?P<start><)?(?P<open>--|==|-\.)(?![-=.>])\s*(?P<text>\"[^\"]*\"|[^\n]*?)\s*"
+                            r"(?P<close>-{2,}>|={2,}>|\.-+>|-{3,}|={3,}|\.-+|-{2,}[ox]|={2,}[ox])(?=[\s\w\"]|$)")
+_PIPE_LABEL_RE = re.compile(r"\s*\|(?P<label>[^|\n]*)\|")
+_LOOKS_LIKE_LINK_RE = re.compile(r"--|==|-\.|~~~")
+_SKILL_LABEL_RE = re.compile(r"/?[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*")
+
+
+class MermaidError(ValueError):
+    """A flowchart statement we cannot read with certainty; its links would be misnumbered."""
+
+
+@dataclass
+class MermaidLink:
+    index: int              # Mermaid's own order: the N of `linkStyle N`
+    src: str
+    dst: str
+    label: str | None       # label text without quotes, None when the link has none
+    kind: str               # normal, thick, dotted or invisible
+    head: str               # ">", "o", "x" or "" at the target end
+    both_ways: bool         # <-->
+    span: tuple[int, int]   # where the arrow and its label are in the template text
+
+    @property
+    def key(self) -> str:
+        return f"{self.src}->{self.dst}"
+
+
+@dataclass
+class WorkflowTemplate:
+    name: str               # skill folder, e.g. "tdd"
+    title: str              # heading text, e.g. "TDD"
+    source: str             # the flowchart text between the fences
+    labels: dict            # node id -> label (last one given), in order of appearance
+    links: list
+    known_skills: frozenset = frozenset()   # skill names found beside it under --skills-dir
+
+    def edge_keys(self) -> list[str]:
+        """One key per link, 'SRC->DST', with '#2', '#3' for repeated pairs."""
+        seen, keys = collections.Counter(), []
+        for link in self.links:
+            seen[link.key] += 1
+            keys.append(link.key if seen[link.key] == 1 else f"{link.key}#{seen[link.key]}")
+        return keys
+
+    def skill_nodes(self) -> dict[str, str]:
+        """Skill name (lower case) -> the first node labelled with it.
+
+        A label is a skill when it reads like one ("tdd:ci", "/tdd") or names a skill that
+        exists under --skills-dir; "Done" or "Logs" stay plain nodes.
+        """
+        found = {}
+        for node, label in self.labels.items():
+            text = (label or "").strip()
+            name = text.lstrip("/").casefold()
+            if _SKILL_LABEL_RE.fullmatch(text) and (":" in text or text.startswith("/")
+                                                     or name in self.known_skills):
+                found.setdefault(name, node)
+        return found
+
+    def start_node(self) -> str | None:
+        """The first node no link enters; the first node when every node has a way in."""
+        entered = {link.dst for link in self.links if link.kind != "invisible"}
+        entered |= {link.src for link in self.links if link.both_ways}
+        order = list(dict.fromkeys([n for link in self.links for n in (link.src, link.dst)]
+                                   + list(self.labels)))
+        return next((n for n in order if n not in entered), order[0] if order else None)
+
+
+def _mask_comments(text: str) -> str:
+    """The text with %% comments blanked out, same length, so offsets stay true."""
+    return re.sub(r"%%[^\n]*", lambda m: " " * len(m.group(0)), text)
+
+
+def _statements(masked: str):
+    """(start, end) of each statement: split on newlines and ';' outside quotes."""
+    start, quoted = 0, False
+    for i, ch in enumerate(masked):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "\n" or (ch == ";" and not quoted):
+            yield start, i
+            start, quoted = i + 1, False
+    yield start, len(masked)
+
+
+def parse_flowchart(text: str) -> tuple[dict, list]:
+    """Nodes (id -> label) and links, in Mermaid's order, of a flowchart's text."""
+    masked = _mask_comments(text)
+    labels, links = {}, []
+    for start, end in _statements(masked):
+        line = masked[start:end]
+        stripped = line.strip()
+        if not stripped:
+            continue
+        word = re.match(r"[A-Za-z]+", stripped)
+        if word and word.group(0) in _FLOW_SKIP_WORDS and (
+                len(stripped) == len(word.group(0)) or not stripped[len(word.group(0))].isalnum()):
+            if word.group(0) == "end" and len(stripped) > 3 and _LOOKS_LIKE_LINK_RE.search(stripped):
+                raise MermaidError(f"cannot read: {stripped}")
+            continue
+        _parse_chain(line, start, labels, links)
+    return labels, links
+
+
+def _parse_chain(line: str, base: int, labels: dict, links: list) -> None:
+    pos = _skip_ws(line, 0)
+    group, pos = _parse_group(line, pos, labels)
+    if not group:
+        if _LOOKS_LIKE_LINK_RE.search(line):
+            raise MermaidError(f"cannot read: {line.strip()}")
+        return
+    while True:
+        pos = _skip_ws(line, pos)
+        if pos >= len(line):
+            return
+        arrow = _parse_arrow(line, pos)
+        if arrow is None:
+            raise MermaidError(f"cannot read: {line.strip()}")
+        arrow_end, kind, head, both_ways, label = arrow
+        targets, after = _parse_group(line, _skip_ws(line, arrow_end), labels)
+        if not targets:
+            raise MermaidError(f"link without a target: {line.strip()}")
+        for src in group:
+            for dst in targets:
+                links.append(MermaidLink(len(links), src, dst, label, kind, head, both_ways,
+                                         (base + pos, base + arrow_end)))
+        group, pos = targets, after
+
+
+def _skip_ws(line: str, pos: int) -> int:
+    while pos < len(line) and line[pos] in " \t\r":
+        pos += 1
+    return pos
+
+
+def _parse_group(line: str, pos: int, labels: dict) -> tuple[list, int]:
+    """node ('&' node)* -> node ids in order, and the position after them."""
+    nodes = []
+    while True:
+        node, after = _parse_node(line, pos, labels)
+        if node is None:
+            return nodes, pos
+        nodes.append(node)
+        pos = after
+        amp = _skip_ws(line, after)
+        if amp < len(line) and line[amp] == "&":
+            pos = _skip_ws(line, amp + 1)
+            continue
+        return nodes, pos
+
+
+def _parse_node(line: str, pos: int, labels: dict) -> tuple[str | None, int]:
+    m = _NODE_ID_RE.match(line, pos)
+    if not m:
+        return None, pos
+    node, pos = m.group(0), m.end()
+    labels.setdefault(node, None)
+    for opener, closers in _SHAPES:
+        if line.startswith(opener, pos):
+            label, pos = _shape_label(line, pos + len(opener), closers)
+            labels[node] = label
+            break
+    if line.startswith("@{", pos):                     # Mermaid 11 shape data: A@{ shape: rect }
+        close = line.find("}", pos)
+        if close < 0:
+            raise MermaidError(f"unclosed @{{ in: {line.strip()}")
+        pos = close + 1
+    m = re.compile(r":::[\w\-]+").match(line, pos)
+    return node, (m.end() if m else pos)
+
+
+def _shape_label(line: str, pos: int, closers: tuple) -> tuple[str, int]:
+    inner = _skip_ws(line, pos)
+    if inner < len(line) and line[inner] == '"':
+        quote_end = line.find('"', inner + 1)
+        if quote_end < 0:
+            raise MermaidError(f"unclosed quote in: {line.strip()}")
+        after = _skip_ws(line, quote_end + 1)
+        for closer in closers:
+            if line.startswith(closer, after):
+                return line[inner + 1:quote_end], after + len(closer)
+        raise MermaidError(f"unclosed node shape in: {line.strip()}")
+    ends = [(line.find(c, pos), c) for c in closers if line.find(c, pos) >= 0]
+    if not ends:
+        raise MermaidError(f"unclosed node shape in: {line.strip()}")
+    end, closer = min(ends)
+    return line[pos:end].strip(), end + len(closer)
+
+
+def _parse_arrow(line: str, pos: int):
+    """(end, kind, head, both_ways, label) of the link at pos, or None."""
+    m = _ARROW_RE.match(line, pos)
+    if m and (m.group("end") or re.fullmatch(r"-{3,}|={3,}|-\.+-|~{3,}", m.group("body"))):
+        body, end = m.group("body"), m.end()
+        label = None
+        p = _PIPE_LABEL_RE.match(line, end)
+        if p:
+            label, end = p.group("label").strip(), p.end()
+        return end, _link_kind(body), _head(m.group("end")), m.group("start") == "<", _unquote(label)
+    m = _TEXT_ARROW_RE.match(line, pos)
+    if m:
+        close = m.group("close")
+        head = close[-1] if close[-1] in ">ox" else ""
+        return (m.end(), _link_kind(m.group("open") + close), _head(head), m.group("start") == "<",
+                _unquote(m.group("text").strip()))
+    return None
+
+
+def _link_kind(body: str) -> str:
+    if "~" in body:
+        return "invisible"
+    if "=" in body:
+        return "thick"
+    return "dotted" if "." in body else "normal"
+
+
+def _head(end: str | None) -> str:
+    return end or ""
+
+
+def _unquote(label: str | None) -> str | None:
+    if label is None:
+        return None
+    label = label.strip()
+    if len(label) >= 2 and label[0] == label[-1] == '"':
+        label = label[1:-1]
+    return label or None
+
+
+def read_workflow_template(name: str, skill_md: str) -> WorkflowTemplate | None:
+    """The first ```mermaid flowchart of a SKILL.md, parsed; None when it has none."""
+    for m in re.finditer(r"^```mermaid[ \t]*\n(.*?)^```", skill_md, re.DOTALL | re.MULTILINE):
+        body = m.group(1)
+        first = next((ln.strip() for ln in _mask_comments(body).splitlines() if ln.strip()), "")
+        if not re.match(r"(flowchart|graph)\b", first):
+            continue
+        labels, links = parse_flowchart(body)
+        headings = re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", skill_md[:m.start()], re.MULTILINE)
+        title = next((h[:-len("workflow")].strip() for h in reversed(headings)
+                      if h.casefold().endswith("workflow") and len(h) > len("workflow")), None)
+        title = title or (name.upper() if len(name) <= 4 else name.replace("-", " ").title())
+        return WorkflowTemplate(name, title, body, labels, links)
+    return None
+
+
+def load_workflow_templates(skills_dir: Path, warn) -> list[WorkflowTemplate]:
+    """Every workflow template under a skills folder; unreadable ones are a warning, not a failure."""
+    templates = []
+    if not skills_dir.is_dir():
+        return templates
+    files = sorted(skills_dir.rglob("SKILL.md"))
+    known = frozenset(":".join(f.parent.relative_to(skills_dir).parts).casefold() for f in files)
+    for skill_md in files:
+        name = ":".join(skill_md.parent.relative_to(skills_dir).parts) or skills_dir.name
+        try:
+            template = read_workflow_template(name, skill_md.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            warn(f"workflow template {skill_md} unreadable ({exc}); skipped")
+            continue
+        except MermaidError as exc:
+            warn(f"workflow template {skill_md}: {exc}; skipped")
+            continue
+        if template and template.links:
+            template.known_skills = known
+            templates.append(template)
+    return templates
+
+
+def _shortest_path(template: WorkflowTemplate, src: str, dst: str) -> list[int] | None:
+    """Link indexes of the shortest walk src -> dst (a cycle when src == dst); ties by link order."""
+    adjacency = collections.defaultdict(list)
+    for link in template.links:
+        if link.kind == "invisible":
+            continue
+        adjacency[link.src].append((link.dst, link.index))
+        if link.both_ways:
+            adjacency[link.dst].append((link.src, link.index))
+    parent = {}                      # node -> (previous node, link index) on the first way found
+    queue = collections.deque([src])
+    while queue:
+        node = queue.popleft()
+        for nxt, idx in adjacency[node]:
+            if nxt in parent or (nxt == src and src != dst):
+                continue
+            parent[nxt] = (node, idx)
+            if nxt == dst:
+                path, cur = [], dst
+                while True:
+                    prev, link_index = parent[cur]
+                    path.append(link_index)
+                    if prev == src:
+                        return path[::-1]
+                    cur = prev
+            queue.append(nxt)
+    return None
+
+
+def workflow_edges(templates: list[WorkflowTemplate], skill_sequence: list[str]) -> dict:
+    """Per template whose skills were invoked: traversal count per edge key ('SRC->DST')."""
+    result = {}
+    for template in templates:
+        nodes = template.skill_nodes()
+        visits = [nodes[s.lstrip("/").casefold()] for s in skill_sequence
+                  if s.lstrip("/").casefold() in nodes]
+        if not visits:
+            continue
+        keys = template.edge_keys()
+        counts = collections.Counter()
+        start = template.start_node()
+        walk = ([start] if start is not None and start != visits[0] else []) + visits
+        for a, b in zip(walk, walk[1:]):
+            for idx in _shortest_path(template, a, b) or []:
+                counts[keys[idx]] += 1
+        result[template.name] = {k: counts[k] for k in keys if counts[k]}
+    return result
+
+
+def annotate_workflow(template: WorkflowTemplate, edges: dict, invoked_skills: set) -> str:
+    """The template with counters on traversed edges, linkStyle colours and skill node fills."""
+    keys = template.edge_keys()
+    text = template.source
+    by_span = collections.defaultdict(list)      # an arrow with & on either side is several links
+    for link in template.links:
+        by_span[link.span].append(link)
+    for span in sorted(by_span, reverse=True):
+        links = by_span[span]
+        counts = {as_int(edges.get(keys[link.index])) for link in links}
+        count = counts.pop() if len(counts) == 1 else 0      # one label cannot tell unequal counts
+        link = links[0]
+        if count and link.kind != "invisible":
+            label = f"{link.label} ({count}x)" if link.label else f"{count}x"
+            text = text[:span[0]] + _arrow_text(link) + f'|"{_mermaid_text(label)}"|' + text[span[1]:]
+    green, red, grey = [], [], []
+    for link in template.links:
+        if not as_int(edges.get(keys[link.index])):
+            grey.append(link.index)
+        elif link.label and FAILURE_LABEL_RE.search(link.label):
+            red.append(link.index)
+        else:
+            green.append(link.index)
+    lines = [text.rstrip("\n")]
+    for indexes, colour, width in ((green, LINK_GREEN, 3), (red, LINK_RED, 3), (grey, LINK_GREY, 1)):
+        if indexes:
+            lines.append(f"    linkStyle {','.join(map(str, indexes))} stroke:{colour},stroke-width:{width}px")
+    invoked = {s.lstrip("/").casefold() for s in invoked_skills}
+    for skill, node in template.skill_nodes().items():
+        fill, stroke = (LINK_GREEN, "#2E7D32") if skill in invoked else (LINK_GREY, "#616161")
+        lines.append(f"    style {node} fill:{fill},stroke:{stroke},color:#fff")
+    return "\n".join(lines) + "\n"
+
+
+def _arrow_text(link: MermaidLink) -> str:
+    """A link's arrow written anew in the |label| form, keeping its kind and heads."""
+    tail = "<" if link.both_ways else ""
+    if link.kind == "thick":
+        return tail + ("==" + link.head if link.head else "===")
+    if link.kind == "dotted":
+        return tail + "-.-" + link.head
+    return tail + ("--" + link.head if link.head else "---")
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def workflow_sections(templates: list[WorkflowTemplate], stats: dict) -> dict[str, str]:
+    """Heading title -> fenced annotated diagram, for each template the session's skills touched."""
+    edges_by_template = as_dict(stats.get("workflow_edges"))
+    invoked = {as_str(s.get("skill")) for s in stats.get("skills_invoked") or [] if isinstance(s, dict)}
+    sections = {}
+    for template in templates:
+        if template.name not in edges_by_template:
+            continue
+        diagram = annotate_workflow(template, as_dict(edges_by_template[template.name]), invoked)
+        sections[template.title] = f"```mermaid\n{diagram}```\n"
+    return sections
 
 
 # ── Reading a session from disk (the shell around the pure core) ──────────────
@@ -1782,8 +2180,8 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
         commit_lines.append(f"- _…and {more:,} more commits (in the JSON below)._")
     commit_list = "\n".join(commit_lines) + "\n" if commit_lines else "_None._\n"
 
-    workflow_text = "".join(f"\n### {md_text(name)} Workflow\n\n{diagram}"
-                            for name, diagram in (workflows or {}).items())
+    workflow_text = "".join(f"\n### {md_text(title)} Workflow\n\n{diagram}"
+                            for title, diagram in (workflows or {}).items())
 
     return SESSION_COMMENT_TEMPLATE.format(
         marker=SESSION_MARKER.format(short=_marker_id(short)), tldr=" | ".join(tldr), short=short,
@@ -2368,6 +2766,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--pricing", metavar="FILE", help="JSON price table that overrides the built-in one")
     data.add_argument("--problems", metavar="FILE", help="JSON list of problems an agent wrote, merged in")
+    data.add_argument("--skills-dir", metavar="DIR", default=".claude/skills",
+                      help="where workflow skills (SKILL.md with a mermaid flowchart) live "
+                      "(default: .claude/skills)")
     github = parser.add_argument_group("GitHub")
     github.add_argument("--repo", metavar="OWNER/NAME", help="repository (default: GH_REPO, else the "
                         "origin remote)")
@@ -2475,7 +2876,20 @@ def session_stats(args) -> dict:
         raise UserError(f"session {sid} has no readable records", EXIT_NO_SESSION)
     session_cwd = _most_common(facts.cwds)
     name = detect_repo(args, session_cwd) or project.name
-    return compute_stats(facts, pricing, name, flag_target(args), extra)
+    return compute_stats(facts, pricing, name, flag_target(args), extra, workflow_templates(args))
+
+
+def workflow_templates(args) -> list[WorkflowTemplate]:
+    return load_workflow_templates(Path(args.skills_dir).expanduser(), warner(args))
+
+
+def session_workflows(args, stats: dict) -> dict[str, str]:
+    """The annotated diagrams of the session's workflows, by title."""
+    return workflow_sections(workflow_templates(args), stats)
+
+
+def render_workflows(sections: dict[str, str]) -> str:
+    return "".join(f"### {title} Workflow\n\n{diagram}\n" for title, diagram in sections.items())
 
 
 def open_github(args, stats: dict | None) -> GitHub:
@@ -2495,7 +2909,7 @@ def stats_for_target(stats: dict, target: Target) -> dict:
     return {**stats, "project": target.repo, "target": target.as_stats()}
 
 
-def post_session_comment(github: GitHub, target: Target, stats: dict) -> Posted:
+def post_session_comment(github: GitHub, target: Target, stats: dict, workflows: dict) -> Posted:
     """Create or update this session's comment on the target."""
     sid = stats["session_id"]
 
@@ -2506,7 +2920,7 @@ def post_session_comment(github: GitHub, target: Target, stats: dict) -> Posted:
         data = comment_data(body, SESSION_DATA_TITLE)
         return not isinstance(data, dict) or data.get("session_id") in (None, sid)
 
-    return upsert_comment(github, target, render_session_comment(stats), is_mine)
+    return upsert_comment(github, target, render_session_comment(stats, workflows), is_mine)
 
 
 def summary_body(github: GitHub, target: Target, args, replace: dict | None = None) -> str:
@@ -2557,15 +2971,26 @@ def run_list(args) -> int:
     return EXIT_OK
 
 
+def run_mermaid(args) -> int:
+    stats = session_stats(args)
+    sections = session_workflows(args, stats)
+    if not sections:
+        warner(args)(f"no workflow under {args.skills_dir} has a skill this session invoked")
+    emit(args, render_workflows(sections))
+    return EXIT_OK
+
+
 def run_comment(args) -> int:
     stats = session_stats(args)
+    workflows = session_workflows(args, stats)
     if args.dry_run:
         repo = detect_repo(args, os.getcwd(), stats.get("cwd"))
-        emit(args, render_session_comment({**stats, "project": repo or stats.get("project")}))
+        emit(args, render_session_comment({**stats, "project": repo or stats.get("project")}, workflows))
         return EXIT_OK
     github = open_github(args, stats)
     target = find_target(github, args, stats)
-    emit(args, posted_line("comment", post_session_comment(github, target, stats_for_target(stats, target))))
+    posted = post_session_comment(github, target, stats_for_target(stats, target), workflows)
+    emit(args, posted_line("comment", posted))
     return EXIT_OK
 
 
@@ -2590,15 +3015,16 @@ def run_summary(args) -> int:
 
 
 def run_pipeline(args) -> int:
-    """No --phase: stats, then the session comment, then the summary, on one target."""
+    """No --phase: stats, mermaid, the session comment, then the summary, on one target."""
     stats = session_stats(args)
+    workflows = session_workflows(args, stats)
     github = open_github(args, stats)
     target = find_target(github, args, stats)
     stats = stats_for_target(stats, target)
     if args.dry_run:
-        emit(args, render_session_comment(stats) + "\n" + summary_body(github, target, args, stats))
+        emit(args, render_session_comment(stats, workflows) + "\n" + summary_body(github, target, args, stats))
         return EXIT_OK
-    lines = posted_line("comment", post_session_comment(github, target, stats))
+    lines = posted_line("comment", post_session_comment(github, target, stats, workflows))
     lines += posted_line("summary", post_summary(github, target, summary_body(github, target, args)))
     emit(args, lines)
     return EXIT_OK
@@ -2606,6 +3032,7 @@ def run_pipeline(args) -> int:
 
 PHASES = {
     "stats": run_stats,
+    "mermaid": run_mermaid,
     "comment": run_comment,
     "summary": run_summary,
     "list": run_list,
