@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from pathlib import Path
 
@@ -346,9 +347,8 @@ def expected_colour(t: sa.WorkflowTemplate, edges: dict, link) -> str:
     return sa.LINK_RED if link.label and sa.FAILURE_LABEL_RE.search(link.label) else sa.LINK_GREEN
 
 
-def test_real_mermaid_renders_every_diagram_and_colours_the_intended_edges(tmp_path):
-    cases = diagram_cases(tmp_path)
-    assert len(cases) >= 10
+def render_and_check(cases, tmp_path) -> dict:
+    """Render every case with the real Mermaid; each edge, found by its two end nodes, has its colour."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "mermaid.min.js").symlink_to(npm_file("mermaid/dist/mermaid.min.js"))
@@ -363,15 +363,12 @@ def test_real_mermaid_renders_every_diagram_and_colours_the_intended_edges(tmp_p
     checked = {"green": 0, "grey": 0, "red": 0}
     for i, (t, edges, _) in enumerate(cases):
         block = dom.split(f'id="result-{i}"', 1)[1].split('id="result-', 1)[0]
-        paths = re.findall(r'<path [^>]*data-id="L_([^"]+)_(\d+)"[^>]*>', block)
         drawn = {}
-        for ends, _ in paths:
-            drawn.setdefault(ends, [])
         for tag in re.findall(r'<path [^>]*data-id="L_[^"]+"[^>]*>', block):
-            ends = re.search(r'data-id="L_([^"]+)_\d+"', tag).group(1)
+            ends = re.search(r'data-id="L_(.+)_\d+"', tag).group(1)
             style = html.unescape(re.search(r'style="([^"]*)"', tag).group(1))
             colours = re.findall(r"stroke:\s*(#[0-9A-Fa-f]{6})", style)
-            drawn[ends].append(colours[-1].upper() if colours else None)
+            drawn.setdefault(ends, []).append(colours[-1].upper() if colours else None)
         seen = {}
         for link in t.links:
             if link.kind == "invisible":
@@ -384,4 +381,44 @@ def test_real_mermaid_renders_every_diagram_and_colours_the_intended_edges(tmp_p
             assert drawn[ends][k] == want, f"diagram {i}: edge {link.src}->{link.dst} (link {link.index}) " \
                                            f"drawn {drawn[ends][k]}, expected {want}"
             checked[{sa.LINK_GREEN: "green", sa.LINK_GREY: "grey", sa.LINK_RED: "red"}[want]] += 1
+    return checked
+
+
+def test_real_mermaid_renders_every_diagram_and_colours_the_intended_edges(tmp_path):
+    cases = diagram_cases(tmp_path)
+    assert len(cases) >= 10
+    checked = render_and_check(cases, tmp_path)
     assert all(checked.values()), checked     # every colour was exercised
+
+
+def test_workflow_skills_from_elsewhere_render_too(tmp_path):
+    """SESSION_ANALYTICS_SKILLS_DIRS (os.pathsep-separated) adds real skills folders to check;
+    without it the bundled samples are checked, so this test always runs."""
+    folders = [Path(p) for p in os.environ.get("SESSION_ANALYTICS_SKILLS_DIRS", "").split(os.pathsep) if p]
+    cases = []
+    for folder in folders or [SKILLS]:
+        templates = sa.load_workflow_templates(folder, print)
+        assert templates, f"no workflow template under {folder}"
+        for t in templates:
+            skills = list(t.skill_nodes())
+            sequence = [s.replace("*", "x") for s in skills[::2] + skills[1::2] + skills[:1]]
+            edges = sa.workflow_edges([t], sequence).get(t.name, {})
+            cases.append((t, edges, sa.annotate_workflow(t, edges, set(sequence[:2]))))
+    checked = render_and_check(cases, tmp_path)
+    assert checked["green"] and checked["grey"], checked
+
+
+@pytest.mark.parametrize("before,title", [
+    ("# TDD-CI Workflow\n\n## The Workflow\n", "TDD-CI"), ("## RCA Workflow\n", "RCA"),
+    ("# Notes\n", None), ("## Workflow\n", None), ("### Release workflow ##\n", "Release"),
+])
+def test_workflow_titles(before, title):
+    assert sa._workflow_title(before) == title
+
+
+def test_wildcard_skill_label_stands_for_every_sub_skill():
+    text = 'flowchart TD\n  R["rca:ci"] --> ROOT[Root cause] --> T["tdd:*"]\n'
+    t = template(text)
+    assert sa.workflow_edges([t], ["rca:ci", "tdd:kind"]) == {"wf": {"R->ROOT": 1, "ROOT->T": 1}}
+    assert "style T fill:#4CAF50" in sa.annotate_workflow(t, {}, {"tdd:kind"})
+    assert "style T fill:#9E9E9E" in sa.annotate_workflow(t, {}, {"rca:ci"})

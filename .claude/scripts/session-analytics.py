@@ -1273,7 +1273,7 @@ _TEXT_ARROW_RE = re.compile(r"(?P<start><)?(?P<open>--|==|-\.)(?![-=.>])\s*(?P<t
                             r"(?P<close>-{2,}>|={2,}>|\.-+>|-{3,}|={3,}|\.-+|-{2,}[ox]|={2,}[ox])(?=[\s\w\"]|$)")
 _PIPE_LABEL_RE = re.compile(r"\s*\|(?P<label>[^|\n]*)\|")
 _LOOKS_LIKE_LINK_RE = re.compile(r"--|==|-\.|~~~")
-_SKILL_LABEL_RE = re.compile(r"/?[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*")
+_SKILL_LABEL_RE = re.compile(r"/?[A-Za-z0-9_.\-]+(?::(?:[A-Za-z0-9_.\-]+|\*))*")
 
 
 class MermaidError(ValueError):
@@ -1316,8 +1316,9 @@ class WorkflowTemplate:
     def skill_nodes(self) -> dict[str, str]:
         """Skill name (lower case) -> the first node labelled with it.
 
-        A label is a skill when it reads like one ("tdd:ci", "/tdd") or names a skill that
-        exists under --skills-dir; "Done" or "Logs" stay plain nodes.
+        A label is a skill when it reads like one ("tdd:ci", "/tdd", "tdd:*" for any tdd
+        sub-skill) or names a skill that exists under --skills-dir; "Done" or "Logs" stay
+        plain nodes.
         """
         found = {}
         for node, label in self.labels.items():
@@ -1506,11 +1507,18 @@ def read_workflow_template(name: str, skill_md: str) -> WorkflowTemplate | None:
         if not re.match(r"(flowchart|graph)\b", first):
             continue
         labels, links = parse_flowchart(body)
-        headings = re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", skill_md[:m.start()], re.MULTILINE)
-        title = next((h[:-len("workflow")].strip() for h in reversed(headings)
-                      if h.casefold().endswith("workflow") and len(h) > len("workflow")), None)
+        title = _workflow_title(skill_md[:m.start()])
         title = title or (name.upper() if len(name) <= 4 else name.replace("-", " ").title())
         return WorkflowTemplate(name, title, body, labels, links)
+    return None
+
+
+def _workflow_title(text_before: str) -> str | None:
+    """'TDD' from the nearest heading above the diagram that reads '<name> Workflow'."""
+    for heading in reversed(re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", text_before, re.MULTILINE)):
+        m = re.fullmatch(r"(?i)(?:the\s+)?(.*?)\s*workflow", heading.strip())
+        if m and m.group(1):
+            return m.group(1)
     return None
 
 
@@ -1566,13 +1574,21 @@ def _shortest_path(template: WorkflowTemplate, src: str, dst: str) -> list[int] 
     return None
 
 
+def skill_node(nodes: dict[str, str], skill: str) -> str | None:
+    """The node standing for a skill: its own label first, else a 'name:*' wildcard."""
+    name = skill.lstrip("/").casefold()
+    if name in nodes:
+        return nodes[name]
+    return next((node for label, node in nodes.items()
+                 if label.endswith(":*") and name.startswith(label[:-1])), None)
+
+
 def workflow_edges(templates: list[WorkflowTemplate], skill_sequence: list[str]) -> dict:
     """Per template whose skills were invoked: traversal count per edge key ('SRC->DST')."""
     result = {}
     for template in templates:
         nodes = template.skill_nodes()
-        visits = [nodes[s.lstrip("/").casefold()] for s in skill_sequence
-                  if s.lstrip("/").casefold() in nodes]
+        visits = [n for n in (skill_node(nodes, s) for s in skill_sequence) if n is not None]
         if not visits:
             continue
         keys = template.edge_keys()
@@ -1613,9 +1629,10 @@ def annotate_workflow(template: WorkflowTemplate, edges: dict, invoked_skills: s
     for indexes, colour, width in ((green, LINK_GREEN, 3), (red, LINK_RED, 3), (grey, LINK_GREY, 1)):
         if indexes:
             lines.append(f"    linkStyle {','.join(map(str, indexes))} stroke:{colour},stroke-width:{width}px")
-    invoked = {s.lstrip("/").casefold() for s in invoked_skills}
-    for skill, node in template.skill_nodes().items():
-        fill, stroke = (LINK_GREEN, "#2E7D32") if skill in invoked else (LINK_GREY, "#616161")
+    nodes = template.skill_nodes()
+    invoked = {skill_node(nodes, s) for s in invoked_skills}
+    for node in dict.fromkeys(nodes.values()):
+        fill, stroke = (LINK_GREEN, "#2E7D32") if node in invoked else (LINK_GREY, "#616161")
         lines.append(f"    style {node} fill:{fill},stroke:{stroke},color:#fff")
     return "\n".join(lines) + "\n"
 
