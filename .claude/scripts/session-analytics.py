@@ -18,13 +18,18 @@ import argparse
 import bisect
 import calendar
 import collections
+import concurrent.futures
+import csv
 import decimal
+import html
+import io
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +50,7 @@ EXIT_NOT_FOUND = 8     # repository, PR or issue not found, or no open PR for th
 EXIT_RATE_LIMIT = 9    # GitHub's rate limit outlasted the bounded retries
 EXIT_GITHUB = 10       # any other GitHub failure: 5xx or network after retries, 403, a list cut short
 EXIT_REJECTED = 11     # GitHub refused a write as invalid (422)
+EXIT_PARTIAL = 12      # extract wrote its files, but some PRs or issues could not be read
 
 # ── Constants and pricing ─────────────────────────────────────────────────────
 
@@ -2723,6 +2729,520 @@ def pin_comment(github: GitHub, target: Target, comment: dict) -> None:
         github.warn(f"could not pin the summary comment: {exc}")
 
 
+# ── Extract and dashboard: CSV, Markdown report and a Chart.js page ───────────
+#
+# extract gathers "items" (a PR or issue with its sessions, or, from local transcripts, one
+# session on its own) into analytics.json; the CSV, the report and the dashboard are all
+# rendered from that one data file, so `--phase dashboard` can regenerate the page offline.
+
+CSV_COLUMNS = (
+    "pr_number", "target_type", "pr_title", "pr_author", "pr_status", "session_id", "session_started",
+    "session_duration_min", "models_used", "total_input_tokens", "total_output_tokens",
+    "total_cache_create", "total_cache_read", "estimated_cost_usd", "commits_count", "commit_shas",
+    "ci_runs", "ci_pass_rate", "skills_used", "per_skill_tokens", "subagent_count",
+    "per_subagent_tokens", "problems_count", "problems_resolved", "review_comments", "lines_added",
+    "lines_removed", "time_to_merge_hours", "acceptance_status",
+)
+EXTRACT_WORKERS = 8                 # concurrent gh calls: enough to hide latency, polite to GitHub
+CHARTJS_VERSION = "4.6.1"
+CHARTJS_URL = f"https://cdn.jsdelivr.net/npm/chart.js@{CHARTJS_VERSION}/dist/chart.umd.min.js"
+CHARTJS_SRI = "sha384-Emf5ZVIUiarAdhkgtqK+5/Z5qIvM6QoVrS+qAVtfyZVuD5lIHrac0me485+Antp0"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _day(value) -> str:
+    return as_str(value)[:10]
+
+
+def _hours_between(start, end) -> float | None:
+    a, b = parse_ts(start), parse_ts(end)
+    return round((b - a) / 3600, 1) if a is not None and b is not None else None
+
+
+# ── gathering from GitHub ──
+
+class Progress:
+    """One stderr line now and then on long runs; silent when quiet or quick."""
+
+    def __init__(self, what: str, total: int, quiet: bool, clock=time.monotonic):
+        self.what, self.total, self.quiet, self.clock = what, total, quiet, clock
+        self.started = self.last = clock()
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def step(self) -> None:
+        with self.lock:
+            self.done += 1
+            now = self.clock()
+            if self.quiet or now - self.started < 2 or (now - self.last < 1 and self.done < self.total):
+                return
+            self.last = now
+            print(f"{PROG}: {self.what}: {self.done}/{self.total}", file=sys.stderr, flush=True)
+
+
+def list_created_between(github: GitHub, since: float, until: float) -> list[dict]:
+    """PRs and issues created in [since, until], newest first, by listing (no search-API cap)."""
+    found, page = [], 1
+    while True:
+        batch = github.get(github.repo_path("issues"), state="all", sort="created", direction="desc",
+                           per_page=100, page=page)
+        if not isinstance(batch, list) or not batch:
+            return found
+        for item in batch:
+            created = parse_ts(as_dict(item).get("created_at"))
+            if created is not None and since <= created <= until:
+                found.append(item)
+        oldest = parse_ts(as_dict(batch[-1]).get("created_at"))
+        if len(batch) < 100 or (oldest is not None and oldest < since):
+            return found
+        page += 1
+
+
+def github_item(github: GitHub, issue: dict, trusted: set, warn) -> dict | None:
+    """One PR or issue with its trusted sessions and PR facts; None when it has no sessions."""
+    number = as_int(issue.get("number"))
+    is_pr = bool(issue.get("pull_request"))
+    sessions = []
+    if as_int(issue.get("comments")) > 0:
+        comments = github.list(github.repo_path(f"issues/{number}/comments"))
+        sessions, warnings = collect_sessions(comments, trusted)
+        for warning in warnings:
+            warn(f"#{number}: {warning}")
+    if not sessions:
+        return None
+    item = {"number": number, "type": "pr" if is_pr else "issue", "title": as_str(issue.get("title")),
+            "author": as_str(as_dict(issue.get("user")).get("login")), "status": as_str(issue.get("state")),
+            "created_at": issue.get("created_at"), "closed_at": issue.get("closed_at"),
+            "merged_at": None, "additions": None, "deletions": None, "review_comments": None,
+            "ci_runs": None, "ci_pass_rate": None, "sessions": sessions}
+    if is_pr:
+        pull = as_dict(github.get(github.repo_path(f"pulls/{number}")))
+        item.update(merged_at=pull.get("merged_at"), additions=pull.get("additions"),
+                    deletions=pull.get("deletions"), review_comments=pull.get("review_comments"))
+        if pull.get("merged_at"):
+            item["status"] = "merged"
+        sha = as_str(as_dict(pull.get("head")).get("sha"))
+        if sha:
+            runs = as_dict(github.get(github.repo_path("actions/runs"), head_sha=sha, per_page=100))
+            completed = [r for r in runs.get("workflow_runs") or [] if as_dict(r).get("conclusion")]
+            item["ci_runs"] = as_int(runs.get("total_count"))
+            if completed:
+                passed = sum(1 for r in completed if r.get("conclusion") == "success")
+                item["ci_pass_rate"] = round(100 * passed / len(completed), 1)
+    return item
+
+
+def gather_github(github: GitHub, since: float, until: float, trusted: set, quiet: bool,
+                  workers: int = EXTRACT_WORKERS) -> tuple[list, list]:
+    """Items with sessions, and failures (number, message), read with a bounded thread pool."""
+    issues = list_created_between(github, since, until)
+    progress = Progress("extract: PRs and issues read", len(issues), quiet)
+    items, failures = [], []
+
+    def one(issue):
+        try:
+            return github_item(github, issue, trusted, github.warn), None
+        except GitHubError as exc:
+            if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
+                raise
+            return None, {"number": as_int(issue.get("number")), "error": str(exc)}
+        finally:
+            progress.step()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for item, failure in pool.map(one, issues):
+            if item:
+                items.append(item)
+            if failure:
+                failures.append(failure)
+    items.sort(key=lambda i: (as_str(i["created_at"]), i["number"]))
+    failures.sort(key=lambda f: f["number"])
+    return items, failures
+
+
+def local_items(sessions: list[dict]) -> list[dict]:
+    """Each local session as an item of its own: no PR, so every GitHub field stays empty."""
+    return [{"number": None, "type": None, "title": None, "author": None, "status": None,
+             "created_at": s.get("started_at"), "closed_at": None, "merged_at": None,
+             "additions": None, "deletions": None, "review_comments": None, "ci_runs": None,
+             "ci_pass_rate": None, "sessions": [s]}
+            for s in sorted(sessions, key=lambda s: (as_str(s.get("started_at")), s["session_id"]))]
+
+
+# ── CSV ──
+
+def _per_key_tokens(entries, key: str) -> str:
+    totals = {}
+    for entry in entries or []:
+        if not isinstance(entry, dict):
+            continue
+        tokens = as_dict(entry.get("tokens"))
+        slot = totals.setdefault(as_str(entry.get(key)) or "unknown", {"in": 0, "out": 0})
+        slot["in"] += as_int(tokens.get("input"))
+        slot["out"] += as_int(tokens.get("output"))
+    return json.dumps(totals, ensure_ascii=False, sort_keys=True) if totals else ""
+
+
+def csv_rows(items: list[dict]) -> list[list]:
+    """One row per session, the design's 29 columns in order."""
+    rows = []
+    for item in items:
+        status = item.get("status")
+        for s in item["sessions"]:
+            totals = as_dict(s.get("total_tokens"))
+            problems = [p for p in s.get("problems_faced") or [] if isinstance(p, dict)]
+            rows.append([
+                item.get("number"), item.get("type"), item.get("title"), item.get("author"), status,
+                s.get("session_id"), s.get("started_at"), s.get("duration_minutes"),
+                ",".join(as_dict(s.get("models"))),
+                as_int(totals.get("input")), as_int(totals.get("output")),
+                as_int(totals.get("cache_creation")), as_int(totals.get("cache_read")),
+                s.get("estimated_cost_usd"), list_total(s, "commits"),
+                ";".join(as_str(c.get("sha")) for c in s.get("commits") or [] if isinstance(c, dict)),
+                item.get("ci_runs"), item.get("ci_pass_rate"),
+                ",".join(as_str(k.get("skill")) for k in s.get("skills_invoked") or [] if isinstance(k, dict)),
+                _per_key_tokens(s.get("skills_invoked"), "skill"), list_total(s, "subagents"),
+                _per_key_tokens(s.get("subagents"), "type"),
+                len(problems) + as_int(as_dict(s.get("omitted")).get("problems_faced")),
+                sum(1 for p in problems if p.get("resolved")),
+                item.get("review_comments"), item.get("additions"), item.get("deletions"),
+                _hours_between(item.get("created_at"), item.get("merged_at")), status,
+            ])
+    return rows
+
+
+def csv_cell(value) -> str:
+    """A cell as text; text that a spreadsheet would run as a formula gets a leading quote."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def render_csv(rows: list[list]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")      # RFC 4180
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([csv_cell(v) for v in row])
+    return out.getvalue()
+
+
+# ── the numbers the report and the dashboard share ──
+
+def analytics_view(data: dict) -> dict:
+    """Everything the report and the dashboard show, computed once from analytics.json."""
+    items = data.get("items") or []
+    sessions = [s for i in items for s in i["sessions"]]
+    prs = [i for i in items if i.get("type") == "pr"]
+    decided = [i for i in prs if i.get("status") in ("merged", "closed")]
+    merge_hours = [h for h in (_hours_between(i.get("created_at"), i.get("merged_at")) for i in prs)
+                   if h is not None]
+    total_cost = sum(s.get("estimated_cost_usd") or 0 for s in sessions)
+    per_item = []
+    for i in items:
+        cost = sum(s.get("estimated_cost_usd") or 0 for s in i["sessions"])
+        tokens = sum(sum(as_int(v) for v in as_dict(s.get("total_tokens")).values()) for s in i["sessions"])
+        per_item.append({"label": f"#{i['number']}" if i.get("number") is not None
+                         else as_str(i["sessions"][0].get("session_id"))[:8],
+                         "number": i.get("number"), "type": i.get("type"), "title": i.get("title"),
+                         "status": i.get("status"), "sessions": len(i["sessions"]), "cost": round(cost, 4),
+                         "commits": sum(list_total(s, "commits") for s in i["sessions"]), "tokens": tokens,
+                         "ci_pass_rate": i.get("ci_pass_rate"),
+                         "time_to_merge_hours": _hours_between(i.get("created_at"), i.get("merged_at"))})
+    models = {}
+    for s in sessions:
+        for name, m in as_dict(s.get("models")).items():
+            agg = models.setdefault(name, {"sessions": 0, "input": 0, "output": 0, "cache_creation": 0,
+                                           "cache_read": 0, "cost": 0.0})
+            agg["sessions"] += 1
+            for key, field_name in (("input", "input_tokens"), ("output", "output_tokens"),
+                                    ("cache_creation", "cache_creation_tokens"),
+                                    ("cache_read", "cache_read_tokens")):
+                agg[key] += as_int(as_dict(m).get(field_name))
+            agg["cost"] += as_dict(m).get("cost_usd") or 0
+    skills = {}
+    for s in sessions:
+        for k in s.get("skills_invoked") or []:
+            if not isinstance(k, dict):
+                continue
+            agg = skills.setdefault(as_str(k.get("skill")), {"sessions": 0, "invocations": 0, "pass": 0,
+                                                             "fail": 0, "unknown": 0, "input": 0, "output": 0})
+            agg["sessions"] += 1
+            agg["invocations"] += as_int(k.get("count"))
+            status = k.get("status") if k.get("status") in ("pass", "fail") else "unknown"
+            agg[status] += 1
+            agg["input"] += as_int(as_dict(k.get("tokens")).get("input"))
+            agg["output"] += as_int(as_dict(k.get("tokens")).get("output"))
+    by_day = {}
+    for s in sessions:
+        day = by_day.setdefault(_day(s.get("started_at")) or "unknown",
+                                {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0, "cost": 0.0})
+        for key in ("input", "output", "cache_creation", "cache_read"):
+            day[key] += as_int(as_dict(s.get("total_tokens")).get(key))
+        day["cost"] += s.get("estimated_cost_usd") or 0
+    by_week = {}
+    for i in decided:
+        stamp = parse_ts(i.get("created_at"))
+        week = time.strftime("%G-W%V", time.gmtime(stamp)) if stamp is not None else "unknown"
+        slot = by_week.setdefault(week, {"merged": 0, "decided": 0})
+        slot["decided"] += 1
+        slot["merged"] += i.get("status") == "merged"
+    return {
+        "repo": data.get("repo"), "from": data.get("from"), "to": data.get("to"), "source": data.get("source"),
+        "pr_count": len(prs), "issue_count": sum(1 for i in items if i.get("type") == "issue"),
+        "session_count": len(sessions), "total_cost": round(total_cost, 4),
+        "total_commits": sum(list_total(s, "commits") for s in sessions),
+        "total_tokens": sum(sum(as_int(v) for v in as_dict(s.get("total_tokens")).values()) for s in sessions),
+        "avg_cost_per_pr": round(sum(p["cost"] for p in per_item if p["type"] == "pr") / len(prs), 4) if prs else None,
+        "acceptance_rate": round(100 * sum(1 for i in decided if i["status"] == "merged") / len(decided), 1)
+        if decided else None,
+        "avg_hours_to_merge": round(sum(merge_hours) / len(merge_hours), 1) if merge_hours else None,
+        "items": per_item,
+        "models": dict(sorted(models.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))),
+        "skills": dict(sorted(skills.items(), key=lambda kv: (-kv[1]["invocations"], kv[0]))),
+        "days": dict(sorted(by_day.items())),
+        "weeks": {w: {**v, "rate": round(100 * v["merged"] / v["decided"], 1)} for w, v in sorted(by_week.items())},
+        "failures": data.get("failures") or [],
+    }
+
+
+def period_text(view: dict, markdown: bool = True) -> str:
+    escape = md_text if markdown else str
+    if not view["from"] and not view["to"]:
+        return "all sessions"
+    return f"{escape(view['from'] or 'the first session')} to {escape(view['to'] or 'the last session')}"
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{value:g}%"
+
+
+def _hours(value) -> str:
+    return "-" if value is None else f"{value:g}h"
+
+
+REPORT_TEMPLATE = """\
+# Claude Code Analytics Report
+
+**Period:** {period}
+**Repository:** {repo}
+
+## Summary
+
+{summary}
+## Per-PR Breakdown
+
+{per_item}
+## Model Usage Distribution
+
+{models}
+## Skill Effectiveness
+
+{skills}{failures}"""
+
+
+def render_report(data: dict) -> str:
+    """The design's Markdown report; every number comes from the same rows as the CSV."""
+    v = analytics_view(data)
+    summary = md_table(["Metric", "Value"], [
+        ["PRs with session data", str(v["pr_count"])], ["Issues with session data", str(v["issue_count"])],
+        ["Total sessions", str(v["session_count"])], ["Total cost", format_cost(v["total_cost"])],
+        ["Total commits", str(v["total_commits"])], ["Total tokens", format_tokens(v["total_tokens"])],
+        ["Average cost per PR", format_cost(v["avg_cost_per_pr"]) if v["avg_cost_per_pr"] is not None else "-"],
+        ["PR acceptance rate", _percent(v["acceptance_rate"])],
+        ["Average time to merge", _hours(v["avg_hours_to_merge"])]])
+    per_item = md_table(
+        ["Item", "Type", "Title", "Status", "Sessions", "Cost", "Commits", "Tokens", "CI pass rate", "Time to merge"],
+        [[md_text(p["label"]), md_text(p["type"] or "session"), md_text(p["title"] or "-", 80),
+          md_text(p["status"] or "-"), str(p["sessions"]), format_cost(p["cost"]), str(p["commits"]),
+          format_tokens(p["tokens"]), _percent(p["ci_pass_rate"]), _hours(p["time_to_merge_hours"])]
+         for p in v["items"]]) if v["items"] else "_No sessions in this period._\n"
+    total_cost = v["total_cost"] or 0
+    models = md_table(
+        ["Model", "Sessions", "Input", "Output", "Cache Create", "Cache Read", "Est. Cost", "Share of cost"],
+        [[md_text(name), str(m["sessions"]), format_tokens(m["input"]), format_tokens(m["output"]),
+          format_tokens(m["cache_creation"]), format_tokens(m["cache_read"]), format_cost(m["cost"]),
+          f"{100 * m['cost'] / total_cost:.1f}%" if total_cost else "-"]
+         for name, m in v["models"].items()]) if v["models"] else "_No model usage._\n"
+    skills = md_table(
+        ["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown", "Input", "Output", "Output per invocation"],
+        [[md_text(name), str(k["sessions"]), str(k["invocations"]), str(k["pass"]), str(k["fail"]),
+          str(k["unknown"]), format_tokens(k["input"]), format_tokens(k["output"]),
+          format_tokens(k["output"] // k["invocations"]) if k["invocations"] else "-"]
+         for name, k in v["skills"].items()]) if v["skills"] else "_No skills invoked._\n"
+    failures = ""
+    if v["failures"]:
+        failures = "\n## Not Read\n\n" + "".join(f"- #{f['number']}: {md_text(f['error'])}\n" for f in v["failures"])
+    return REPORT_TEMPLATE.format(period=period_text(v),
+                                  repo=md_text(v["repo"] or "local transcripts"), summary=summary,
+                                  per_item=per_item, models=models, skills=skills, failures=failures)
+
+
+# ── the dashboard ──
+
+DASHBOARD_TEMPLATE = """\
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Claude Code Analytics: {title}</title>
+<style>
+  body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328; background: #f6f8fa; }}
+  header {{ background: #24292f; color: #fff; padding: 18px 28px; }}
+  header h1 {{ margin: 0 0 4px; font-size: 20px; }}
+  header p {{ margin: 0; opacity: .8; }}
+  main {{ padding: 20px 28px; max-width: 1280px; margin: auto; }}
+  .cards {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px; }}
+  .card {{ background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 14px; }}
+  .card b {{ display: block; font-size: 22px; margin-top: 2px; }}
+  .charts {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; margin-top: 18px; }}
+  figure {{ margin: 0; background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px; }}
+  figcaption {{ font-weight: 600; margin-bottom: 6px; }}
+  .chart {{ position: relative; height: 300px; }}
+  .empty {{ color: #656d76; font-style: italic; }}
+  table {{ border-collapse: collapse; width: 100%; background: #fff; margin: 8px 0 20px; }}
+  th, td {{ border: 1px solid #d0d7de; padding: 5px 8px; text-align: left; }}
+  th {{ background: #f0f3f6; }}
+  td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
+  h2 {{ margin-top: 28px; font-size: 17px; }}
+</style>
+{chartjs}
+</head>
+<body>
+<header><h1>Claude Code Analytics</h1><p>{subtitle}</p></header>
+<main>
+{notice}<section class="cards">{cards}</section>
+<section class="charts">
+<figure><figcaption>Token usage over time</figcaption><div class="chart"><canvas id="tokens-over-time"></canvas></div></figure>
+<figure><figcaption>Cost per PR</figcaption><div class="chart"><canvas id="cost-per-pr"></canvas></div></figure>
+<figure><figcaption>Skills usage frequency</figcaption><div class="chart"><canvas id="skills-frequency"></canvas></div></figure>
+<figure><figcaption>Acceptance rate trend</figcaption><div class="chart"><canvas id="acceptance-trend"></canvas></div></figure>
+<figure><figcaption>Model distribution (cost)</figcaption><div class="chart"><canvas id="model-distribution"></canvas></div></figure>
+</section>
+<h2>PRs and issues</h2>
+{items_table}
+<h2>Models</h2>
+{models_table}
+<h2>Skills</h2>
+{skills_table}
+<h2>Acceptance by week</h2>
+{weeks_table}
+</main>
+<script type="application/json" id="analytics-data">{data}</script>
+<script>
+(function () {{
+  var view = JSON.parse(document.getElementById('analytics-data').textContent);
+  if (typeof Chart === 'undefined') {{
+    document.querySelectorAll('.chart').forEach(function (box) {{
+      box.innerHTML = '<p class="empty">Charts need Chart.js, which did not load; the tables below hold the same data.</p>';
+    }});
+    return;
+  }}
+  var palette = ['#0969da', '#1a7f37', '#bf8700', '#cf222e', '#8250df', '#1b7c83', '#bc4c00', '#57606a'];
+  function draw(id, hasData, config) {{
+    var canvas = document.getElementById(id);
+    if (!hasData) {{
+      canvas.parentNode.innerHTML = '<p class="empty">No data for this chart in this period.</p>';
+      return;
+    }}
+    config.options = Object.assign({{responsive: true, maintainAspectRatio: false, animation: false}}, config.options || {{}});
+    new Chart(canvas, config);
+  }}
+  var days = Object.keys(view.days);
+  draw('tokens-over-time', days.length > 0, {{type: 'line', data: {{labels: days, datasets: [
+    ['input', 'Input'], ['output', 'Output'], ['cache_creation', 'Cache create'], ['cache_read', 'Cache read']
+  ].map(function (k, n) {{ return {{label: k[1], data: days.map(function (d) {{ return view.days[d][k[0]]; }}),
+    borderColor: palette[n], backgroundColor: palette[n], tension: 0}}; }})}}}});
+  var prs = view.items.filter(function (i) {{ return i.type === 'pr'; }});
+  draw('cost-per-pr', prs.length > 0, {{type: 'bar', data: {{labels: prs.map(function (p) {{ return p.label; }}),
+    datasets: [{{label: 'Cost (USD)', data: prs.map(function (p) {{ return p.cost; }}), backgroundColor: palette[0]}}]}}}});
+  var skills = Object.keys(view.skills);
+  draw('skills-frequency', skills.length > 0, {{type: 'pie', data: {{labels: skills, datasets: [{{
+    data: skills.map(function (s) {{ return view.skills[s].invocations; }}),
+    backgroundColor: skills.map(function (s, n) {{ return palette[n % palette.length]; }})}}]}}}});
+  var weeks = Object.keys(view.weeks);
+  draw('acceptance-trend', weeks.length > 0, {{type: 'line', data: {{labels: weeks, datasets: [{{
+    label: 'Merged of decided PRs (%)', data: weeks.map(function (w) {{ return view.weeks[w].rate; }}),
+    borderColor: palette[1], backgroundColor: palette[1]}}]}}, options: {{scales: {{y: {{min: 0, max: 100}}}}}}}});
+  var models = Object.keys(view.models);
+  draw('model-distribution', models.length > 0, {{type: 'doughnut', data: {{labels: models, datasets: [{{
+    data: models.map(function (m) {{ return view.models[m].cost; }}),
+    backgroundColor: models.map(function (m, n) {{ return palette[n % palette.length]; }})}}]}}}});
+}})();
+</script>
+</body>
+</html>
+"""
+
+
+def _h(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _html_table(header: list[str], rows: list[list], numeric: set = frozenset()) -> str:
+    if not rows:
+        return '<p class="empty">None in this period.</p>'
+    head = "".join(f"<th>{_h(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td class="n">{_h(c)}</td>' if i in numeric else f"<td>{_h(c)}</td>"
+                                    for i, c in enumerate(row)) + "</tr>\n" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>"
+
+
+def script_json(obj) -> str:
+    """JSON that can sit inside <script> without ending it or opening a comment."""
+    return (json.dumps(obj, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026").replace("\u2028", "\\u2028")
+            .replace("\u2029", "\\u2029"))
+
+
+def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
+    """A self-contained page: summary cards, five charts and the same data as plain tables."""
+    v = analytics_view(data)
+    if chartjs_source is not None:
+        chartjs = "<script>\n" + chartjs_source.replace("</script", "<\\/script") + "\n</script>"
+    else:
+        chartjs = (f'<script src="{CHARTJS_URL}" integrity="{CHARTJS_SRI}" crossorigin="anonymous" '
+                   'referrerpolicy="no-referrer"></script>')
+    cards = "".join(f'<div class="card">{_h(label)}<b>{_h(value)}</b></div>' for label, value in (
+        ("Sessions", v["session_count"]), ("Total cost", format_cost(v["total_cost"])),
+        ("Commits", v["total_commits"]), ("Tokens", format_tokens(v["total_tokens"])),
+        ("PRs", v["pr_count"]), ("Issues", v["issue_count"]),
+        ("PR acceptance", _percent(v["acceptance_rate"])), ("Avg. time to merge", _hours(v["avg_hours_to_merge"]))))
+    notice = ""
+    if not v["session_count"]:
+        notice = '<p class="empty" id="no-data">No sessions were found for this period, so there is nothing to chart yet.</p>\n'
+    if v["failures"]:
+        notice += ('<p class="empty">Not read because GitHub calls failed: '
+                   + ", ".join(_h(f"#{f['number']}") for f in v["failures"]) + "</p>\n")
+    subtitle = f"{v['repo'] or 'local transcripts'} · {period_text(v, markdown=False)}"
+    return DASHBOARD_TEMPLATE.format(
+        title=_h(v["repo"] or "local transcripts"), subtitle=_h(subtitle), chartjs=chartjs, notice=notice,
+        cards=cards,
+        items_table=_html_table(["Item", "Type", "Title", "Status", "Sessions", "Cost", "Commits", "Tokens",
+                                 "CI pass rate", "Time to merge"],
+                                [[p["label"], p["type"] or "session", p["title"] or "", p["status"] or "",
+                                  p["sessions"], format_cost(p["cost"]), p["commits"], f"{p['tokens']:,}",
+                                  _percent(p["ci_pass_rate"]), _hours(p["time_to_merge_hours"])]
+                                 for p in v["items"]], {4, 5, 6, 7}),
+        models_table=_html_table(["Model", "Sessions", "Input", "Output", "Cache create", "Cache read", "Cost"],
+                                 [[name, m["sessions"], f"{m['input']:,}", f"{m['output']:,}",
+                                   f"{m['cache_creation']:,}", f"{m['cache_read']:,}", format_cost(m["cost"])]
+                                  for name, m in v["models"].items()], {1, 2, 3, 4, 5, 6}),
+        skills_table=_html_table(["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown"],
+                                 [[name, k["sessions"], k["invocations"], k["pass"], k["fail"], k["unknown"]]
+                                  for name, k in v["skills"].items()], {1, 2, 3, 4, 5}),
+        weeks_table=_html_table(["Week", "Decided PRs", "Merged", "Acceptance"],
+                                [[w, k["decided"], k["merged"], _percent(k["rate"])] for w, k in v["weeks"].items()],
+                                {1, 2, 3}),
+        data=script_json(v))
+
+
 # ── CLI ───────────────────────────────────────────────────────────────────────
 
 EPILOG = """\
@@ -2737,6 +3257,9 @@ examples:
   %(prog)s --phase summary --target pr --number 652
   %(prog)s --phase summary --dry-run --stats-file a.json --stats-file b.json
   %(prog)s --session-id "$CLAUDE_CODE_SESSION_ID"  the whole pipeline: stats, comment, summary
+  %(prog)s --phase extract --repo o/r --from 2026-01-01 --to 2026-02-15 --output-dir out/
+  %(prog)s --phase extract --source local --from 2026-01-01 --to 2026-12-31 --output-dir out/
+  %(prog)s --phase dashboard --output-dir out/ --chartjs node_modules/chart.js/dist/chart.umd.min.js
 
 session selection: --stats-file, else --transcript, else --session-id, else
 $CLAUDE_CODE_SESSION_ID, else the newest session of the current directory's project.
@@ -2760,6 +3283,7 @@ exit codes:
   9  rate limited by GitHub beyond the bounded retries
  10  other GitHub failure (server errors or network after retries, permission, a list cut short)
  11  GitHub rejected a write as invalid (422)
+ 12  extract: files written, but some PRs or issues could not be read (listed on stderr)
 """
 
 
@@ -2796,6 +3320,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="summary: comma-separated logins trusted besides owners, members and "
                         "collaborators")
     github.add_argument("--dry-run", action="store_true", help="print what would be posted; post nothing")
+    extract = parser.add_argument_group("extract and dashboard")
+    extract.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD) of PRs, "
+                         "issues or local sessions to extract")
+    extract.add_argument("--to", dest="date_to", metavar="DATE", help="last day (YYYY-MM-DD), inclusive")
+    extract.add_argument("--source", choices=("github", "local"), default="github",
+                         help="session comments on GitHub (default), or local transcripts with no network")
+    extract.add_argument("--output-dir", metavar="DIR", help="where analytics.csv, analytics.md, "
+                         "analytics.json and dashboard.html go")
+    extract.add_argument("--chartjs", metavar="FILE", help="inline this Chart.js file (offline use) "
+                         "instead of loading it from the CDN")
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE (atomically)")
     out.add_argument("--json", action="store_true", help="list: JSON instead of a table")
@@ -3047,11 +3581,114 @@ def run_pipeline(args) -> int:
     return EXIT_OK
 
 
+def extract_range(args, required: bool) -> tuple[float, float]:
+    if required and not (args.date_from and args.date_to):
+        raise UserError("extract from GitHub needs --from and --to (YYYY-MM-DD)", EXIT_USAGE)
+    since = parse_date_bound(args.date_from, False) if args.date_from else float("-inf")
+    until = parse_date_bound(args.date_to, True) if args.date_to else float("inf")
+    if since > until:
+        raise UserError(f"--from {args.date_from} is after --to {args.date_to}", EXIT_USAGE)
+    return since, until
+
+
+def output_dir(args) -> Path:
+    if not args.output_dir:
+        raise UserError(f"--phase {args.phase} needs --output-dir DIR", EXIT_USAGE)
+    folder = Path(args.output_dir).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {folder}: {exc.strerror or exc}", EXIT_OUTPUT) from None
+    return folder
+
+
+def read_chartjs(args) -> str | None:
+    if not args.chartjs:
+        return None
+    try:
+        return Path(args.chartjs).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read --chartjs {args.chartjs}: {getattr(exc, 'strerror', None) or exc}",
+                        EXIT_BAD_INPUT) from None
+
+
+def local_sessions(args, since: float, until: float) -> list[dict]:
+    """Stats of every local session that started in the range."""
+    projects_dir = Path(args.projects_dir).expanduser() if args.projects_dir else default_projects_dir()
+    if not projects_dir.is_dir():
+        raise UserError(f"projects folder not found: {projects_dir} "
+                        "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
+    pricing, templates = load_pricing(args.pricing), workflow_templates(args)
+    report = ReadReport()
+    found = []
+    for facts in read_all_sessions(projects_dir, report):
+        start = facts.timestamps[0] if facts.timestamps else None
+        if start is None or not since <= start <= until:
+            continue
+        stats = compute_stats(facts, pricing, _most_common(facts.cwds) or facts.project_dir,
+                              templates=templates)
+        if not args.project or args.project.casefold() in as_str(stats["project"]).casefold():
+            found.append(stats)
+    report.emit(args.quiet)
+    return found
+
+
+def write_outputs(folder: Path, data: dict, chartjs: str | None) -> list[Path]:
+    files = {"analytics.json": json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
+             "analytics.csv": render_csv(csv_rows(data["items"])),
+             "analytics.md": render_report(data),
+             "dashboard.html": render_dashboard(data, chartjs)}
+    for name, text in files.items():
+        write_atomic(folder / name, text)
+    return [folder / name for name in files]
+
+
+def run_extract(args) -> int:
+    folder = output_dir(args)
+    chartjs = read_chartjs(args)
+    if args.source == "local":
+        since, until = extract_range(args, required=False)
+        items, failures, repo = local_items(local_sessions(args, since, until)), [], None
+    else:
+        since, until = extract_range(args, required=True)
+        github = open_github(args, None)
+        trusted = {x.strip().casefold() for x in args.trusted_authors.split(",") if x.strip()}
+        items, failures = gather_github(github, since, until, trusted, args.quiet)
+        repo = github.repo
+    data = {"schema_version": SCHEMA_VERSION, "source": args.source, "repo": repo,
+            "from": args.date_from or "", "to": args.date_to or "", "items": items, "failures": failures}
+    paths = write_outputs(folder, data, chartjs)
+    sessions = sum(len(i["sessions"]) for i in items)
+    emit(args, f"extracted {sessions} session{'s' if sessions != 1 else ''} from {len(items)} "
+               f"{'PRs and issues' if args.source == 'github' else 'local sessions'}: "
+               + ", ".join(str(p) for p in paths) + "\n")
+    if failures:
+        warn = warner(args)
+        for failure in failures:
+            warn(f"#{failure['number']} not read: {failure['error']}")
+        raise UserError(f"{len(failures)} of the PRs and issues could not be read; the files hold "
+                        "the rest", EXIT_PARTIAL)
+    return EXIT_OK
+
+
+def run_dashboard(args) -> int:
+    folder = output_dir(args)
+    data = read_json_file(folder / "analytics.json", "analytics data (run --phase extract first);")
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list) or not all(
+            isinstance(i, dict) and isinstance(i.get("sessions"), list) for i in data["items"]):
+        raise UserError(f"{folder / 'analytics.json'} is not extract output", EXIT_BAD_INPUT)
+    write_atomic(folder / "dashboard.html", render_dashboard(data, read_chartjs(args)))
+    emit(args, f"wrote {folder / 'dashboard.html'}\n")
+    return EXIT_OK
+
+
 PHASES = {
     "stats": run_stats,
     "mermaid": run_mermaid,
     "comment": run_comment,
     "summary": run_summary,
+    "extract": run_extract,
+    "dashboard": run_dashboard,
     "list": run_list,
 }
 
