@@ -59,6 +59,7 @@ class FakeGitHub:
         self.pulls = {}         # (repo, number) -> pull dict
         self.comments = {}      # id -> comment dict (with "repo" and "issue_number")
         self.pinned = set()     # comment ids
+        self.runs = {}          # (repo, head sha) -> list of workflow runs
         self.next_id = 1000
         self.per_page_default = 30
         self.per_page_cap = 100     # tests lower it to force several pages
@@ -82,9 +83,9 @@ class FakeGitHub:
 
     def add_pull(self, repo: str, number: int, branch: str, title: str = "A pull request",
                  user: str = "octo-bot", state: str = "open", merged_at: str | None = None,
-                 **extra) -> dict:
+                 created_at: str = "2026-03-01T09:00:00Z", **extra) -> dict:
         owner = repo.split("/")[0]
-        issue = self.add_issue(repo, number, title, user, state)
+        issue = self.add_issue(repo, number, title, user, state, created_at=created_at)
         issue["pull_request"] = {"url": f"https://github.example/{repo}/pull/{number}",
                                  "merged_at": merged_at}
         pull = {"number": number, "title": title, "user": {"login": user}, "state": state,
@@ -95,6 +96,12 @@ class FakeGitHub:
                 "review_comments": 0, "comments": 0, **extra}
         self.pulls[(repo, number)] = pull
         return pull
+
+    def add_runs(self, repo: str, number: int, conclusions: list) -> None:
+        """CI runs for a pull request's head commit: 'success', 'failure', None (in progress)…"""
+        sha = self.pulls[(repo, number)]["head"]["sha"]
+        self.runs[(repo, sha)] = [{"id": i + 1, "head_sha": sha, "status": "completed" if c else "in_progress",
+                                   "conclusion": c} for i, c in enumerate(conclusions)]
 
     def add_comment(self, repo: str, number: int, body: str, login: str = "octo-bot",
                     association: str | None = None) -> dict:
@@ -227,6 +234,17 @@ class FakeGitHub:
             self.pinned.add(comment["id"])
             self.writes.append(("PUT", rest))
             return 204, {}, None
+        if rest == "issues" and method == "GET":
+            items = [i for (r, _), i in self.issues.items() if r == repo]
+            if query.get("state", "open") != "all":
+                items = [i for i in items if i["state"] == query.get("state", "open")]
+            reverse = query.get("direction", "desc") == "desc"
+            items.sort(key=lambda i: (i["created_at"], i["number"]), reverse=reverse)
+            return self._paged([{k: v for k, v in i.items()} | {"comments": len(self.comments_on(repo, i["number"]))}
+                                for i in items], query)
+        if rest == "actions/runs" and method == "GET":
+            runs = self.runs.get((repo, query.get("head_sha")), [])
+            return 200, {}, {"total_count": len(runs), "workflow_runs": runs[:int(query.get("per_page", 30))]}
         if rest == "pulls" and method == "GET":
             pulls = [p for (r, _), p in sorted(self.pulls.items()) if r == repo]
             state = query.get("state", "open")

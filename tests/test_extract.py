@@ -1,0 +1,288 @@
+"""extract and dashboard: from the fake GitHub through the real gh, from local transcripts, in chromium."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import csv
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from chromium import npm_file, run_page, serve
+from conftest import DEMO_PROJECTS, ROOT, reference_totals, run_cli, run_gh_cli, sa, stats_of
+
+REPO = "o/r"
+XSS_TITLE = "</script><script>alert(1)</script>"
+FORMULA_TITLE = '=HYPERLINK("http://x")'
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def base_stats():
+    return stats_of(DEMO_PROJECTS, "00b11888", "--repo", REPO)
+
+
+def session(base: dict, n: int, cost: float, commits: int, started: str) -> dict:
+    stats = copy.deepcopy(base)
+    stats["session_id"] = f"{n:08x}-1111-4222-8333-444444444444"
+    stats["session_id_short"] = stats["session_id"][:8]
+    stats["estimated_cost_usd"] = cost
+    stats["started_at"] = started
+    stats["commits"] = [{"sha": f"{n:03x}{i:04x}", "message": f"commit {i}"} for i in range(commits)]
+    stats["total_tokens"] = {"input": 100 * n, "output": 1000 * n, "cache_creation": 7 * n, "cache_read": 9 * n}
+    return stats
+
+
+def post(github, number: int, stats: dict, login="octo-bot", association=None):
+    github.add_comment(REPO, number, sa.render_session_comment(stats), login=login, association=association)
+
+
+def read_csv(path: Path) -> list[dict]:
+    text = path.read_bytes().decode("utf-8")
+    assert text.endswith("\r\n")
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+@pytest.fixture
+def repository(github, base_stats):
+    """PRs and issues with sessions, one without, one out of range, one whose calls fail."""
+    github.add_pull(REPO, 1, "feat/one", title="Fix | the `login`\nflow", state="closed",
+                    merged_at="2026-03-03T12:00:00Z", created_at="2026-03-02T12:00:00Z", additions=120,
+                    deletions=30, review_comments=4)
+    github.add_runs(REPO, 1, ["success", "failure", "success", None])
+    post(github, 1, session(base_stats, 1, 12.4451, 2, "2026-03-02T13:00:00Z"))
+    post(github, 1, session(base_stats, 2, 8.3249, 3, "2026-03-02T15:00:00Z"))
+    github.add_pull(REPO, 2, "feat/two", title=FORMULA_TITLE, created_at="2026-03-05T08:00:00Z")
+    post(github, 2, session(base_stats, 3, 1.005, 1, "2026-03-05T09:00:00Z"))
+    post(github, 2, session(base_stats, 99, 999.0, 50, "2026-03-05T09:30:00Z"), login="mallory", association="NONE")
+    github.add_pull(REPO, 3, "feat/three", title="No sessions here", created_at="2026-03-06T08:00:00Z")
+    github.add_comment(REPO, 3, "LGTM", login="alice", association="MEMBER")
+    github.add_issue(REPO, 4, XSS_TITLE, created_at="2026-03-07T08:00:00Z")
+    post(github, 4, session(base_stats, 4, 0.5, 0, "2026-03-07T09:00:00Z"))
+    github.add_pull(REPO, 5, "feat/five", title="Flaky", created_at="2026-03-08T08:00:00Z")
+    post(github, 5, session(base_stats, 5, 3.0, 1, "2026-03-08T09:00:00Z"))
+    github.fail("GET", r"/pulls/5$", 500, times=99)
+    github.add_pull(REPO, 6, "feat/six", title="Too late", created_at="2026-04-02T08:00:00Z")
+    post(github, 6, session(base_stats, 6, 5.0, 1, "2026-04-02T09:00:00Z"))
+    return github
+
+
+def test_extract_from_github_writes_csv_report_json_and_dashboard(repository, tmp_path):
+    out = tmp_path / "out"
+    proc = run_gh_cli(repository, "--phase", "extract", "--repo", REPO, "--from", "2026-03-01", "--to",
+                      "2026-03-31", "--output-dir", out)
+    assert proc.returncode == 12, proc.stderr
+    assert "#5 not read: GET repos/o/r/pulls/5: injected failure (HTTP 500)" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("session-analytics: error: 1 of the PRs and issues could not "
+                                                    "be read; the files hold the rest")
+    assert "skipped comment" in proc.stderr and "@mallory" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["analytics.csv", "analytics.json", "analytics.md",
+                                                     "dashboard.html"]
+    header = (out / "analytics.csv").read_bytes().decode().split("\r\n", 1)[0]
+    assert header == ",".join(sa.CSV_COLUMNS) and len(sa.CSV_COLUMNS) == 29
+    rows = read_csv(out / "analytics.csv")
+    assert [(r["pr_number"], r["session_id"][:8]) for r in rows] == [
+        ("1", "00000001"), ("1", "00000002"), ("2", "00000003"), ("4", "00000004")]
+    first = rows[0]
+    assert first["target_type"] == "pr" and first["pr_status"] == "merged" and first["acceptance_status"] == "merged"
+    assert first["pr_title"] == "Fix | the `login`\nflow"
+    assert (first["ci_runs"], first["ci_pass_rate"]) == ("4", "66.7")
+    assert (first["lines_added"], first["lines_removed"], first["review_comments"]) == ("120", "30", "4")
+    assert first["time_to_merge_hours"] == "24.0"
+    assert first["commit_shas"] == "0010000;0010001" and first["commits_count"] == "2"
+    assert first["skills_used"] == "tdd:ci,rca:ci"
+    assert json.loads(first["per_skill_tokens"]) == {"rca:ci": {"in": 8, "out": 2480}, "tdd:ci": {"in": 15, "out": 1930}}
+    assert json.loads(first["per_subagent_tokens"]) == {"Explore": {"in": 6, "out": 440}}
+    assert rows[2]["pr_title"] == "'" + FORMULA_TITLE                     # neutralised, not a formula
+    assert rows[3]["target_type"] == "issue" and rows[3]["pr_title"] == XSS_TITLE
+    assert rows[3]["ci_runs"] == "" and rows[3]["lines_added"] == ""
+
+    report = (out / "analytics.md").read_text()
+    cost_sum = sum(float(r["estimated_cost_usd"]) for r in rows)
+    assert f"| Total cost | {sa.format_cost(cost_sum)} |" in report
+    assert f"| Total sessions | {len(rows)} |" in report
+    assert f"| Total commits | {sum(int(r['commits_count']) for r in rows)} |" in report
+    assert "| PRs with session data | 2 |" in report and "| Issues with session data | 1 |" in report
+    assert "| PR acceptance rate | 100% |" in report and "| Average time to merge | 24h |" in report
+    assert "## Not Read\n\n- #5: GET repos/o/r/pulls/5: injected failure (HTTP 500)" in report
+    per_pr = report.split("## Per-PR Breakdown")[1].split("## Model Usage")[0]
+    assert "| \\#1 | pr | Fix \\| the \\`login\\` flow | merged | 2 | $20.77 | 5 |" in per_pr
+    assert sa.format_cost(cost_sum) == "$22.28"         # 12.4451 + 8.3249 + 1.005 + 0.5 = 22.275, half up
+    data = json.loads((out / "analytics.json").read_text())
+    assert data["failures"] == [{"number": 5, "error": "GET repos/o/r/pulls/5: injected failure (HTTP 500)"}]
+    assert [i["number"] for i in data["items"]] == [1, 2, 4]
+
+
+def test_a_rerun_is_byte_identical_and_dashboard_phase_regenerates_the_page(repository, tmp_path):
+    args = ("--phase", "extract", "--repo", REPO, "--from", "2026-03-01", "--to", "2026-03-31", "--quiet")
+    run_gh_cli(repository, *args, "--output-dir", tmp_path / "a")
+    run_gh_cli(repository, *args, "--output-dir", tmp_path / "b")
+    for name in ("analytics.csv", "analytics.md", "analytics.json", "dashboard.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    page = (tmp_path / "a" / "dashboard.html").read_bytes()
+    (tmp_path / "a" / "dashboard.html").unlink()
+    proc = run_cli("--phase", "dashboard", "--output-dir", tmp_path / "a", env={"PATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a" / "dashboard.html").read_bytes() == page
+
+
+def test_more_than_a_thousand_prs_and_issues_in_range_are_all_read(github, base_stats, tmp_path):
+    for n in range(1, 1051):
+        day = 1 + (n - 1) * 27 // 1050
+        github.add_issue(REPO, n, f"Issue {n}", created_at=f"2026-01-{day:02d}T{n % 24:02d}:00:00Z")
+    for n in (1, 500, 1050):
+        post(github, n, session(base_stats, n, 1.0, 1, "2026-01-15T00:00:00Z"))
+    proc = run_gh_cli(github, "--phase", "extract", "--repo", REPO, "--from", "2026-01-01", "--to", "2026-01-31",
+                      "--output-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(int(r["pr_number"]) for r in read_csv(tmp_path / "analytics.csv")) == [1, 500, 1050]
+    pages = [q for m, p, q in github.requests if p.endswith("/repos/o/r/issues")]
+    assert len(pages) == 11                                    # listed, not searched: no 1000 cap
+    assert not any("/search/" in p for _, p, _ in github.requests)
+
+
+def test_extract_from_local_transcripts_needs_no_github(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("--phase", "extract", "--source", "local", "--projects-dir", DEMO_PROJECTS, "--output-dir", out,
+                   "--from", "2026-01-01", "--to", "2026-12-31", env={"PATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    rows = read_csv(out / "analytics.csv")
+    expected = reference_totals(DEMO_PROJECTS)
+    assert sorted(r["session_id"] for r in rows) == sorted(s for s in expected if s.startswith(("00b1", "a3f9")))
+    for r in rows:
+        assert [int(r["total_input_tokens"]), int(r["total_output_tokens"]), int(r["total_cache_create"]),
+                int(r["total_cache_read"])] == expected[r["session_id"]]
+        for column in ("pr_number", "target_type", "pr_title", "pr_author", "pr_status", "ci_runs",
+                       "review_comments", "lines_added", "time_to_merge_hours", "acceptance_status"):
+            assert r[column] == ""
+    report = (out / "analytics.md").read_text()
+    assert f"| Total sessions | 2 |" in report and "**Repository:** local transcripts" in report
+    assert f"| Total cost | {sa.format_cost(sum(float(r['estimated_cost_usd']) for r in rows))} |" in report
+
+
+def test_csv_cells_are_rfc4180_and_formulas_are_neutralised():
+    assert [sa.csv_cell(v) for v in ("=1+1", "+1", "-cmd", "@SUM(A1)", "\tx", "\rx", "plain", 5, -3, 1.5, None)] == [
+        "'=1+1", "'+1", "'-cmd", "'@SUM(A1)", "'\tx", "'\rx", "plain", "5", "-3", "1.5", ""]
+    text = sa.render_csv([[1, "pr", 'a "quoted", multi\nline', *[""] * 26]])
+    back = list(csv.reader(io.StringIO(text, newline="")))
+    assert back[1][2] == 'a "quoted", multi\nline' and len(back[1]) == 29
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--phase", "extract", "--repo", REPO, "--output-dir", "x"], 2, "extract from GitHub needs --from and --to"),
+    (["--phase", "extract", "--source", "local", "--from", "2026-02-01", "--to", "2026-01-01", "--output-dir", "x"],
+     2, "--from 2026-02-01 is after --to 2026-01-01"),
+    (["--phase", "extract", "--source", "local"], 2, "--phase extract needs --output-dir DIR"),
+    (["--phase", "dashboard", "--output-dir", "empty"], 4, "analytics data (run --phase extract first); file not found"),
+    (["--phase", "extract", "--source", "local", "--output-dir", "x", "--chartjs", "missing.js"], 4,
+     "cannot read --chartjs missing.js"),
+])
+def test_extract_and_dashboard_errors_are_one_line(tmp_path, args, code, message):
+    proc = run_cli(*args, "--projects-dir", DEMO_PROJECTS, cwd=tmp_path)
+    assert proc.returncode == code, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
+
+
+def test_pinned_chartjs_cdn_url_and_sri_match_the_locked_npm_package():
+    lock = json.loads((ROOT / "tests" / "browser" / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/chart.js"]["version"] == sa.CHARTJS_VERSION
+    digest = hashlib.sha384(npm_file("chart.js/dist/chart.umd.min.js").read_bytes()).digest()
+    assert sa.CHARTJS_SRI == "sha384-" + base64.b64encode(digest).decode()
+    page = sa.render_dashboard({"items": [], "from": "", "to": ""})
+    assert f'<script src="{sa.CHARTJS_URL}" integrity="{sa.CHARTJS_SRI}" crossorigin="anonymous"' in page
+
+
+def test_data_in_the_page_cannot_close_its_script_element():
+    data = {"items": [{"number": 1, "type": "pr", "title": XSS_TITLE + "<!-- \u2028 &amp;", "status": "open",
+                       "created_at": "2026-03-01T00:00:00Z", "sessions": []}], "repo": "<b>o/r</b>"}
+    page = sa.render_dashboard(data)
+    assert XSS_TITLE not in page and "<b>o/r</b>" not in page
+    embedded = re.search(r'<script type="application/json" id="analytics-data">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in embedded and json.loads(embedded)["items"][0]["title"].startswith(XSS_TITLE)
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+# ── the dashboard in headless chromium ──
+
+HARNESS = """<!doctype html>
+<html><head><meta charset="utf-8"></head><body>
+<pre id="result"></pre>
+<script>
+window.__errors = []; window.__alerts = [];
+const prelude = '<script>window.alert = function (m) {{ parent.__alerts.push(String(m)); }};' +
+  'window.addEventListener("error", function (e) {{ parent.__errors.push(String(e.message)); }});' +
+  'var ce = console.error; console.error = function () {{ parent.__errors.push([].join.call(arguments, " ")); ce.apply(console, arguments); }};<\\/script>';
+fetch('{page}').then(r => r.text()).then(html => {{
+  const frame = document.createElement('iframe');
+  frame.style.width = '1280px'; frame.style.height = '2000px';
+  frame.onload = () => setTimeout(() => {{
+    const doc = frame.contentDocument;
+    const canvases = {{}};
+    doc.querySelectorAll('canvas').forEach(c => {{
+      const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let painted = 0;
+      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) painted++;
+      canvases[c.id] = painted;
+    }});
+    document.getElementById('result').textContent = JSON.stringify({{
+      canvases: canvases, errors: window.__errors, alerts: window.__alerts,
+      scripts: doc.querySelectorAll('script').length, chart: typeof frame.contentWindow.Chart,
+      text: doc.body.innerText, empty: doc.querySelectorAll('.empty').length,
+      noData: !!doc.getElementById('no-data')}});
+    document.body.setAttribute('data-done', 'yes');
+  }}, 1500);
+  frame.srcdoc = html.replace('<head>', '<head>' + prelude);
+  document.body.appendChild(frame);
+}});
+</script></body></html>
+"""
+
+
+def open_dashboard(folder: Path, tmp_path: Path, screenshot: str | None = None) -> tuple[dict, str]:
+    (folder / "harness.html").write_text(HARNESS.format(page="dashboard.html"))
+    with serve(folder) as base:
+        proc = run_page(f"{base}/harness.html", tmp_path / "profile")
+        if screenshot:
+            ARTIFACTS.mkdir(exist_ok=True)
+            run_page(f"{base}/dashboard.html", tmp_path / "profile2", budget_ms=5000,
+                     screenshot=ARTIFACTS / screenshot, size="1280,2200")
+    assert 'data-done="yes"' in proc.stdout, proc.stderr[-2000:]
+    result = json.loads(re.search(r'<pre id="result">(.*?)</pre>', proc.stdout, re.S).group(1)
+                        .replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&"))
+    return result, proc.stderr
+
+
+def test_dashboard_draws_five_charts_without_errors_and_shows_hostile_titles_as_text(repository, tmp_path):
+    out = tmp_path / "out"
+    proc = run_gh_cli(repository, "--phase", "extract", "--repo", REPO, "--from", "2026-03-01", "--to", "2026-03-31",
+                      "--output-dir", out, "--chartjs", npm_file("chart.js/dist/chart.umd.min.js"), "--quiet")
+    assert proc.returncode == 12, proc.stderr
+    result, stderr = open_dashboard(out, tmp_path, screenshot="dashboard.png")
+    assert result["chart"] == "function"
+    assert sorted(result["canvases"]) == ["acceptance-trend", "cost-per-pr", "model-distribution",
+                                          "skills-frequency", "tokens-over-time"]
+    blank = {k: v for k, v in result["canvases"].items() if v < 200}
+    assert not blank, f"charts left blank: {blank}"
+    assert result["errors"] == [] and result["alerts"] == []
+    assert result["scripts"] == 3 + 1          # Chart.js, the data, the page's script, plus the test's prelude
+    assert XSS_TITLE in result["text"] and FORMULA_TITLE in result["text"]
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    assert not [l for l in stderr.splitlines() if "CONSOLE" in l and "Uncaught" in l]
+
+
+def test_empty_period_gives_a_page_that_says_so(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("--phase", "extract", "--source", "local", "--projects-dir", DEMO_PROJECTS, "--from", "2030-01-01",
+                   "--to", "2030-12-31", "--output-dir", out, "--chartjs", npm_file("chart.js/dist/chart.umd.min.js"))
+    assert proc.returncode == 0, proc.stderr
+    assert read_csv(out / "analytics.csv") == []
+    assert "_No sessions in this period._" in (out / "analytics.md").read_text()
+    result, _ = open_dashboard(out, tmp_path)
+    assert result["noData"] and result["errors"] == [] and result["canvases"] == {}
+    assert "No sessions were found for this period" in result["text"]
+    assert result["text"].count("No data for this chart in this period.") == 5
