@@ -27,12 +27,15 @@ demo:
 	$(PYTHON) $(SCRIPT) --phase summary --dry-run --target pr --number 652 \
 		--stats-file "$(DEMO_OUT)/stats-00b11888.json" --stats-file "$(DEMO_OUT)/stats-a3f92bc1.json" \
 		-o "$(DEMO_OUT)/summary-pr-652.md"
+	$(PYTHON) $(SCRIPT) --phase extract --source local --projects-dir $(SAMPLES) --skills-dir $(SKILLS) \
+		--from 2025-01-01 --to 2026-12-31 --output-dir "$(DEMO_OUT)/analytics"
 	@cat "$(DEMO_OUT)/sessions.txt"
 	@echo
 	@sed '/<details><summary>Summary Data/,$$d' "$(DEMO_OUT)/summary-pr-652.md"
 	@echo "demo output written to $(DEMO_OUT)/ (sessions.txt, sessions.json, stats-*.json,"
 	@echo "workflows-00b11888.md: annotated Mermaid diagrams, comment-00b11888.md and"
-	@echo "summary-pr-652.md: the PR comments, rendered without posting)"
+	@echo "summary-pr-652.md: the PR comments, rendered without posting, and analytics/:"
+	@echo "analytics.csv, analytics.md, analytics.json and dashboard.html from the local transcripts)"
 
 test-deps: $(BROWSER_DEPS)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt

@@ -14,7 +14,7 @@ def test_make_demo(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "comment-00b11888.md", "sessions.json", "sessions.txt", "stats-00b11888.json", "stats-a3f92bc1.json",
+        "analytics", "comment-00b11888.md", "sessions.json", "sessions.txt", "stats-00b11888.json", "stats-a3f92bc1.json",
         "stats-f7e01d4a.json", "summary-pr-652.md", "workflows-00b11888.md"]
     stats = json.loads((out / "stats-00b11888.json").read_text())
     assert stats["project"] == "kagenti/kagenti" and stats["target"] == {"type": "pr", "number": 652}
@@ -39,6 +39,9 @@ def test_make_demo(tmp_path):
     assert summary["session_count"] == 2
     assert summary["total_tokens"] == {k: stats["total_tokens"][k] + second["total_tokens"][k]
                                        for k in stats["total_tokens"]}
+    assert sorted(p.name for p in (out / "analytics").iterdir()) == [
+        "analytics.csv", "analytics.json", "analytics.md", "dashboard.html"]
+    assert (out / "analytics" / "analytics.csv").read_bytes().count(b"\r\n") == 1 + 3
     assert "## Claude Code PR Summary" in proc.stdout and "### Totals Verification" in proc.stdout
 
 
