@@ -3,13 +3,16 @@
 
 Reads the JSONL transcripts Claude Code writes under ~/.claude/projects and turns
 them into per-session statistics (tokens, cost, models, tools, skills, subagents,
-commits, problems) and a listing of every session on the machine.
+commits, problems), annotated workflow diagrams, PR/issue comments with a summary,
+a CSV dataset, a report and a dashboard, and a listing of every session on the machine.
 
 One file, Python >= 3.10 standard library only: copy it into any repository.
 
 Layout of this file, in pipeline order:
   constants and pricing -> small helpers -> transcript reading ->
-  session assembly (dedupe, ownership, subagents) -> stats -> list -> CLI
+  session assembly (dedupe, ownership, subagents) -> stats -> mermaid workflows ->
+  reading from disk -> list -> markdown comments -> GitHub client -> extract and
+  dashboard -> CLI
 """
 
 from __future__ import annotations
@@ -3301,6 +3304,9 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--session-id", help="session id or unique prefix")
     pick.add_argument("--transcript", help="path to a session's .jsonl transcript")
     pick.add_argument("--projects-dir", help="folder of Claude Code project transcripts")
+    pick.add_argument("--hook-input", action="store_true",
+                      help="read the session from the JSON a Claude Code hook gets on stdin "
+                      "(session_id, transcript_path)")
     pick.add_argument("--stats-file", metavar="FILE", action="append",
                       help="reuse a stats JSON instead of reading transcripts (summary --dry-run: "
                       "repeat it to summarise several)")
@@ -3327,7 +3333,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--source", choices=("github", "local"), default="github",
                          help="session comments on GitHub (default), or local transcripts with no network")
     extract.add_argument("--output-dir", metavar="DIR", help="where analytics.csv, analytics.md, "
-                         "analytics.json and dashboard.html go")
+                         "analytics.json and dashboard.html go (stats: DIR/<session id>.json)")
     extract.add_argument("--chartjs", metavar="FILE", help="inline this Chart.js file (offline use) "
                          "instead of loading it from the CDN")
     out = parser.add_argument_group("output")
@@ -3498,9 +3504,30 @@ def posted_line(what: str, posted: Posted) -> str:
     return f"{what} {posted.action}: {as_str(posted.comment.get('html_url')) or posted.comment.get('id')}\n"
 
 
+def apply_hook_input(args, stdin) -> None:
+    """Take the session from a hook's stdin JSON: its transcript_path, else its session_id."""
+    try:
+        payload = json.loads(stdin.read() or "{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"--hook-input: stdin is not the hook's JSON ({exc})", EXIT_BAD_INPUT) from None
+    if not isinstance(payload, dict) or not (payload.get("transcript_path") or payload.get("session_id")):
+        raise UserError("--hook-input: stdin JSON has neither transcript_path nor session_id", EXIT_BAD_INPUT)
+    transcript = as_str(payload.get("transcript_path"))
+    if transcript and Path(transcript).expanduser().is_file():
+        args.transcript = transcript
+    else:
+        args.session_id = as_str(payload.get("session_id")) or None
+
+
 def run_stats(args) -> int:
     stats = session_stats(args)
-    emit(args, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
+    if args.output_dir and not args.output:
+        path = output_dir(args) / f"{stats['session_id']}.json"
+        write_atomic(path, text)
+        emit(args, f"wrote {path}\n")
+        return EXIT_OK
+    emit(args, text)
     return EXIT_OK
 
 
@@ -3697,6 +3724,8 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         flag_target(args)    # reject a bad --target/--number pair before any slow work
+        if args.hook_input:
+            apply_hook_input(args, sys.stdin)
         return PHASES[args.phase](args) if args.phase else run_pipeline(args)
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
