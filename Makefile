@@ -8,7 +8,7 @@ SKILLS := tests/fixtures/skills
 BROWSER_DEPS := tests/browser/node_modules/.installed
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test test-deps
+.PHONY: demo test test-deps bench
 
 demo:
 	@rm -rf "$(DEMO_OUT)" && mkdir -p "$(DEMO_OUT)"
@@ -47,3 +47,8 @@ $(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
 
 test: test-deps
 	$(PYTHON) -m pytest -q tests
+
+# Speed and memory against ccusage on generated histories (100 MB and 1 GB by default; set
+# BENCH_SIZES=100M for a quick look). Prints medians and ratios; never part of `make test`.
+bench:
+	$(PYTHON) tests/bench/run.py

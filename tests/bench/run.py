@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""`make bench`: session-analytics against ccusage on the same generated histories, in one run.
+
+Runs both tools alternately, several times, on each history and prints medians of wall time and
+CPU time, peak memory, and the ratios ours ÷ ccusage. Then checks that per-session token totals
+agree (ccusage lists flat agent-*.jsonl files as sessions of their own: they are folded into
+their parent first), times `stats` on one big session against a bare json.loads loop, and times
+`extract` against the fake GitHub server with latency on every call.
+
+    python3 tests/bench/run.py [--sizes 100M,1G] [--shapes results,assistant] [--repeats 3]
+
+Nothing here is a test: the numbers go to stdout for people to read and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SCRIPT = ROOT / ".claude" / "scripts" / "session-analytics.py"
+CCUSAGE = HERE / "node_modules" / ".bin" / "ccusage"
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+
+def measure(argv: list, env: dict | None = None, stdout=subprocess.DEVNULL) -> dict:
+    """Wall time, CPU time (user + system) and peak RSS of one child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {argv[0]} failed ({proc.returncode}): {err[-500:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024}
+
+
+def ensure_ccusage() -> None:
+    if not CCUSAGE.exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True)
+
+
+def history(data: Path, size: str, shape: str) -> Path:
+    """A generated history, made once in a child process (so this process stays small: a child's
+    peak RSS as wait4 reports it starts from what it inherited at fork)."""
+    folder = data / f"{shape}-{size}"
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"bench: generating {size} of {shape}-shaped history in {folder}", file=sys.stderr)
+        subprocess.run([sys.executable, str(HERE / "generate.py"), str(folder), "--size", size, "--shape", shape],
+                       check=True)
+    return folder
+
+
+def ours_list(folder: Path, out: Path | None, extra=()) -> list:
+    argv = [sys.executable, str(SCRIPT), "--phase", "list", "--json", "--quiet",
+            "--projects-dir", str(folder / "projects"), *extra]
+    if out:
+        argv += ["-o", str(out)]
+    return argv
+
+
+def compare_totals(folder: Path, ours_file: Path, theirs_file: Path) -> list[str]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    ours = {row["session_id"]: row["total_tokens"] for row in json.loads(ours_file.read_text())}
+    theirs = {}
+    for row in json.loads(theirs_file.read_text())["sessions"]:
+        sid = manifest["flat_agents"].get(row["sessionId"], row["sessionId"])
+        slot = theirs.setdefault(sid, {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0})
+        slot["input"] += row["inputTokens"]
+        slot["output"] += row["outputTokens"]
+        slot["cache_creation"] += row["cacheCreationTokens"]
+        slot["cache_read"] += row["cacheReadTokens"]
+    problems = []
+    for sid in sorted(set(ours) | set(theirs)):
+        if ours.get(sid) != theirs.get(sid):
+            problems.append(f"  {sid}: ours {ours.get(sid)} ccusage {theirs.get(sid)}")
+    return problems
+
+
+def bench_list(data: Path, sizes: list, shapes: list, repeats: int) -> list[dict]:
+    rows = []
+    for size in sizes:
+        for shape in shapes:
+            folder = history(data, size, shape)
+            env = {**os.environ, "CLAUDE_CONFIG_DIR": str(folder)}
+            runs = {"ours": [], "ccusage": []}
+            with tempfile.TemporaryDirectory() as tmp:
+                ours_out, theirs_out = Path(tmp) / "ours.json", Path(tmp) / "ccusage.json"
+                for _ in range(repeats):
+                    runs["ours"].append(measure(ours_list(folder, ours_out)))
+                    with theirs_out.open("wb") as handle:
+                        runs["ccusage"].append(measure([str(CCUSAGE), "claude", "session", "--json", "--offline"],
+                                                       env=env, stdout=handle))
+                disagreements = compare_totals(folder, ours_out, theirs_out)
+            mib = json.loads((folder / "manifest.json").read_text())["bytes"] / 2**20
+            row = {"what": f"list {shape} {mib:,.0f} MiB"}
+            for tool, samples in runs.items():
+                row[tool] = {"wall": statistics.median(s["wall"] for s in samples),
+                             "cpu": statistics.median(s["cpu"] for s in samples),
+                             "rss_mib": max(s["rss_mib"] for s in samples)}
+            row["disagreements"] = disagreements
+            rows.append(row)
+    return rows
+
+
+def bench_stats(data: Path, size: str, repeats: int) -> dict:
+    folder = data / f"single-{size}"
+    if not (folder / "manifest.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run([sys.executable, str(HERE / "generate.py"), str(folder), "--size", size, "--single-session"],
+                       check=True)
+    sid = json.loads((folder / "manifest.json").read_text())["session"]
+    path = folder / "projects" / "-work-big" / f"{sid}.jsonl"
+    loop = "import json,sys\nfor line in open(sys.argv[1],'rb'):\n    json.loads(line)\n"
+    ours, bare = [], []
+    for _ in range(repeats):
+        ours.append(measure([sys.executable, str(SCRIPT), "--phase", "stats", "--quiet", "--transcript", str(path),
+                             "--skills-dir", str(folder / "none")]))
+        bare.append(measure([sys.executable, "-c", loop, str(path)]))
+    mib = path.stat().st_size / 2**20
+    return {"what": f"stats one {mib:,.0f} MiB session",
+            "ours": {k: statistics.median(s[k] for s in ours) for k in ("wall", "cpu", "rss_mib")},
+            "json.loads loop": {k: statistics.median(s[k] for s in bare) for k in ("wall", "cpu", "rss_mib")}}
+
+
+def bench_extract(prs: int = 200, latency: float = 0.05) -> dict | None:
+    if not shutil.which("gh") or not shutil.which("openssl"):
+        print("bench: gh or openssl missing; extract not measured", file=sys.stderr)
+        return None
+    import importlib.util
+    from fake_github import FakeGitHub, make_cert  # noqa: PLC0415
+    spec = importlib.util.spec_from_file_location("session_analytics", SCRIPT)
+    sa = importlib.util.module_from_spec(spec)
+    sys.modules["session_analytics"] = sa
+    spec.loader.exec_module(sa)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        fake = FakeGitHub(*make_cert(tmp)).start()
+        try:
+            base = json.loads(subprocess.run(
+                [sys.executable, str(SCRIPT), "--phase", "stats", "--quiet", "--projects-dir",
+                 str(ROOT / "tests" / "fixtures" / "demo-projects"), "--session-id", "00b11888"],
+                capture_output=True, text=True, check=True).stdout)
+            for n in range(1, prs + 1):
+                fake.add_pull("o/r", n, f"b{n}", created_at=f"2026-03-{1 + n % 28:02d}T10:00:00Z")
+                fake.add_runs("o/r", n, ["success", "failure"])
+                stats = copy.deepcopy(base)
+                stats["session_id"] = f"{n:08x}-0000-4000-8000-000000000000"
+                fake.add_comment("o/r", n, sa.render_session_comment(stats))
+            fake.latency = latency
+            (tmp / "gh").mkdir()
+            env = {**os.environ, **fake.gh_env(tmp / "gh")}
+            result = measure([sys.executable, str(SCRIPT), "--phase", "extract", "--quiet", "--repo", "o/r",
+                              "--from", "2026-03-01", "--to", "2026-03-31", "--output-dir", str(tmp / "out")], env=env)
+            calls = len(fake.requests)
+        finally:
+            fake.stop()
+    return {"what": f"extract {prs} PRs, {latency * 1000:.0f} ms per call ({calls} calls)", "ours": result}
+
+
+def fmt(m: dict) -> str:
+    return f"{m['wall']:7.2f} s wall {m['cpu']:7.2f} s cpu {m['rss_mib']:7.0f} MiB"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "100M,1G"))
+    parser.add_argument("--shapes", default="results,assistant")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stats-size", default="200M")
+    parser.add_argument("--data", default=str(HERE / "data"))
+    args = parser.parse_args(argv)
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    ensure_ccusage()
+    print(f"ccusage {subprocess.run([str(CCUSAGE), '--version'], capture_output=True, text=True).stdout.split()[-1]}"
+          f", {os.cpu_count()} cores, median of {args.repeats} alternating runs\n")
+    for row in bench_list(data, args.sizes.split(","), args.shapes.split(","), args.repeats):
+        o, c = row["ours"], row["ccusage"]
+        print(f"{row['what']}")
+        print(f"  ours     {fmt(o)}")
+        print(f"  ccusage  {fmt(c)}")
+        print(f"  ratio    wall {o['wall'] / c['wall']:.2f}x  cpu {o['cpu'] / c['cpu']:.2f}x  "
+              f"memory {o['rss_mib'] / c['rss_mib']:.2f}x   (below 1 means ours is better)")
+        if row["disagreements"]:
+            print(f"  token totals differ in {len(row['disagreements'])} sessions:")
+            print("\n".join(row["disagreements"][:10]))
+        else:
+            print("  per-session token totals: identical")
+    row = bench_stats(data, args.stats_size, args.repeats)
+    o, b = row["ours"], row["json.loads loop"]
+    print(f"\n{row['what']}\n  ours     {fmt(o)}\n  json     {fmt(b)}\n  ratio    wall {o['wall'] / b['wall']:.2f}x")
+    row = bench_extract()
+    if row:
+        print(f"\n{row['what']}\n  ours     {fmt(row['ours'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
