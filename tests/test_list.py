@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import Transcript, reference_totals, run_cli, stats_of, tokens, usage
 
 
@@ -106,3 +108,40 @@ def test_stats_and_list_agree_on_every_real_session(real_projects):
         stats = sa.compute_stats(facts, pricing, project="x")
         assert (stats["total_tokens"], stats["estimated_cost_usd"], stats["turns"]) == \
             (row["total_tokens"], row["estimated_cost_usd"], row["turns"]), sid
+
+
+def replayed_history(root):
+    """Three sessions in two projects; b replays a's first call, c replays b's own call."""
+    a = Transcript(root / "p" / "aaaa.jsonl", "aaaa", start="2026-03-01T10:00:00Z")
+    a.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
+    a.write()
+    b = Transcript(root / "p" / "bbbb.jsonl", "bbbb", start="2026-03-01T12:00:00Z")
+    b.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
+    b.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
+    b.write()
+    c = Transcript(root / "q" / "cccc.jsonl", "cccc", start="2026-03-02T12:00:00Z")
+    c.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
+    c.assistant("msg_3", usage(2, 9), ts="2026-03-02T12:00:05Z")
+    c.write()
+
+
+@pytest.mark.parametrize("history", ["real", "replayed"])
+def test_reading_in_worker_processes_gives_the_same_rows(history, real_projects, tmp_path, monkeypatch):
+    from conftest import sa
+    root = real_projects
+    if history == "replayed":
+        replayed_history(tmp_path)
+        root = tmp_path
+    pricing = sa.load_pricing(None)
+    monkeypatch.setattr(sa, "PARALLEL_MIN_BYTES", 0)              # force the worker pool
+    calls = []
+    real_run = sa._run_jobs
+    monkeypatch.setattr(sa, "_run_jobs", lambda jobs: calls.append([j.sid for j in jobs]) or real_run(jobs))
+    parallel = sa.summarize_all_sessions(root, sa.ReadReport(), "list", pricing)
+    monkeypatch.setattr(sa.os, "cpu_count", lambda: 1)           # and now one process only
+    serial = sa.summarize_all_sessions(root, sa.ReadReport(), "list", pricing)
+    assert parallel == serial
+    if history == "replayed":
+        rows = {r["session_id"]: r["total_tokens"]["output"] for r in parallel}
+        assert rows == {"aaaa": 100, "bbbb": 7, "cccc": 9}
+        assert calls[1] == ["bbbb", "cccc"]                      # only the sessions that lost a call are re-read

@@ -23,10 +23,13 @@ import calendar
 import collections
 import concurrent.futures
 import csv
+import dataclasses
 import decimal
+import functools
 import html
 import io
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -119,10 +122,27 @@ _TS_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$")
 
 
+@functools.lru_cache(maxsize=4096)
+def _day_epoch(day: str) -> int | None:
+    """'2026-02-08' -> epoch of its midnight UTC (cached: a history has few distinct days)."""
+    try:
+        return calendar.timegm((int(day[0:4]), int(day[5:7]), int(day[8:10]), 0, 0, 0, 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+
+
 def parse_ts(value) -> float | None:
     """ISO-8601 timestamp -> epoch seconds (UTC), or None when unreadable."""
     if not isinstance(value, str):
         return None
+    # Fast path for Claude Code's own form, 2026-02-08T22:26:37.123Z: one per line, so it matters.
+    if len(value) == 24 and value[23] == "Z" and value[10] == "T" and value[19] == "." \
+            and value[4] == value[7] == "-" and value[13] == value[16] == ":":
+        day = _day_epoch(value[:10])
+        if day is not None and value[11:13].isdigit() and value[14:16].isdigit() \
+                and value[17:19].isdigit() and value[20:23].isdigit():
+            return day + int(value[11:13]) * 3600 + int(value[14:16]) * 60 + int(value[17:19]) \
+                + int(value[20:23]) / 1000
     m = _TS_RE.match(value.strip())
     if not m:
         return None
@@ -149,6 +169,8 @@ def format_ts(epoch: float | None) -> str | None:
 
 def as_int(value) -> int:
     """Token counts arrive as ints, but also as null, floats or strings in damaged files."""
+    if type(value) is int:              # the common case, first: bool is a subclass of int
+        return value if value > 0 else 0
     if isinstance(value, bool):
         return 0
     if isinstance(value, int):
@@ -347,6 +369,9 @@ def _usage_of(raw: dict) -> Usage:
     )
 
 
+_decode_json = json.JSONDecoder().decode     # json.loads minus its per-call encoding sniffing
+
+
 def iter_json_lines(path: Path, skipped: collections.Counter):
     """Yield each line's JSON object; count and skip what cannot be read."""
     try:
@@ -364,10 +389,10 @@ def iter_json_lines(path: Path, skipped: collections.Counter):
             if not line:
                 continue
             try:
-                obj = json.loads(line)
+                obj = _decode_json(line.decode("utf-8"))
             except UnicodeDecodeError:
                 try:
-                    obj = json.loads(line.decode("utf-8", "replace"))
+                    obj = _decode_json(line.decode("utf-8", "replace"))
                     skipped["lines with non-UTF-8 bytes (repaired)"] += 1
                 except ValueError:
                     skipped["invalid JSON lines"] += 1
@@ -690,6 +715,9 @@ def read_session_files(sid: str, files: list[TranscriptFile]) -> list[FileScan]:
     for tf in files:
         scans.append(scan_transcript(tf.path, sid, tf.agent_hint))
     return scans
+
+
+PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
 
 
 def session_claims(scans: list[FileScan]) -> tuple[dict, float]:
@@ -1213,12 +1241,17 @@ def derive_problems(facts: SessionFacts) -> list[dict]:
     its last failure.
     """
     uses = {u.id: u for u in facts.tool_uses}
-    problems = {}
+    if not any(res.is_error for res in facts.tool_results):
+        return []
+    problems, signatures = {}, {}           # the same command recurs: normalise it once
     for res in facts.tool_results:
         use = uses.get(res.tool_use_id)
         if use is None:
             continue
-        sig = _problem_signature(use)
+        what = (use.name, use.command if use.name == "Bash" else use.target)
+        sig = signatures.get(what)
+        if sig is None:
+            sig = signatures[what] = _problem_signature(use)
         if res.is_error:
             entry = problems.setdefault(sig, {"failures": 0, "resolved": False})
             entry["failures"] += 1
@@ -1772,46 +1805,124 @@ def read_session(project: Path, sid: str, groups: dict, report: ReadReport) -> S
     return facts
 
 
-def read_all_sessions(projects_dir: Path, report: ReadReport) -> list[SessionFacts]:
-    """Every session under the projects folder, deduped globally."""
-    scanned = []
-    claims = {}
+@dataclass
+class SummaryJob:
+    """One session to read and summarise in a worker; `lost` holds hashes of the keys of API
+    calls another session owns (known only after every session has been read once)."""
+    project: Path
+    sid: str
+    files: list
+    kind: str                   # "list" (a list row) or "stats" (the full stats dict)
+    pricing: "Pricing"
+    templates: list = field(default_factory=list)
+    lost: frozenset = frozenset()
+
+
+@dataclass
+class SummaryResult:
+    row: dict | None            # None when the session has no records
+    claims: dict                # hash of call key -> earliest timestamp
+    end: float
+    skipped: collections.Counter
+
+
+class _LostKeys:
+    """Owner lookup for assemble_session: a call is someone else's if its key hash is lost."""
+
+    def __init__(self, sid: str, lost: frozenset):
+        self.sid, self.lost = sid, lost
+
+    def get(self, key, default=None):
+        return "" if hash(key) in self.lost else self.sid
+
+
+def _summary_job(job: SummaryJob) -> SummaryResult:
+    scans = read_session_files(job.sid, job.files)
+    claims, end = session_claims(scans)
+    facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
+    row = None
+    if facts.timestamps or facts.calls:
+        if job.kind == "list":
+            row = session_summary(facts, job.pricing)
+        else:
+            row = compute_stats(facts, job.pricing, _most_common(facts.cwds) or facts.project_dir,
+                                templates=job.templates)
+    return SummaryResult(row, {hash(k): ts for k, ts in claims.items()}, end, facts.skipped)
+
+
+def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
+    """_summary_job for every job, spread over the CPU cores when there is enough to read."""
+    sizes = []
+    for job in jobs:
+        total = 0
+        for tf in job.files:
+            try:
+                total += tf.path.stat().st_size
+            except OSError:
+                pass
+        sizes.append(total)
+    workers = min(os.cpu_count() or 1, 8)
+    if workers > 1 and len(jobs) > 1 and sum(sizes) >= PARALLEL_MIN_BYTES \
+            and "fork" in multiprocessing.get_all_start_methods():
+        order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
+        try:
+            # fork keeps the hash seed, so key hashes agree across workers and this process
+            with concurrent.futures.ProcessPoolExecutor(
+                    max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                results = list(pool.map(_summary_job, [jobs[i] for i in order]))
+            by_index = dict(zip(order, results))
+            return [by_index[i] for i in range(len(jobs))]
+        except (OSError, concurrent.futures.process.BrokenProcessPool):
+            pass                                        # no processes here: read them in this one
+    return [_summary_job(job) for job in jobs]
+
+
+def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pricing: "Pricing",
+                           templates: list | None = None) -> list[dict]:
+    """A list row (or full stats) for every session under the projects folder, deduped globally.
+
+    Each session is read and summarised once as if it owned every API call it recorded; only
+    the few sessions that lose a call to another (resumed and forked sessions replay calls) are
+    read again. Only small per-session results come back, so memory stays flat.
+    """
     try:
         projects = sorted(p for p in projects_dir.iterdir() if p.is_dir())
     except OSError as exc:
         raise UserError(f"cannot read projects folder {projects_dir}: {exc.strerror or exc}",
                         EXIT_NO_SESSION) from None
-    for project in projects:
-        for sid, files in group_by_session(project_files(project)).items():
-            scans = read_session_files(sid, files)
-            key = (project.name, sid)
-            claims[key] = session_claims(scans)
-            scanned.append((project, sid, files, scans))
-    owner_by_key = build_owner_index({f"{p}\0{s}": c for (p, s), c in claims.items()})
-    sessions = []
-    for project, sid, files, scans in scanned:
-        me = f"{project.name}\0{sid}"
-        facts = assemble_session(sid, project.name, files, scans,
-                                 _OwnerView(owner_by_key, me, sid))
-        report.skipped.update(facts.skipped)
-        if not facts.timestamps and not facts.calls:
+    jobs = [SummaryJob(project, sid, files, kind, pricing, templates or [])
+            for project in projects for sid, files in group_by_session(project_files(project)).items()]
+    results = _run_jobs(jobs)
+    names = [f"{job.project.name}\0{job.sid}" for job in jobs]
+    best, contested = {}, {}        # key hash -> (timestamp, session index); -> claimants
+    for index, result in enumerate(results):
+        for key, ts in result.claims.items():
+            held = best.get(key)
+            if held is None:
+                best[key] = (ts, index)
+                continue
+            contested.setdefault(key, [held[1]]).append(index)
+            if (ts, result.end, names[index]) < (held[0], results[held[1]].end, names[held[1]]):
+                best[key] = (ts, index)
+        result.claims = {}
+    lost = collections.defaultdict(set)
+    for key, claimants in contested.items():
+        for index in claimants:
+            if index != best[key][1]:
+                lost[index].add(key)
+    if lost:
+        again = sorted(lost)
+        redone = _run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again])
+        for index, result in zip(again, redone):
+            results[index] = result
+    rows = []
+    for result in results:
+        report.skipped.update(result.skipped)
+        if result.row is None:
             report.empty_sessions += 1
-            continue
-        sessions.append(facts)
-    return sessions
-
-
-class _OwnerView:
-    """Adapts a global owner index keyed by 'project\\0session' to one session's view."""
-
-    def __init__(self, index: dict, me: str, sid: str):
-        self.index, self.me, self.sid = index, me, sid
-
-    def get(self, key, default=None):
-        owner = self.index.get(key)
-        if owner is None:
-            return default
-        return self.sid if owner == self.me else owner
+        else:
+            rows.append(result.row)
+    return rows
 
 
 # ── Formatting helpers shared by the text outputs ─────────────────────────────
@@ -3538,7 +3649,7 @@ def run_list(args) -> int:
                         "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
     pricing = load_pricing(args.pricing)
     report = ReadReport()
-    rows = [session_summary(f, pricing) for f in read_all_sessions(projects_dir, report)]
+    rows = summarize_all_sessions(projects_dir, report, "list", pricing)
     rows = filter_sessions(rows, args.since, args.until, args.project)
     rows.sort(key=lambda r: (r["started_at"] or "", r["session_id"]), reverse=True)
     report.emit(args.quiet)
@@ -3648,12 +3759,10 @@ def local_sessions(args, since: float, until: float) -> list[dict]:
     pricing, templates = load_pricing(args.pricing), workflow_templates(args)
     report = ReadReport()
     found = []
-    for facts in read_all_sessions(projects_dir, report):
-        start = facts.timestamps[0] if facts.timestamps else None
+    for stats in summarize_all_sessions(projects_dir, report, "stats", pricing, templates):
+        start = parse_ts(stats.get("started_at"))
         if start is None or not since <= start <= until:
             continue
-        stats = compute_stats(facts, pricing, _most_common(facts.cwds) or facts.project_dir,
-                              templates=templates)
         if not args.project or args.project.casefold() in as_str(stats["project"]).casefold():
             found.append(stats)
     report.emit(args.quiet)
