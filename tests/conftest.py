@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ SHARED = Path(os.environ.get("SESSION_ANALYTICS_SHARED", ROOT.parent / "shared")
 REAL_PROJECTS = SHARED / "fixtures" / "transcripts" / "claude-code-log" / "projects"
 SYNTHETIC_SAMPLES = SHARED / "fixtures" / "transcripts" / "synthetic-samples" / "claude-code-log"
 DEMO_PROJECTS = ROOT / "tests" / "fixtures" / "demo-projects"
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="session-analytics-test-cache-"))
 
 
 def _load_module():
@@ -47,6 +49,7 @@ def run_cli(*args, env=None, cwd=None, input=None) -> subprocess.CompletedProces
     """Run the script as a user would; returns the completed process (text mode)."""
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("CLAUDE_CODE_SESSION_ID", "CLAUDE_CONFIG_DIR", "GH_REPO")}
+    full_env["XDG_CACHE_HOME"] = str(TEST_CACHE)        # never the developer's own cache
     full_env.update(env or {})
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
                           text=True, env=full_env, cwd=cwd, input=input, timeout=120)

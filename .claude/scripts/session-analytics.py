@@ -26,11 +26,13 @@ import csv
 import dataclasses
 import decimal
 import functools
+import hashlib
 import html
 import io
 import json
 import multiprocessing
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -372,104 +374,222 @@ def _usage_of(raw: dict) -> Usage:
 _decode_json = json.JSONDecoder().decode     # json.loads minus its per-call encoding sniffing
 
 
-def iter_json_lines(path: Path, skipped: collections.Counter):
-    """Yield each line's JSON object; count and skip what cannot be read."""
-    try:
-        handle = open(path, "rb")
-    except OSError:
-        skipped["unreadable files"] += 1
-        return
-    with handle:
-        pending = None
-        for raw in handle:
-            if pending is not None:
-                yield pending
-            pending = None
-            line = raw.strip()
-            if not line:
-                continue
+def iter_json_lines(handle, start: int):
+    """(object or None, skip reason or None, end offset, newline-terminated) for each line of
+    an open binary file from byte offset `start`; the caller counts what was skipped."""
+    handle.seek(start)
+    pos = start
+    for raw in handle:
+        pos += len(raw)
+        terminated = raw.endswith(b"\n")
+        line = raw.strip()
+        if not line:
+            yield None, None, pos, terminated
+            continue
+        try:
+            obj = _decode_json(line.decode("utf-8"))
+        except UnicodeDecodeError:
             try:
-                obj = _decode_json(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                try:
-                    obj = _decode_json(line.decode("utf-8", "replace"))
-                    skipped["lines with non-UTF-8 bytes (repaired)"] += 1
-                except ValueError:
-                    skipped["invalid JSON lines"] += 1
-                    continue
+                obj = _decode_json(line.decode("utf-8", "replace"))
             except ValueError:
-                if raw.endswith(b"\n"):
-                    skipped["invalid JSON lines"] += 1
-                else:
-                    skipped["truncated last lines"] += 1
-                continue
-            except RecursionError:
-                skipped["invalid JSON lines"] += 1
+                yield None, "invalid JSON lines", pos, terminated
                 continue
             if isinstance(obj, dict):
-                pending = obj
+                yield obj, "lines with non-UTF-8 bytes (repaired)", pos, terminated
             else:
-                skipped["lines that are not JSON objects"] += 1
-        if pending is not None:
-            yield pending
+                yield None, "lines that are not JSON objects", pos, terminated
+            continue
+        except ValueError:
+            yield None, "invalid JSON lines" if terminated else "truncated last lines", pos, terminated
+            continue
+        except RecursionError:
+            yield None, "invalid JSON lines", pos, terminated
+            continue
+        if isinstance(obj, dict):
+            yield obj, None, pos, terminated
+        else:
+            yield None, "lines that are not JSON objects", pos, terminated
 
 
-def scan_transcript(path: Path, session_hint: str, agent_hint: str | None) -> FileScan:
-    """Read one transcript file fully into a FileScan.
+@dataclass
+class _ScanState:
+    """A file's scan so far, before inline sidechains are resolved: what the cache keeps."""
+    scan: FileScan
+    inline_parent: dict = field(default_factory=dict)   # sidechain uuid -> parentUuid
+    inline_lines: list = field(default_factory=list)    # (uuid, ApiCall or ToolUse) awaiting an agent
+    uuid_prompt: dict = field(default_factory=dict)
+
+
+# ── The scan cache: unchanged files are nearly free, grown files resume ─────────
+#
+# A file's scan state is kept under $XDG_CACHE_HOME/session-analytics, keyed on its path, with
+# its size, mtime, inode and a hash of its first bytes and of the bytes before the point the scan
+# reached. Unchanged: reuse. Grown on the same inode with those bytes intact (Claude Code only
+# appends): resume from that point. Anything else (truncated, replaced, rewritten): read it
+# again. A cache that could serve stale numbers would be worse than none.
+
+CACHE_VERSION = 1
+CACHE_PROBE_BYTES = 64 * 1024
+
+
+class ScanCache:
+    """Per-file scan states in a folder only this user can write; every failure is a miss."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @classmethod
+    def default(cls) -> "ScanCache":
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return cls(Path(base) / "session-analytics" / f"v{CACHE_VERSION}")
+
+    def _usable(self) -> bool:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            info = self.root.stat()
+        except OSError:
+            return False
+        return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+    def entry_path(self, key: str, kind: str) -> Path:
+        return self.root / kind / (hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40])
+
+    def read(self, key: str, kind: str):
+        try:
+            with open(self.entry_path(key, kind), "rb") as handle:
+                return pickle.load(handle)
+        except Exception:            # noqa: BLE001 - a damaged or foreign entry is a miss
+            return None
+
+    def write(self, key: str, kind: str, value) -> None:
+        if not self._usable():
+            return
+        target = self.entry_path(key, kind)
+        try:
+            target.parent.mkdir(exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(prefix=".", dir=target.parent)
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump(value, handle, pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, target)
+        except OSError:
+            pass                      # a read-only or full disk only costs speed
+
+    @staticmethod
+    def _probe(handle, offset: int) -> str:
+        digest = hashlib.sha256()
+        handle.seek(0)
+        digest.update(handle.read(min(offset, CACHE_PROBE_BYTES)))
+        handle.seek(max(offset - CACHE_PROBE_BYTES, 0))
+        digest.update(handle.read(min(offset, CACHE_PROBE_BYTES)))
+        return digest.hexdigest()
+
+    def lookup(self, path: Path, handle):
+        """(scan state, offset to resume from) for an open transcript, or None to read it all."""
+        key = str(path.absolute())
+        entry = self.read(key, "scans")
+        if not isinstance(entry, dict) or entry.get("path") != key:
+            return None
+        info = os.fstat(handle.fileno())
+        if info.st_ino != entry["ino"] or info.st_size < entry["size"]:
+            return None
+        if (info.st_size, info.st_mtime_ns) != (entry["size"], entry["mtime_ns"]) \
+                and self._probe(handle, entry["offset"]) != entry["probe"]:
+            return None
+        try:
+            state = pickle.loads(entry["state"])
+        except Exception:             # noqa: BLE001
+            return None
+        return (state, entry["offset"]) if isinstance(state, _ScanState) else None
+
+    def store(self, path: Path, handle, state: bytes, offset: int) -> None:
+        info = os.fstat(handle.fileno())
+        key = str(path.absolute())
+        self.write(key, "scans", {"path": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+                                  "ino": info.st_ino, "offset": offset, "probe": self._probe(handle, offset),
+                                  "state": state})
+
+
+def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
+                    cache: "ScanCache | None" = None) -> FileScan:
+    """Read one transcript file into a FileScan, resuming from the cache where it can.
 
     session_hint is the session the file belongs to by its location ('' when the
     lines must say: flat agent-*.jsonl files). agent_hint is the subagent id a
     subagent file is for; lines' own agentId wins when present.
     """
-    scan = FileScan(path=Path(path), session_id=session_hint)
-    inline_parent = {}     # sidechain uuid -> parentUuid, for inline sidechains without agentId
-    inline_lines = []      # (uuid, ApiCall or ToolUse) waiting for their agent id
-    uuid_prompt = {}
-    for rec in iter_json_lines(path, scan.skipped):
-        ts = parse_ts(rec.get("timestamp"))
-        if ts is not None:
-            scan.timestamps.append(ts)
-        if not scan.session_id and isinstance(rec.get("sessionId"), str):
-            scan.session_id = rec["sessionId"]
-        kind = rec.get("type")
-        if kind not in ("assistant", "user", "system"):
-            continue                      # progress, attachment, summary, unknown: nothing to count
-        if kind == "system":
-            if rec.get("subtype") == "compact_boundary":
-                scan.compactions += 1
-            continue
-        if isinstance(rec.get("version"), str):
-            scan.versions.add(rec["version"])
-        sidechain = rec.get("isSidechain") is True
-        agent = rec.get("agentId") if isinstance(rec.get("agentId"), str) and rec.get("agentId") else None
-        if agent is None and sidechain:
-            agent = agent_hint
-        # Subagents may work in their own worktree: the session's branch and folder
-        # are the main thread's; the subagents' only count when there is no main thread.
-        on_main = not sidechain and agent is None
-        cwd, branch = rec.get("cwd"), rec.get("gitBranch")
-        if isinstance(cwd, str) and cwd:
-            (scan.cwds if on_main else scan.agent_cwds)[cwd] += 1
-        if isinstance(branch, str) and branch:
-            (scan.branches if on_main else scan.agent_branches)[branch] += 1
-        uuid = as_str(rec.get("uuid"))
-        pending_inline = sidechain and agent is None
-        if pending_inline:
-            # A provisional id until the chain's root is known; it is not None, so a
-            # main-thread copy of the same call still wins in merge_call.
-            agent = PROVISIONAL_AGENT + uuid
-            if uuid:
-                inline_parent[uuid] = as_str(rec.get("parentUuid"))
-        message = rec.get("message")
-        if not isinstance(message, dict):
-            continue
-        if kind == "assistant":
-            _read_assistant(scan, rec, message, ts, agent, pending_inline, inline_lines)
-        else:
-            _read_user(scan, rec, message, ts, agent, sidechain, uuid, uuid_prompt)
-    if inline_lines:
-        _resolve_inline_sidechains(scan, inline_parent, inline_lines, uuid_prompt)
-    return scan
+    path = Path(path)
+    try:
+        handle = open(path, "rb")
+    except OSError:
+        scan = FileScan(path=path, session_id=session_hint)
+        scan.skipped["unreadable files"] += 1
+        return scan
+    with handle:
+        cached = cache.lookup(path, handle) if cache else None
+        state, consumed = cached if cached else (_ScanState(FileScan(path=path, session_id=session_hint)), 0)
+        snapshot = None
+        for rec, problem, pos, terminated in iter_json_lines(handle, consumed):
+            if not terminated and snapshot is None:
+                # An unterminated last line may still be growing: keep the state before it.
+                snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
+            if problem:
+                state.scan.skipped[problem] += 1
+            if rec is not None:
+                _scan_record(state, rec, agent_hint)
+            if terminated:
+                consumed = pos
+        if cache:
+            if snapshot is None:
+                snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
+            cache.store(path, handle, *snapshot)
+    if state.inline_lines:
+        _resolve_inline_sidechains(state.scan, state.inline_parent, state.inline_lines, state.uuid_prompt)
+    return state.scan
+
+
+def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
+    scan = state.scan
+    ts = parse_ts(rec.get("timestamp"))
+    if ts is not None:
+        scan.timestamps.append(ts)
+    if not scan.session_id and isinstance(rec.get("sessionId"), str):
+        scan.session_id = rec["sessionId"]
+    kind = rec.get("type")
+    if kind not in ("assistant", "user", "system"):
+        return                            # progress, attachment, summary, unknown: nothing to count
+    if kind == "system":
+        if rec.get("subtype") == "compact_boundary":
+            scan.compactions += 1
+        return
+    if isinstance(rec.get("version"), str):
+        scan.versions.add(rec["version"])
+    sidechain = rec.get("isSidechain") is True
+    agent = rec.get("agentId") if isinstance(rec.get("agentId"), str) and rec.get("agentId") else None
+    if agent is None and sidechain:
+        agent = agent_hint
+    # Subagents may work in their own worktree: the session's branch and folder
+    # are the main thread's; the subagents' only count when there is no main thread.
+    on_main = not sidechain and agent is None
+    cwd, branch = rec.get("cwd"), rec.get("gitBranch")
+    if isinstance(cwd, str) and cwd:
+        (scan.cwds if on_main else scan.agent_cwds)[cwd] += 1
+    if isinstance(branch, str) and branch:
+        (scan.branches if on_main else scan.agent_branches)[branch] += 1
+    uuid = as_str(rec.get("uuid"))
+    pending_inline = sidechain and agent is None
+    if pending_inline:
+        # A provisional id until the chain's root is known; it is not None, so a
+        # main-thread copy of the same call still wins in merge_call.
+        agent = PROVISIONAL_AGENT + uuid
+        if uuid:
+            state.inline_parent[uuid] = as_str(rec.get("parentUuid"))
+    message = rec.get("message")
+    if not isinstance(message, dict):
+        return
+    if kind == "assistant":
+        _read_assistant(scan, rec, message, ts, agent, pending_inline, state.inline_lines)
+    else:
+        _read_user(scan, rec, message, ts, agent, sidechain, uuid, state.uuid_prompt)
 
 
 def _read_assistant(scan, rec, message, ts, agent, pending_inline, inline_lines):
@@ -710,11 +830,8 @@ class SessionFacts:
     skipped: collections.Counter
 
 
-def read_session_files(sid: str, files: list[TranscriptFile]) -> list[FileScan]:
-    scans = []
-    for tf in files:
-        scans.append(scan_transcript(tf.path, sid, tf.agent_hint))
-    return scans
+def read_session_files(sid: str, files: list[TranscriptFile], cache: ScanCache | None = None) -> list[FileScan]:
+    return [scan_transcript(tf.path, sid, tf.agent_hint, cache) for tf in files]
 
 
 PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
@@ -1792,10 +1909,11 @@ def locate_session(args) -> tuple[Path, str, list[TranscriptFile]]:
     return project, sid, groups
 
 
-def read_session(project: Path, sid: str, groups: dict, report: ReadReport) -> SessionFacts:
+def read_session(project: Path, sid: str, groups: dict, report: ReadReport,
+                 cache: ScanCache | None = None) -> SessionFacts:
     """Full read of one session plus a cheap look at its neighbours, for ownership."""
     own_files = groups.get(sid, [])
-    scans = read_session_files(sid, own_files)
+    scans = read_session_files(sid, own_files, cache)
     claims = {sid: session_claims(scans)}
     for other, files in groups.items():
         if other != sid:
@@ -1816,6 +1934,7 @@ class SummaryJob:
     pricing: "Pricing"
     templates: list = field(default_factory=list)
     lost: frozenset = frozenset()
+    cache: ScanCache | None = None
 
 
 @dataclass
@@ -1826,6 +1945,12 @@ class SummaryResult:
     skipped: collections.Counter
 
 
+def key_hash(key: tuple) -> int:
+    """A stable 64-bit digest of an API call's key, small enough to hold for a whole history."""
+    return int.from_bytes(hashlib.blake2b("\0".join(key).encode("utf-8", "surrogateescape"),
+                                          digest_size=8).digest(), "big")
+
+
 class _LostKeys:
     """Owner lookup for assemble_session: a call is someone else's if its key hash is lost."""
 
@@ -1833,11 +1958,11 @@ class _LostKeys:
         self.sid, self.lost = sid, lost
 
     def get(self, key, default=None):
-        return "" if hash(key) in self.lost else self.sid
+        return "" if key_hash(key) in self.lost else self.sid
 
 
 def _summary_job(job: SummaryJob) -> SummaryResult:
-    scans = read_session_files(job.sid, job.files)
+    scans = read_session_files(job.sid, job.files, job.cache)
     claims, end = session_claims(scans)
     facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
     row = None
@@ -1847,7 +1972,7 @@ def _summary_job(job: SummaryJob) -> SummaryResult:
         else:
             row = compute_stats(facts, job.pricing, _most_common(facts.cwds) or facts.project_dir,
                                 templates=job.templates)
-    return SummaryResult(row, {hash(k): ts for k, ts in claims.items()}, end, facts.skipped)
+    return SummaryResult(row, {key_hash(k): ts for k, ts in claims.items()}, end, facts.skipped)
 
 
 def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
@@ -1866,7 +1991,6 @@ def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
             and "fork" in multiprocessing.get_all_start_methods():
         order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
         try:
-            # fork keeps the hash seed, so key hashes agree across workers and this process
             with concurrent.futures.ProcessPoolExecutor(
                     max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
                 results = list(pool.map(_summary_job, [jobs[i] for i in order]))
@@ -1878,7 +2002,7 @@ def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
 
 
 def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pricing: "Pricing",
-                           templates: list | None = None) -> list[dict]:
+                           templates: list | None = None, cache: ScanCache | None = None) -> list[dict]:
     """A list row (or full stats) for every session under the projects folder, deduped globally.
 
     Each session is read and summarised once as if it owned every API call it recorded; only
@@ -1890,8 +2014,15 @@ def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pr
     except OSError as exc:
         raise UserError(f"cannot read projects folder {projects_dir}: {exc.strerror or exc}",
                         EXIT_NO_SESSION) from None
-    jobs = [SummaryJob(project, sid, files, kind, pricing, templates or [])
+    jobs = [SummaryJob(project, sid, files, kind, pricing, templates or [], cache=cache)
             for project in projects for sid, files in group_by_session(project_files(project)).items()]
+    whole = _history_fingerprint(projects_dir, jobs, kind, pricing, templates) if cache else None
+    if whole:
+        hit = cache.read(whole[0], "runs")
+        if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
+            report.skipped.update(hit["skipped"])
+            report.empty_sessions += hit["empty"]
+            return hit["rows"]
     results = _run_jobs(jobs)
     names = [f"{job.project.name}\0{job.sid}" for job in jobs]
     best, contested = {}, {}        # key hash -> (timestamp, session index); -> claimants
@@ -1915,14 +2046,38 @@ def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pr
         redone = _run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again])
         for index, result in zip(again, redone):
             results[index] = result
-    rows = []
+    rows, skipped, empty = [], collections.Counter(), 0
     for result in results:
-        report.skipped.update(result.skipped)
+        skipped.update(result.skipped)
         if result.row is None:
-            report.empty_sessions += 1
+            empty += 1
         else:
             rows.append(result.row)
+    report.skipped.update(skipped)
+    report.empty_sessions += empty
+    if whole:
+        cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty})
     return rows
+
+
+def _history_fingerprint(projects_dir: Path, jobs: list, kind: str, pricing: "Pricing",
+                         templates: list | None) -> tuple[str, str] | None:
+    """(cache key, fingerprint) of a whole history: every file's path, size, mtime and inode,
+    the price table, the workflow templates and this script. None if a file cannot be seen."""
+    digest = hashlib.sha256()
+    try:
+        script = os.stat(__file__)
+        digest.update(f"{CACHE_VERSION} {script.st_size} {script.st_mtime_ns} {kind}\n".encode())
+        for job in jobs:
+            for tf in job.files:
+                info = tf.path.stat()
+                digest.update(f"{tf.path}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}\n"
+                              .encode("utf-8", "surrogateescape"))
+    except OSError:
+        return None
+    digest.update(repr((pricing.date, sorted(pricing.table.items()))).encode())
+    digest.update(pickle.dumps([(t.name, t.source, sorted(t.known_skills)) for t in templates or []]))
+    return f"{projects_dir.absolute()}\0{kind}", digest.hexdigest()
 
 
 # ── Formatting helpers shared by the text outputs ─────────────────────────────
@@ -3451,6 +3606,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE (atomically)")
     out.add_argument("--json", action="store_true", help="list: JSON instead of a table")
     out.add_argument("--quiet", action="store_true", help="no notes or warnings on stderr")
+    out.add_argument("--no-cache", action="store_true", help="read every transcript in full; neither "
+                     "use nor update the scan cache ($XDG_CACHE_HOME/session-analytics)")
     filt = parser.add_argument_group("list filters")
     filt.add_argument("--since", metavar="DATE", help="sessions started on or after DATE (YYYY-MM-DD)")
     filt.add_argument("--until", metavar="DATE", help="sessions started on or before DATE")
@@ -3464,6 +3621,10 @@ def emit(args, text: str) -> None:
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
+
+
+def scan_cache(args) -> ScanCache | None:
+    return None if args.no_cache else ScanCache.default()
 
 
 def warner(args):
@@ -3538,7 +3699,7 @@ def session_stats(args) -> dict:
     extra = load_problems(args.problems) if args.problems else []
     project, sid, groups = locate_session(args)
     report = ReadReport()
-    facts = read_session(project, sid, groups, report)
+    facts = read_session(project, sid, groups, report, scan_cache(args))
     report.emit(args.quiet)
     if not facts.timestamps and not facts.calls:
         raise UserError(f"session {sid} has no readable records", EXIT_NO_SESSION)
@@ -3649,7 +3810,7 @@ def run_list(args) -> int:
                         "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
     pricing = load_pricing(args.pricing)
     report = ReadReport()
-    rows = summarize_all_sessions(projects_dir, report, "list", pricing)
+    rows = summarize_all_sessions(projects_dir, report, "list", pricing, cache=scan_cache(args))
     rows = filter_sessions(rows, args.since, args.until, args.project)
     rows.sort(key=lambda r: (r["started_at"] or "", r["session_id"]), reverse=True)
     report.emit(args.quiet)
@@ -3759,7 +3920,7 @@ def local_sessions(args, since: float, until: float) -> list[dict]:
     pricing, templates = load_pricing(args.pricing), workflow_templates(args)
     report = ReadReport()
     found = []
-    for stats in summarize_all_sessions(projects_dir, report, "stats", pricing, templates):
+    for stats in summarize_all_sessions(projects_dir, report, "stats", pricing, templates, scan_cache(args)):
         start = parse_ts(stats.get("started_at"))
         if start is None or not since <= start <= until:
             continue
