@@ -1,0 +1,164 @@
+"""The scan cache is never wrong: appends resume, truncation and replacement reread, results match."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import DEMO_PROJECTS, Transcript, run_cli, sa, usage
+
+
+def listing(projects: Path, cache: Path | None, *extra) -> tuple[list, str]:
+    args = ["--phase", "list", "--json", "--projects-dir", projects, *extra]
+    env = {"XDG_CACHE_HOME": str(cache)} if cache else {}
+    proc = run_cli(*args, *([] if cache else ["--no-cache"]), env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), proc.stderr
+
+
+def uncached(projects: Path) -> tuple[list, str]:
+    return listing(projects, None)
+
+
+@pytest.fixture
+def history(tmp_path):
+    shutil.copytree(DEMO_PROJECTS, tmp_path / "projects")
+    return tmp_path / "projects"
+
+
+def main_file(history: Path) -> Path:
+    return history / "-home-dev-kagenti" / "00b11888-7e0c-4fb4-bb39-32ea32e09b64.jsonl"
+
+
+def test_cached_and_uncached_results_are_identical_on_the_real_fixtures(real_projects, tmp_path):
+    cache = tmp_path / "cache"
+    first, first_err = listing(real_projects, cache)
+    again, again_err = listing(real_projects, cache)
+    plain, plain_err = uncached(real_projects)
+    assert first == again == plain
+    assert first_err == again_err == plain_err                     # the same notes, from the cache too
+    assert any((cache / "session-analytics").rglob("*"))
+
+
+def test_no_cache_neither_reads_nor_writes(history, tmp_path):
+    cache = tmp_path / "cache"
+    proc = run_cli("--phase", "list", "--projects-dir", history, "--no-cache", env={"XDG_CACHE_HOME": str(cache)})
+    assert proc.returncode == 0 and not cache.exists()
+
+
+def append_call(path: Path, msg_id: str, out: int, ts: str = "2026-02-08T23:59:00Z"):
+    line = {"type": "assistant", "sessionId": "00b11888-7e0c-4fb4-bb39-32ea32e09b64", "uuid": f"u-{msg_id}",
+            "parentUuid": None, "timestamp": ts, "cwd": "/home/dev/kagenti", "gitBranch": "fix/keycloak-652",
+            "requestId": f"req-{msg_id}", "isSidechain": False,
+            "message": {"id": msg_id, "model": "claude-opus-4-6", "role": "assistant",
+                        "content": [{"type": "text", "text": "more"}], "usage": {"input_tokens": 3, "output_tokens": out}}}
+    with path.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def test_an_appended_transcript_resumes_and_matches_a_full_read(history, tmp_path):
+    cache = tmp_path / "cache"
+    before, _ = listing(history, cache)
+    append_call(main_file(history), "msg_more", 1234)
+    after, _ = listing(history, cache)
+    assert after == uncached(history)[0]
+    row = {r["session_id"][:8]: r for r in after}["00b11888"]
+    assert row["total_tokens"]["output"] == {r["session_id"][:8]: r for r in before}["00b11888"]["total_tokens"]["output"] + 1234
+
+
+def test_appends_resume_from_where_the_scan_stopped(history, tmp_path, monkeypatch):
+    store = sa.ScanCache(tmp_path / "cache")
+    path = main_file(history)
+    full = sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, store)
+    size = path.stat().st_size
+    append_call(path, "msg_more", 77)
+    starts = []
+    real = sa.iter_json_lines
+    monkeypatch.setattr(sa, "iter_json_lines", lambda handle, start: starts.append(start) or real(handle, start))
+    resumed = sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, store)
+    assert starts == [size]                                        # only the new bytes were read
+    fresh = sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, None)
+    assert resumed == fresh and len(resumed.calls) == len(full.calls) + 1
+
+
+def test_a_growing_last_line_is_never_cached_half_read(tmp_path):
+    projects = tmp_path / "projects"
+    t = Transcript(projects / "p" / "s1.jsonl", "s1")
+    t.assistant("msg_1", usage(1, 10))
+    path = t.write()
+    whole = path.read_text()
+    second = json.dumps({**json.loads(whole.splitlines()[-1]), "uuid": "u2", "requestId": "r2",
+                         "message": {**json.loads(whole.splitlines()[-1])["message"], "id": "msg_2",
+                                     "usage": {"input_tokens": 1, "output_tokens": 500}}})
+    cache = tmp_path / "cache"
+    path.write_text(whole + second[:40])                            # Claude Code is mid-write
+    half, err = listing(projects, cache)
+    assert half[0]["total_tokens"]["output"] == 10 and "truncated last lines" in err
+    path.write_text(whole + second + "\n")                          # the line is finished
+    done, err = listing(projects, cache)
+    assert done[0]["total_tokens"]["output"] == 510 and err == ""
+    assert done == uncached(projects)[0]
+
+
+def test_truncation_and_replacement_are_read_again(history, tmp_path):
+    cache = tmp_path / "cache"
+    listing(history, cache)
+    path = main_file(history)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: len(lines) // 2]))              # truncated in place
+    assert listing(history, cache)[0] == uncached(history)[0]
+    # replaced by a different file of the same size and the same mtime (a new inode)
+    listing(history, cache)
+    original = path.read_bytes()
+    info = path.stat()
+    changed = original.replace(b'"output_tokens": 1', b'"output_tokens": 9')
+    assert changed != original and len(changed) == len(original)
+    replacement = path.with_name("replacement.tmp")
+    replacement.write_bytes(changed)
+    os.utime(replacement, ns=(info.st_atime_ns, info.st_mtime_ns))
+    os.replace(replacement, path)
+    assert listing(history, cache)[0] == uncached(history)[0]
+
+
+def test_rewritten_in_place_with_a_new_mtime_is_read_again(history, tmp_path):
+    cache = tmp_path / "cache"
+    listing(history, cache)
+    path = main_file(history)
+    original = path.read_bytes()
+    changed = original.replace(b'"output_tokens": 1', b'"output_tokens": 7')
+    assert changed != original and len(changed) == len(original)
+    with path.open("r+b") as handle:                               # same inode, same size
+        handle.write(changed)
+    assert listing(history, cache)[0] == uncached(history)[0]
+
+
+def test_a_damaged_cache_is_a_miss_not_an_error(history, tmp_path):
+    cache = tmp_path / "cache"
+    expected, _ = listing(history, cache)
+    for entry in (cache / "session-analytics").rglob("*"):
+        if entry.is_file():
+            entry.write_bytes(b"\x80\x04 not a pickle")
+    assert listing(history, cache)[0] == expected
+
+
+def test_stats_uses_the_cache_and_agrees(history, tmp_path):
+    cache = tmp_path / "cache"
+    args = ("--phase", "stats", "--projects-dir", history, "--session-id", "00b11888")
+    first = run_cli(*args, env={"XDG_CACHE_HOME": str(cache)}).stdout
+    again = run_cli(*args, env={"XDG_CACHE_HOME": str(cache)}).stdout
+    append_call(main_file(history), "msg_more", 5)
+    grown = run_cli(*args, env={"XDG_CACHE_HOME": str(cache)}).stdout
+    assert first == again and grown == run_cli(*args, "--no-cache").stdout
+    assert json.loads(grown)["total_tokens"]["output"] == json.loads(first)["total_tokens"]["output"] + 5
+
+
+def test_a_cache_folder_others_can_write_is_not_used(history, tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "session-analytics" / f"v{sa.CACHE_VERSION}").mkdir(parents=True)
+    (cache / "session-analytics" / f"v{sa.CACHE_VERSION}").chmod(0o777)
+    assert listing(history, cache)[0] == uncached(history)[0]
+    assert not any(p.is_file() for p in (cache / "session-analytics").rglob("*"))
