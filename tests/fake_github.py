@@ -64,6 +64,7 @@ class FakeGitHub:
         self.per_page_default = 30
         self.per_page_cap = 100     # tests lower it to force several pages
         self.body_limit = BODY_LIMIT
+        self.runs_listing_cap = 1000
         self.latency = 0.0
         self.faults: list[Fault] = []
         self.requests: list[tuple] = []   # (method, path, query) of every request
@@ -97,11 +98,12 @@ class FakeGitHub:
         self.pulls[(repo, number)] = pull
         return pull
 
-    def add_runs(self, repo: str, number: int, conclusions: list) -> None:
+    def add_runs(self, repo: str, number: int, conclusions: list, created_at: str | None = None) -> None:
         """CI runs for a pull request's head commit: 'success', 'failure', None (in progress)…"""
         sha = self.pulls[(repo, number)]["head"]["sha"]
+        stamp = created_at or self.pulls[(repo, number)]["created_at"]
         self.runs[(repo, sha)] = [{"id": i + 1, "head_sha": sha, "status": "completed" if c else "in_progress",
-                                   "conclusion": c} for i, c in enumerate(conclusions)]
+                                   "conclusion": c, "created_at": stamp} for i, c in enumerate(conclusions)]
 
     def add_comment(self, repo: str, number: int, body: str, login: str = "octo-bot",
                     association: str | None = None) -> dict:
@@ -243,8 +245,22 @@ class FakeGitHub:
             return self._paged([{k: v for k, v in i.items()} | {"comments": len(self.comments_on(repo, i["number"]))}
                                 for i in items], query)
         if rest == "actions/runs" and method == "GET":
-            runs = self.runs.get((repo, query.get("head_sha")), [])
-            return 200, {}, {"total_count": len(runs), "workflow_runs": runs[:int(query.get("per_page", 30))]}
+            runs = [r for (rp, _), rs in sorted(self.runs.items()) if rp == repo for r in rs]
+            if "head_sha" in query:
+                runs = [r for r in runs if r["head_sha"] == query["head_sha"]]
+            if query.get("created", "").startswith(">="):
+                runs = [r for r in runs if r["created_at"][:10] >= query["created"][2:]]
+            total = len(runs)
+            if {"created", "head_sha"} & set(query):
+                runs = runs[:self.runs_listing_cap]        # GitHub: at most 1,000 for filtered queries
+            per_page = min(int(query.get("per_page", 30)), 100)
+            page = max(int(query.get("page", 1)), 1)
+            return 200, {}, {"total_count": total, "workflow_runs": runs[(page - 1) * per_page: page * per_page]}
+        if rest == "issues/comments" and method == "GET":
+            found = [_public(c) | {"issue_url": f"https://{self.host}/api/v3/repos/{repo}/issues/{c['issue_number']}"}
+                     for c in sorted(self.comments.values(), key=lambda c: c["id"])
+                     if c["repo"] == repo and c["updated_at"] >= query.get("since", "")]
+            return self._paged(found, query)
         if rest == "pulls" and method == "GET":
             pulls = [p for (r, _), p in sorted(self.pulls.items()) if r == repo]
             state = query.get("state", "open")

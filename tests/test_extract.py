@@ -286,3 +286,31 @@ def test_empty_period_gives_a_page_that_says_so(tmp_path):
     assert result["noData"] and result["errors"] == [] and result["canvases"] == {}
     assert "No sessions were found for this period" in result["text"]
     assert result["text"].count("No data for this chart in this period.") == 5
+
+
+def test_comments_and_ci_runs_come_from_repository_wide_listings(repository, tmp_path):
+    proc = run_gh_cli(repository, "--phase", "extract", "--repo", REPO, "--from", "2026-03-01", "--to",
+                      "2026-03-31", "--output-dir", tmp_path, "--quiet")
+    assert proc.returncode == 12, proc.stderr
+    paths = [p for _, p, _ in repository.requests]
+    assert not [p for p in paths if re.search(r"/issues/\d+/comments$", p)]      # no call per item
+    assert [q for _, p, q in repository.requests if p.endswith("/actions/runs")] == [
+        {"created": ">=2026-02-15", "per_page": "100", "page": "1"}]               # 14 days before --from
+    assert sorted(p for p in paths if re.search(r"/pulls/\d+$", p)) == [
+        "/api/v3/repos/o/r/pulls/1", "/api/v3/repos/o/r/pulls/2"] + ["/api/v3/repos/o/r/pulls/5"] * sa.GH_ATTEMPTS
+
+
+def test_more_runs_than_github_lists_falls_back_to_each_pull_requests_own(github, base_stats, tmp_path):
+    github.add_pull(REPO, 1, "busy", created_at="2026-03-02T12:00:00Z")
+    github.add_runs(REPO, 1, ["success"] * 1001)
+    post(github, 1, session(base_stats, 1, 1.0, 1, "2026-03-02T13:00:00Z"))
+    github.add_pull(REPO, 2, "calm", created_at="2026-03-03T12:00:00Z")
+    github.add_runs(REPO, 2, ["success", "failure"])
+    post(github, 2, session(base_stats, 2, 1.0, 1, "2026-03-03T13:00:00Z"))
+    proc = run_gh_cli(github, "--phase", "extract", "--repo", REPO, "--from", "2026-03-01", "--to", "2026-03-31",
+                      "--output-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["pr_number"]: r for r in read_csv(tmp_path / "analytics.csv")}
+    assert (rows["1"]["ci_runs"], rows["1"]["ci_pass_rate"]) == ("1001", "100.0")
+    assert (rows["2"]["ci_runs"], rows["2"]["ci_pass_rate"]) == ("2", "50.0")
+    assert sum(1 for _, p, q in github.requests if p.endswith("/actions/runs") and "head_sha" in q) == 2

@@ -3067,16 +3067,62 @@ def list_created_between(github: GitHub, since: float, until: float) -> list[dic
         page += 1
 
 
-def github_item(github: GitHub, issue: dict, trusted: set, warn) -> dict | None:
+RUNS_LISTING_CAP = 1000             # GitHub answers a filtered runs query with at most this many
+RUNS_LOOKBACK_DAYS = 14             # a branch's CI may start before its pull request is opened
+
+
+def comments_by_number(github: GitHub, since: float) -> dict[int, list]:
+    """Every comment updated since the range began, by PR or issue number: one paginated
+    listing for the whole repository instead of one per item (a session comment on an item
+    created in the range cannot be older than the range)."""
+    grouped = collections.defaultdict(list)
+    for comment in github.list(github.repo_path("issues/comments"), since=format_ts(since),
+                               sort="created", direction="asc"):
+        m = re.search(r"/issues/(\d+)$", as_str(as_dict(comment).get("issue_url")))
+        if m:
+            grouped[int(m.group(1))].append(comment)
+    return grouped
+
+
+def runs_by_sha(github: GitHub, since: float) -> dict[str, list] | None:
+    """CI runs created since shortly before the range, by head commit; None when GitHub's cap
+    on filtered run listings would cut them short (each PR then asks for its own)."""
+    created = format_ts(since - RUNS_LOOKBACK_DAYS * 86400)[:10]
+    runs, page, total = [], 0, None
+    while total is None or len(runs) < total:
+        page += 1
+        batch = as_dict(github.get(github.repo_path("actions/runs"), created=f">={created}",
+                                   per_page=100, page=page))
+        total = as_int(batch.get("total_count"))
+        if total > RUNS_LISTING_CAP:
+            return None
+        found = [r for r in batch.get("workflow_runs") or [] if isinstance(r, dict)]
+        if not found:
+            break
+        runs += found
+    grouped = collections.defaultdict(list)
+    for run in runs:
+        grouped[as_str(run.get("head_sha"))].append(run)
+    return grouped
+
+
+def ci_summary(runs: list) -> tuple[int, float | None]:
+    """(number of runs, percentage of completed runs that succeeded)."""
+    completed = [r for r in runs if as_dict(r).get("conclusion")]
+    if not completed:
+        return len(runs), None
+    passed = sum(1 for r in completed if r.get("conclusion") == "success")
+    return len(runs), round(100 * passed / len(completed), 1)
+
+
+def github_item(github: GitHub, issue: dict, comments: list, runs: dict | None, trusted: set,
+                warn) -> dict | None:
     """One PR or issue with its trusted sessions and PR facts; None when it has no sessions."""
     number = as_int(issue.get("number"))
     is_pr = bool(issue.get("pull_request"))
-    sessions = []
-    if as_int(issue.get("comments")) > 0:
-        comments = github.list(github.repo_path(f"issues/{number}/comments"))
-        sessions, warnings = collect_sessions(comments, trusted)
-        for warning in warnings:
-            warn(f"#{number}: {warning}")
+    sessions, warnings = collect_sessions(comments, trusted)
+    for warning in warnings:
+        warn(f"#{number}: {warning}")
     if not sessions:
         return None
     item = {"number": number, "type": "pr" if is_pr else "issue", "title": as_str(issue.get("title")),
@@ -3091,13 +3137,12 @@ def github_item(github: GitHub, issue: dict, trusted: set, warn) -> dict | None:
         if pull.get("merged_at"):
             item["status"] = "merged"
         sha = as_str(as_dict(pull.get("head")).get("sha"))
-        if sha:
-            runs = as_dict(github.get(github.repo_path("actions/runs"), head_sha=sha, per_page=100))
-            completed = [r for r in runs.get("workflow_runs") or [] if as_dict(r).get("conclusion")]
-            item["ci_runs"] = as_int(runs.get("total_count"))
-            if completed:
-                passed = sum(1 for r in completed if r.get("conclusion") == "success")
-                item["ci_pass_rate"] = round(100 * passed / len(completed), 1)
+        if sha and runs is not None:
+            item["ci_runs"], item["ci_pass_rate"] = ci_summary(runs.get(sha, []))
+        elif sha:
+            own = as_dict(github.get(github.repo_path("actions/runs"), head_sha=sha, per_page=100))
+            count, rate = ci_summary([r for r in own.get("workflow_runs") or [] if isinstance(r, dict)])
+            item["ci_runs"], item["ci_pass_rate"] = max(count, as_int(own.get("total_count"))), rate
     return item
 
 
@@ -3105,16 +3150,20 @@ def gather_github(github: GitHub, since: float, until: float, trusted: set, quie
                   workers: int = EXTRACT_WORKERS) -> tuple[list, list]:
     """Items with sessions, and failures (number, message), read with a bounded thread pool."""
     issues = list_created_between(github, since, until)
+    comments = comments_by_number(github, since) if issues else {}
+    issues = [i for i in issues if comments.get(as_int(i.get("number")))]
+    runs = runs_by_sha(github, since) if any(i.get("pull_request") for i in issues) else {}
     progress = Progress("extract: PRs and issues read", len(issues), quiet)
     items, failures = [], []
 
     def one(issue):
+        number = as_int(issue.get("number"))
         try:
-            return github_item(github, issue, trusted, github.warn), None
+            return github_item(github, issue, comments[number], runs, trusted, github.warn), None
         except GitHubError as exc:
             if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
                 raise
-            return None, {"number": as_int(issue.get("number")), "error": str(exc)}
+            return None, {"number": number, "error": str(exc)}
         finally:
             progress.step()
 
