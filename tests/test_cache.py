@@ -162,3 +162,16 @@ def test_a_cache_folder_others_can_write_is_not_used(history, tmp_path):
     (cache / "session-analytics" / f"v{sa.CACHE_VERSION}").chmod(0o777)
     assert listing(history, cache)[0] == uncached(history)[0]
     assert not any(p.is_file() for p in (cache / "session-analytics").rglob("*"))
+
+
+def test_entries_in_a_folder_others_can_write_are_never_loaded(history, tmp_path):
+    store = sa.ScanCache(tmp_path / "cache")
+    path = main_file(history)
+    sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, store)
+    entry = store.entry_path(str(path.absolute()), "scans")
+    assert sa.ScanCache(tmp_path / "cache").read(str(path.absolute()), "scans") is not None
+    entry.chmod(0o666)                                              # someone else could have written it
+    assert sa.ScanCache(tmp_path / "cache").read(str(path.absolute()), "scans") is None
+    entry.chmod(0o600)
+    (tmp_path / "cache").chmod(0o777)
+    assert sa.ScanCache(tmp_path / "cache").read(str(path.absolute()), "scans") is None

@@ -432,11 +432,17 @@ CACHE_VERSION = 1
 CACHE_PROBE_BYTES = 64 * 1024
 
 
+def _private(path: Path, fd: int | None = None) -> bool:
+    info = os.fstat(fd) if fd is not None else path.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
 class ScanCache:
     """Per-file scan states in a folder only this user can write; every failure is a miss."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._checked = None
 
     @classmethod
     def default(cls) -> "ScanCache":
@@ -444,19 +450,25 @@ class ScanCache:
         return cls(Path(base) / "session-analytics" / f"v{CACHE_VERSION}")
 
     def _usable(self) -> bool:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            info = self.root.stat()
-        except OSError:
-            return False
-        return info.st_uid == os.getuid() and not info.st_mode & 0o022
+        """Only a folder this user owns and nobody else can write: entries are pickles."""
+        if self._checked is None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._checked = _private(self.root)
+            except OSError:
+                self._checked = False
+        return self._checked
 
     def entry_path(self, key: str, kind: str) -> Path:
         return self.root / kind / (hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40])
 
     def read(self, key: str, kind: str):
+        if not self._usable():
+            return None
         try:
             with open(self.entry_path(key, kind), "rb") as handle:
+                if not (_private(Path(handle.name).parent) and _private(Path(handle.name), handle.fileno())):
+                    return None
                 return pickle.load(handle)
         except Exception:            # noqa: BLE001 - a damaged or foreign entry is a miss
             return None
