@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -345,3 +348,40 @@ def test_pipeline_posts_comment_and_summary_and_dry_run_posts_nothing(github, tm
     assert rerun.stdout.splitlines() == [lines[0].replace("created", "unchanged"),
                                          lines[1].replace("created", "unchanged")]
     assert len(github.writes) == 2
+
+
+def test_every_gh_call_is_a_rest_api_call_of_the_documented_form(github, tmp_path):
+    """A logging shim in front of the real gh records each command line of a full pipeline and an extract."""
+    shim_dir, log = tmp_path / "shim", tmp_path / "gh-calls.jsonl"
+    shim_dir.mkdir()
+    real_gh = shutil.which("gh")
+    (shim_dir / "gh").write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"os.execv({real_gh!r}, [{real_gh!r}] + sys.argv[1:])\n")
+    (shim_dir / "gh").chmod(0o755)
+    env = {"PATH": f"{shim_dir}{os.pathsep}{os.environ['PATH']}"}
+    github.add_pull(REPO, 7, "feat/x", title="Fix the bug", created_at="2026-03-01T08:00:00Z")
+    github.add_runs(REPO, 7, ["success"])
+    small_session(tmp_path / "projects")
+    proc = run_gh_cli(github, "--projects-dir", tmp_path / "projects", "--session-id", "5e55a001", "--repo", REPO,
+                      env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_gh_cli(github, "--phase", "extract", "--repo", REPO, "--from", "2026-03-01", "--to", "2026-03-31",
+                      "--output-dir", tmp_path / "out", env=env)
+    assert proc.returncode == 0, proc.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(calls) >= 8
+    for argv in calls:
+        assert argv[0] == "api", argv                                    # never `gh pr …` (GraphQL)
+        assert not argv[1].startswith("graphql"), argv
+        if "--paginate" in argv:
+            assert argv[argv.index("--jq") + 1] == ".[]", argv
+        if "-f" in argv:
+            assert "-X" in argv and argv[argv.index("-X") + 1] in ("GET",), argv
+        method = argv[argv.index("-X") + 1] if "-X" in argv else "GET"
+        if method in ("POST", "PATCH"):
+            body_file = argv[argv.index("--input") + 1]
+            assert body_file != "-" and not os.path.exists(body_file)      # a file, removed afterwards
+    methods = [a[a.index("-X") + 1] for a in calls if "-X" in a]
+    assert methods.count("POST") == 2 and "PATCH" not in methods          # a comment and a summary, once each
