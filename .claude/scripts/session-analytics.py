@@ -2249,7 +2249,7 @@ SESSION_COMMENT_TEMPLATE = """\
 
 **TL;DR:** {tldr}
 
-**Session:** `{short}` | **Branch:** {branch} | **Duration:** {duration}
+**Session:** {short} | **Branch:** {branch} | **Duration:** {duration}
 
 ### Token Usage
 
@@ -2435,7 +2435,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
     skills = [s for s in stats.get("skills_invoked") or [] if isinstance(s, dict)]
     commit_count = list_total(stats, "commits")
 
-    tldr = [f"Session `{short}`", ", ".join(md_text(short_model(m)) for m in models) or "no model",
+    tldr = [f"Session {md_code(short)}", ", ".join(md_text(short_model(m)) for m in models) or "no model",
             format_duration(stats.get("duration_minutes")), format_cost(cost),
             f"{commit_count} commit{'' if commit_count == 1 else 's'}"]
     if skills:
@@ -2488,7 +2488,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
                             for title, diagram in (workflows or {}).items())
 
     return SESSION_COMMENT_TEMPLATE.format(
-        marker=SESSION_MARKER.format(short=_marker_id(short)), tldr=" | ".join(tldr), short=short,
+        marker=SESSION_MARKER.format(short=_marker_id(short)), tldr=" | ".join(tldr), short=md_code(short),
         branch=md_code(stats.get("branch")) if stats.get("branch") else "-",
         duration=format_duration(stats.get("duration_minutes")),
         token_table=token_table, unpriced=unpriced_note, subagents=subagent_table,
