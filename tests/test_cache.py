@@ -175,3 +175,24 @@ def test_entries_in_a_folder_others_can_write_are_never_loaded(history, tmp_path
     entry.chmod(0o600)
     (tmp_path / "cache").chmod(0o777)
     assert sa.ScanCache(tmp_path / "cache").read(str(path.absolute()), "scans") is None
+
+
+def test_stats_rereads_a_neighbour_that_changed(tmp_path):
+    """stats asks its neighbours who recorded a replayed call first; their cached answer must follow them."""
+    cache = tmp_path / "cache"
+    a = Transcript(tmp_path / "p" / "aaaa.jsonl", "aaaa", start="2026-03-01T10:00:00Z")
+    a.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
+    a.write()
+    b = Transcript(tmp_path / "p" / "bbbb.jsonl", "bbbb", start="2026-03-01T12:00:00Z")
+    b.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
+    b.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
+    b.write()
+    args = ("--phase", "stats", "--projects-dir", tmp_path, "--session-id", "bbbb")
+    env = {"XDG_CACHE_HOME": str(cache)}
+    assert json.loads(run_cli(*args, env=env).stdout)["total_tokens"]["output"] == 7
+    assert json.loads(run_cli(*args, env=env).stdout)["total_tokens"]["output"] == 7
+    other = Transcript(tmp_path / "p" / "aaaa.jsonl", "aaaa", start="2026-03-01T10:00:00Z")
+    other.assistant("msg_9", usage(1, 5), ts="2026-03-01T10:00:05Z")   # a no longer has msg_1
+    other.write()
+    assert json.loads(run_cli(*args, env=env).stdout)["total_tokens"]["output"] == 107
+    assert run_cli(*args, env=env).stdout == run_cli(*args, "--no-cache").stdout

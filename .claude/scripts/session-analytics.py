@@ -867,41 +867,62 @@ def session_claims(scans: list[FileScan]) -> tuple[dict, float]:
 _TIMESTAMP_RE = re.compile(rb'"timestamp"\s*:\s*"([^"]+)"')
 
 
-def light_claims(files: list[TranscriptFile]) -> tuple[dict, float]:
-    """Cheap version of session_claims for sessions we only compete with.
-
-    Parses only lines that carry usage; takes other lines' timestamps by regex.
-    """
+def light_claims(files: list[TranscriptFile], cache: ScanCache | None = None) -> tuple[dict, float]:
+    """Cheap version of session_claims for sessions we only compete with."""
     claims = {}
     end = None
     for tf in files:
-        try:
-            handle = open(tf.path, "rb")
-        except OSError:
-            continue
-        with handle:
-            for raw in handle:
-                m = _TIMESTAMP_RE.search(raw)
-                ts = parse_ts(m.group(1).decode("ascii", "replace")) if m else None
-                if ts is not None and (end is None or ts > end):
-                    end = ts
-                if b'"usage"' not in raw or b'"assistant"' not in raw:
-                    continue
-                try:
-                    rec = json.loads(raw)
-                except (ValueError, RecursionError):
-                    continue
-                if not isinstance(rec, dict) or rec.get("type") != "assistant":
-                    continue
-                message = as_dict(rec.get("message"))
-                if not isinstance(message.get("usage"), dict) or message.get("model") == SYNTHETIC_MODEL:
-                    continue
-                msg_id = as_str(message.get("id"))
-                key = (msg_id, as_str(rec.get("requestId"))) if msg_id else ("uuid", as_str(rec.get("uuid")))
-                t = ts if ts is not None else float("inf")
-                if key not in claims or t < claims[key]:
-                    claims[key] = t
+        file_claims, file_end = _file_claims(tf.path, cache)
+        for key, ts in file_claims.items():
+            if key not in claims or ts < claims[key]:
+                claims[key] = ts
+        if file_end is not None and (end is None or file_end > end):
+            end = file_end
     return claims, (end if end is not None else float("inf"))
+
+
+def _file_claims(path: Path, cache: ScanCache | None) -> tuple[dict, float | None]:
+    """One file's call keys with their earliest timestamps, and its last timestamp.
+
+    Parses only lines that carry usage; takes other lines' timestamps by regex. Cached on the
+    file's exact size, mtime and inode, so a neighbour that did not change is not read again.
+    """
+    try:
+        handle = open(path, "rb")
+    except OSError:
+        return {}, None
+    with handle:
+        info = os.fstat(handle.fileno())
+        stamp = (str(Path(path).absolute()), info.st_size, info.st_mtime_ns, info.st_ino)
+        if cache:
+            hit = cache.read(stamp[0], "claims")
+            if isinstance(hit, dict) and hit.get("stamp") == stamp:
+                return hit["claims"], hit["end"]
+        claims, end = {}, None
+        for raw in handle:
+            m = _TIMESTAMP_RE.search(raw)
+            ts = parse_ts(m.group(1).decode("ascii", "replace")) if m else None
+            if ts is not None and (end is None or ts > end):
+                end = ts
+            if b'"usage"' not in raw or b'"assistant"' not in raw:
+                continue
+            try:
+                rec = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(rec, dict) or rec.get("type") != "assistant":
+                continue
+            message = as_dict(rec.get("message"))
+            if not isinstance(message.get("usage"), dict) or message.get("model") == SYNTHETIC_MODEL:
+                continue
+            msg_id = as_str(message.get("id"))
+            key = (msg_id, as_str(rec.get("requestId"))) if msg_id else ("uuid", as_str(rec.get("uuid")))
+            t = ts if ts is not None else float("inf")
+            if key not in claims or t < claims[key]:
+                claims[key] = t
+    if cache:
+        cache.write(stamp[0], "claims", {"stamp": stamp, "claims": claims, "end": end})
+    return claims, end
 
 
 def build_owner_index(claims_by_session: dict) -> dict:
@@ -1929,7 +1950,7 @@ def read_session(project: Path, sid: str, groups: dict, report: ReadReport,
     claims = {sid: session_claims(scans)}
     for other, files in groups.items():
         if other != sid:
-            claims[other] = light_claims(files)
+            claims[other] = light_claims(files, cache)
     facts = assemble_session(sid, project.name, own_files, scans, build_owner_index(claims))
     report.skipped.update(facts.skipped)
     return facts
