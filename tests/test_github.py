@@ -385,3 +385,6 @@ def test_every_gh_call_is_a_rest_api_call_of_the_documented_form(github, tmp_pat
             assert body_file != "-" and not os.path.exists(body_file)      # a file, removed afterwards
     methods = [a[a.index("-X") + 1] for a in calls if "-X" in a]
     assert methods.count("POST") == 2 and "PATCH" not in methods          # a comment and a summary, once each
+    # the pipeline lists the PR's comments twice: to find its own comment, then for the summary,
+    # whose upsert reuses that listing
+    assert sum(1 for a in calls if a[1] == "repos/o/r/issues/7/comments" and "--paginate" in a) == 2

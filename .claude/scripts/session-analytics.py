@@ -2989,16 +2989,18 @@ class Posted:
     comment: dict
 
 
-def upsert_comment(github: GitHub, target: Target, body: str, is_mine) -> Posted:
+def upsert_comment(github: GitHub, target: Target, body: str, is_mine, listed: list | None = None) -> Posted:
     """Create the comment, or update our earlier one; no write at all when the body is unchanged.
 
-    `is_mine(comment)` picks our earlier comment. A create that fails in a way that may still
-    have reached GitHub is followed by a fresh look before any retry, so it never duplicates.
+    `is_mine(comment)` picks our earlier comment; `listed` is a listing just made, if any. A
+    create that fails in a way that may still have reached GitHub is followed by a fresh look
+    before any retry, so it never duplicates.
     """
     path = github.repo_path(f"issues/{target.number}/comments")
     for attempt in range(1, github.attempts + 1):
         login = github.login()
-        mine = [c for c in github.list(path) if isinstance(c, dict)
+        comments = listed if attempt == 1 and listed is not None else github.list(path)
+        mine = [c for c in comments if isinstance(c, dict)
                 and as_dict(c.get("user")).get("login") == login and is_mine(c)]
         if mine:
             comment = min(mine, key=lambda c: as_int(c.get("id")))
@@ -3834,8 +3836,8 @@ def post_session_comment(github: GitHub, target: Target, stats: dict, workflows:
     return upsert_comment(github, target, render_session_comment(stats, workflows), is_mine)
 
 
-def summary_body(github: GitHub, target: Target, args, replace: dict | None = None) -> str:
-    """The summary recomputed from the target's trusted session comments."""
+def summary_body(github: GitHub, target: Target, args, replace: dict | None = None) -> tuple[str, list]:
+    """The summary recomputed from the target's trusted session comments, and those comments."""
     comments = github.list(github.repo_path(f"issues/{target.number}/comments"))
     trusted = {login.strip().casefold() for login in args.trusted_authors.split(",") if login.strip()}
     sessions, warnings = collect_sessions(comments, trusted)
@@ -3844,11 +3846,12 @@ def summary_body(github: GitHub, target: Target, args, replace: dict | None = No
     if replace is not None:
         sessions = [s for s in sessions if s["session_id"] != replace["session_id"]] + [replace]
         sessions.sort(key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
-    return render_summary_comment(summarize(sessions, target.as_stats(), target.state))
+    return render_summary_comment(summarize(sessions, target.as_stats(), target.state)), comments
 
 
-def post_summary(github: GitHub, target: Target, body: str) -> Posted:
-    posted = upsert_comment(github, target, body, lambda c: first_line(c.get("body")) == SUMMARY_MARKER)
+def post_summary(github: GitHub, target: Target, body: str, listed: list) -> Posted:
+    posted = upsert_comment(github, target, body, lambda c: first_line(c.get("body")) == SUMMARY_MARKER,
+                            listed)
     if posted.action != "unchanged":
         pin_comment(github, target, posted.comment)
     return posted
@@ -3941,8 +3944,8 @@ def run_summary(args) -> int:
         return EXIT_OK
     github = open_github(args, None)
     target = find_target(github, args, None)
-    body = summary_body(github, target, args)
-    emit(args, body if args.dry_run else posted_line("summary", post_summary(github, target, body)))
+    body, listed = summary_body(github, target, args)
+    emit(args, body if args.dry_run else posted_line("summary", post_summary(github, target, body, listed)))
     return EXIT_OK
 
 
@@ -3954,10 +3957,10 @@ def run_pipeline(args) -> int:
     target = find_target(github, args, stats)
     stats = stats_for_target(stats, target)
     if args.dry_run:
-        emit(args, render_session_comment(stats, workflows) + "\n" + summary_body(github, target, args, stats))
+        emit(args, render_session_comment(stats, workflows) + "\n" + summary_body(github, target, args, stats)[0])
         return EXIT_OK
     lines = posted_line("comment", post_session_comment(github, target, stats, workflows))
-    lines += posted_line("summary", post_summary(github, target, summary_body(github, target, args)))
+    lines += posted_line("summary", post_summary(github, target, *summary_body(github, target, args)))
     emit(args, lines)
     return EXIT_OK
 
