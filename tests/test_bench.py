@@ -1,0 +1,35 @@
+"""The benchmark's generator writes histories that the reference counting and `list` agree on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, reference_totals, run_cli
+
+GENERATOR = ROOT / "tests" / "bench" / "generate.py"
+
+
+def test_generated_history_has_every_layout_and_counts_like_the_reference(tmp_path):
+    for shape, size in (("results", "12M"), ("assistant", "5M")):       # at least three sessions each
+        out = tmp_path / shape
+        subprocess.run([sys.executable, GENERATOR, out, "--size", size, "--shape", shape], check=True,
+                       capture_output=True)
+        projects = out / "projects"
+        files = [p.relative_to(projects) for p in projects.rglob("*.jsonl")]
+        assert any("subagents" in p.parts for p in files)                  # 2.1.x layout
+        assert any(p.name.startswith("agent-") and len(p.parts) == 2 for p in files)   # flat agent files
+        text = "".join(p.read_text() for p in projects.rglob("*.jsonl"))
+        assert '"isSidechain":true' in text and '"name":"Skill"' in text and '"is_error":true' in text
+        assert '"usage":{' in text and ", " not in text.splitlines()[0][:200]     # compact, like Claude Code
+        rows = json.loads(run_cli("--phase", "list", "--json", "--projects-dir", projects).stdout)
+        expected = reference_totals(projects)
+        assert len(rows) == len(json.loads((out / "manifest.json").read_text())["sessions"])
+        for row in rows:
+            t = row["total_tokens"]
+            assert [t["input"], t["output"], t["cache_creation"], t["cache_read"]] == expected[row["session_id"]]
+        again = tmp_path / f"again-{shape}"
+        subprocess.run([sys.executable, GENERATOR, again, "--size", size, "--shape", shape], check=True,
+                       capture_output=True)
+        assert (again / "manifest.json").read_text() == (out / "manifest.json").read_text()   # deterministic
