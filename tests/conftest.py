@@ -155,6 +155,21 @@ class Transcript:
         return self.path
 
 
+def replayed_history(root):
+    """Three sessions in two projects; b replays a's first call, c replays b's own call."""
+    a = Transcript(root / "p" / "aaaa.jsonl", "aaaa", start="2026-03-01T10:00:00Z")
+    a.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
+    a.write()
+    b = Transcript(root / "p" / "bbbb.jsonl", "bbbb", start="2026-03-01T12:00:00Z")
+    b.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
+    b.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
+    b.write()
+    c = Transcript(root / "q" / "cccc.jsonl", "cccc", start="2026-03-02T12:00:00Z")
+    c.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
+    c.assistant("msg_3", usage(2, 9), ts="2026-03-02T12:00:05Z")
+    c.write()
+
+
 def usage(inp=0, out=0, cc=0, cr=0, c1h=None, speed=None) -> dict:
     u = {"input_tokens": inp, "output_tokens": out, "cache_creation_input_tokens": cc,
          "cache_read_input_tokens": cr}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_PROJECTS, Transcript, run_cli, sa, usage
+from conftest import DEMO_PROJECTS, Transcript, replayed_history, run_cli, sa, usage
 
 
 def listing(projects: Path, cache: Path | None, *extra) -> tuple[list, str]:
@@ -180,13 +180,7 @@ def test_entries_in_a_folder_others_can_write_are_never_loaded(history, tmp_path
 def test_stats_rereads_a_neighbour_that_changed(tmp_path):
     """stats asks its neighbours who recorded a replayed call first; their cached answer must follow them."""
     cache = tmp_path / "cache"
-    a = Transcript(tmp_path / "p" / "aaaa.jsonl", "aaaa", start="2026-03-01T10:00:00Z")
-    a.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
-    a.write()
-    b = Transcript(tmp_path / "p" / "bbbb.jsonl", "bbbb", start="2026-03-01T12:00:00Z")
-    b.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
-    b.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
-    b.write()
+    replayed_history(tmp_path)                                      # b replays a's first call
     args = ("--phase", "stats", "--projects-dir", tmp_path, "--session-id", "bbbb")
     env = {"XDG_CACHE_HOME": str(cache)}
     assert json.loads(run_cli(*args, env=env).stdout)["total_tokens"]["output"] == 7

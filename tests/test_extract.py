@@ -161,7 +161,7 @@ def test_extract_from_local_transcripts_needs_no_github(tmp_path):
                        "review_comments", "lines_added", "time_to_merge_hours", "acceptance_status"):
             assert r[column] == ""
     report = (out / "analytics.md").read_text()
-    assert f"| Total sessions | 2 |" in report and "**Repository:** local transcripts" in report
+    assert "| Total sessions | 2 |" in report and "**Repository:** local transcripts" in report
     assert f"| Total cost | {sa.format_cost(sum(float(r['estimated_cost_usd']) for r in rows))} |" in report
 
 

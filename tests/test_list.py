@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import Transcript, reference_totals, run_cli, stats_of, tokens, usage
+from conftest import Transcript, reference_totals, replayed_history, run_cli, stats_of, tokens, usage
 
 
 def list_json(projects, *args) -> list:
@@ -71,16 +71,11 @@ def test_sorted_newest_first_and_table_output(real_projects):
 
 
 def test_replayed_calls_are_counted_once_across_the_list(tmp_path):
-    a = Transcript(tmp_path / "p" / "aaaa.jsonl", "aaaa", start="2026-03-01T10:00:00Z")
-    a.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
-    a.write()
-    b = Transcript(tmp_path / "p" / "bbbb.jsonl", "bbbb", start="2026-03-01T12:00:00Z")
-    b.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
-    b.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
-    b.write()
+    replayed_history(tmp_path)
     rows = {r["session_id"]: r for r in list_json(tmp_path)}
     assert rows["aaaa"]["total_tokens"]["output"] == 100
     assert rows["bbbb"]["total_tokens"]["output"] == 7
+    assert rows["cccc"]["total_tokens"]["output"] == 9
     assert tokens(stats_of(tmp_path, "bbbb")) == [1, 7, 0, 0]
 
 
@@ -108,21 +103,6 @@ def test_stats_and_list_agree_on_every_real_session(real_projects):
         stats = sa.compute_stats(facts, pricing, project="x")
         assert (stats["total_tokens"], stats["estimated_cost_usd"], stats["turns"]) == \
             (row["total_tokens"], row["estimated_cost_usd"], row["turns"]), sid
-
-
-def replayed_history(root):
-    """Three sessions in two projects; b replays a's first call, c replays b's own call."""
-    a = Transcript(root / "p" / "aaaa.jsonl", "aaaa", start="2026-03-01T10:00:00Z")
-    a.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
-    a.write()
-    b = Transcript(root / "p" / "bbbb.jsonl", "bbbb", start="2026-03-01T12:00:00Z")
-    b.assistant("msg_1", usage(1, 100), ts="2026-03-01T10:00:05Z")
-    b.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
-    b.write()
-    c = Transcript(root / "q" / "cccc.jsonl", "cccc", start="2026-03-02T12:00:00Z")
-    c.assistant("msg_2", usage(1, 7), ts="2026-03-01T12:00:05Z")
-    c.assistant("msg_3", usage(2, 9), ts="2026-03-02T12:00:05Z")
-    c.write()
 
 
 @pytest.mark.parametrize("history", ["real", "replayed"])
