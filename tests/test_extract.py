@@ -314,3 +314,20 @@ def test_more_runs_than_github_lists_falls_back_to_each_pull_requests_own(github
     assert (rows["1"]["ci_runs"], rows["1"]["ci_pass_rate"]) == ("1001", "100.0")
     assert (rows["2"]["ci_runs"], rows["2"]["ci_pass_rate"]) == ("2", "50.0")
     assert sum(1 for _, p, q in github.requests if p.endswith("/actions/runs") and "head_sha" in q) == 2
+
+
+def test_progress_line_appears_on_long_runs_only_and_quiet_silences_it(capsys):
+    now = [0.0]
+    progress = sa.Progress("extract: PRs and issues read", 5, quiet=False, clock=lambda: now[0])
+    for t in (0.5, 2.5, 2.9, 4.0, 4.2):
+        now[0] = t
+        progress.step()
+    assert capsys.readouterr().err.splitlines() == [
+        "session-analytics: extract: PRs and issues read: 2/5",
+        "session-analytics: extract: PRs and issues read: 4/5",
+        "session-analytics: extract: PRs and issues read: 5/5"]
+    quiet = sa.Progress("extract", 3, quiet=True, clock=lambda: now[0])
+    now[0] = 100.0
+    for _ in range(3):
+        quiet.step()
+    assert capsys.readouterr().err == ""
