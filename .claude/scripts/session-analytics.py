@@ -1109,10 +1109,8 @@ def round_cost(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
-                  target: dict | None = None, extra_problems: list | None = None,
-                  templates: list | None = None) -> dict:
-    """The per-session stats dict of the design, every field computed from facts."""
+def usage_by_model(facts: SessionFacts, pricing: Pricing) -> tuple[dict, Usage, float, set]:
+    """Per-model rows of the stats, the token totals, the priced cost and the unpriced models."""
     models = {}
     totals = Usage()
     cost_total = 0.0
@@ -1139,8 +1137,27 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
             "cache_read_tokens": row["usage"].cache_read,
             "cost_usd": None if name in unpriced else round_cost(row["cost"]),
         }
+    return model_rows, totals, cost_total, unpriced
+
+
+def session_times(facts: SessionFacts) -> dict:
+    """started_at, ended_at, wall and active minutes, and turns, as the stats show them."""
     start = facts.timestamps[0] if facts.timestamps else None
     end = facts.timestamps[-1] if facts.timestamps else None
+    return {
+        "started_at": format_ts(start),
+        "ended_at": format_ts(end),
+        "duration_minutes": round((end - start) / 60, 1) if start is not None else 0,
+        "active_minutes": active_minutes(facts.timestamps),
+        "turns": len(facts.prompts),
+    }
+
+
+def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
+                  target: dict | None = None, extra_problems: list | None = None,
+                  templates: list | None = None) -> dict:
+    """The per-session stats dict of the design, every field computed from facts."""
+    model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
     tools_main = collections.Counter(u.name for u in facts.tool_uses if u.agent is None)
     tools_sub = collections.Counter(u.name for u in facts.tool_uses if u.agent is not None)
     stats = {
@@ -1149,11 +1166,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "project": project,
         "branch": _most_common(facts.branches),
         "target": target,
-        "started_at": format_ts(start),
-        "ended_at": format_ts(end),
-        "duration_minutes": round((end - start) / 60, 1) if start is not None else 0,
-        "active_minutes": active_minutes(facts.timestamps),
-        "turns": len(facts.prompts),
+        **session_times(facts),
         "models": model_rows,
         "total_tokens": token_dict(totals),
         "estimated_cost_usd": round_cost(cost_total),
@@ -2161,26 +2174,24 @@ def short_model(model: str) -> str:
 # ── List ──────────────────────────────────────────────────────────────────────
 
 def session_summary(facts: SessionFacts, pricing: Pricing) -> dict:
-    """The row `list` prints for one session; keys match the stats JSON."""
-    stats = compute_stats(facts, pricing, project="")
-    project_path = stats["cwd"] or facts.project_dir
-    priced = not stats["unpriced_models"]
+    """The row `list` prints for one session; keys and values match the stats JSON.
+
+    It takes only the parts of compute_stats a row shows (no skills, commits or problems),
+    because list does this for every session on the machine.
+    """
+    model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
     return {
         "session_id": facts.session_id,
-        "project": project_path,
+        "project": _most_common(facts.cwds) or facts.project_dir,
         "project_dir": facts.project_dir,
-        "branch": stats["branch"],
-        "started_at": stats["started_at"],
-        "ended_at": stats["ended_at"],
-        "duration_minutes": stats["duration_minutes"],
-        "active_minutes": stats["active_minutes"],
-        "turns": stats["turns"],
-        "models": sorted(stats["models"]),
-        "total_tokens": stats["total_tokens"],
-        "estimated_cost_usd": stats["estimated_cost_usd"],
-        "cost_complete": priced,
-        "unpriced_models": stats["unpriced_models"],
-        "subagents": len(stats["subagents"]),
+        "branch": _most_common(facts.branches),
+        **session_times(facts),
+        "models": sorted(model_rows),
+        "total_tokens": token_dict(totals),
+        "estimated_cost_usd": round_cost(cost_total),
+        "cost_complete": not unpriced,
+        "unpriced_models": sorted(unpriced),
+        "subagents": len(subagents(facts, pricing)),
         "resume_command": f"claude -r {facts.session_id}",
     }
 
