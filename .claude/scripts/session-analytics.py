@@ -3783,7 +3783,7 @@ def load_stats_file(path: str) -> dict:
     return data
 
 
-def session_stats(args) -> dict:
+def session_stats(args, templates: list) -> dict:
     """The stats of the chosen session: from --stats-file, else computed from its transcripts."""
     if args.stats_file:
         if len(args.stats_file) > 1:
@@ -3800,16 +3800,11 @@ def session_stats(args) -> dict:
         raise UserError(f"session {sid} has no readable records", EXIT_NO_SESSION)
     session_cwd = _most_common(facts.cwds)
     name = detect_repo(args, session_cwd) or project.name
-    return compute_stats(facts, pricing, name, flag_target(args), extra, workflow_templates(args))
+    return compute_stats(facts, pricing, name, flag_target(args), extra, templates)
 
 
 def workflow_templates(args) -> list[WorkflowTemplate]:
     return load_workflow_templates(Path(args.skills_dir).expanduser(), warner(args))
-
-
-def session_workflows(args, stats: dict) -> dict[str, str]:
-    """The annotated diagrams of the session's workflows, by title."""
-    return workflow_sections(workflow_templates(args), stats)
 
 
 def render_workflows(sections: dict[str, str]) -> str:
@@ -3888,7 +3883,7 @@ def apply_hook_input(args, stdin) -> None:
 
 
 def run_stats(args) -> int:
-    stats = session_stats(args)
+    stats = session_stats(args, workflow_templates(args))
     text = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
     if args.output_dir and not args.output:
         path = output_dir(args) / f"{stats['session_id']}.json"
@@ -3918,8 +3913,9 @@ def run_list(args) -> int:
 
 
 def run_mermaid(args) -> int:
-    stats = session_stats(args)
-    sections = session_workflows(args, stats)
+    templates = workflow_templates(args)
+    stats = session_stats(args, templates)
+    sections = workflow_sections(templates, stats)
     if not sections:
         warner(args)(f"no workflow under {args.skills_dir} has a skill this session invoked")
     emit(args, render_workflows(sections))
@@ -3927,8 +3923,9 @@ def run_mermaid(args) -> int:
 
 
 def run_comment(args) -> int:
-    stats = session_stats(args)
-    workflows = session_workflows(args, stats)
+    templates = workflow_templates(args)       # read once: a broken one is reported once
+    stats = session_stats(args, templates)
+    workflows = workflow_sections(templates, stats)
     if args.dry_run:
         repo = detect_repo(args, os.getcwd(), stats.get("cwd"))
         emit(args, render_session_comment({**stats, "project": repo or stats.get("project")}, workflows))
@@ -3962,8 +3959,9 @@ def run_summary(args) -> int:
 
 def run_pipeline(args) -> int:
     """No --phase: stats, mermaid, the session comment, then the summary, on one target."""
-    stats = session_stats(args)
-    workflows = session_workflows(args, stats)
+    templates = workflow_templates(args)       # read once: a broken one is reported once
+    stats = session_stats(args, templates)
+    workflows = workflow_sections(templates, stats)
     github = open_github(args, stats)
     target = find_target(github, args, stats)
     stats = stats_for_target(stats, target)
