@@ -77,8 +77,8 @@ def test_appends_resume_from_where_the_scan_stopped(history, tmp_path, monkeypat
     size = path.stat().st_size
     append_call(path, "msg_more", 77)
     starts = []
-    real = sa.iter_json_lines
-    monkeypatch.setattr(sa, "iter_json_lines", lambda handle, start: starts.append(start) or real(handle, start))
+    real = sa.iter_lines
+    monkeypatch.setattr(sa, "iter_lines", lambda handle, start: starts.append(start) or real(handle, start))
     resumed = sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, store)
     assert starts == [size]                                        # only the new bytes were read
     fresh = sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, None)

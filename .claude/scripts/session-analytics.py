@@ -373,42 +373,203 @@ def _usage_of(raw: dict) -> Usage:
 
 _decode_json = json.JSONDecoder().decode     # json.loads minus its per-call encoding sniffing
 
+READ_CHUNK_BYTES = 4 << 20
 
-def iter_json_lines(handle, start: int):
-    """(object or None, skip reason or None, end offset, newline-terminated) for each line of
-    an open binary file from byte offset `start`; the caller counts what was skipped."""
-    handle.seek(start)
-    pos = start
-    for raw in handle:
-        pos += len(raw)
-        terminated = raw.endswith(b"\n")
-        line = raw.strip()
+
+def iter_lines(handle, start: int):
+    """(line without its newline, end offset, newline-terminated) for each line of an open binary
+    file from byte offset `start`, read in big chunks into one reused buffer (fresh memory for
+    every chunk costs more in page faults than the reading) and split with find."""
+    pos = handle.seek(start)
+    buf = bytearray(max(min(READ_CHUNK_BYTES, os.fstat(handle.fileno()).st_size - start + 1), 1 << 16))
+    pieces = []                      # a line longer than what is left of a chunk, so far
+    with memoryview(buf) as view:
+        while True:
+            size = handle.readinto(view)
+            if not size:
+                break
+            lo = 0
+            nl = buf.find(b"\n", 0, size)
+            if pieces and nl >= 0:
+                pieces.append(buf[:nl])
+                line = b"".join(pieces)
+                pieces = []
+                pos += len(line) + 1
+                yield line, pos, True
+                lo = nl + 1
+                nl = buf.find(b"\n", lo, size)
+            while nl >= 0:
+                pos += nl + 1 - lo
+                yield buf[lo:nl], pos, True
+                lo = nl + 1
+                nl = buf.find(b"\n", lo, size)
+            if lo < size:
+                pieces.append(buf[lo:size])
+    if pieces:
+        line = b"".join(pieces)
+        yield line, pos + len(line), False
+
+
+def decode_line(line: bytes, terminated: bool):
+    """(object or None, skip reason or None) for one line; the caller counts what was skipped."""
+    if line[:1].isspace() or line[-1:].isspace():
+        line = line.strip()
         if not line:
-            yield None, None, pos, terminated
-            continue
+            return None, None
+    elif not line:
+        return None, None
+    try:
+        obj = _decode_json(line.decode("utf-8"))
+    except UnicodeDecodeError:
         try:
-            obj = _decode_json(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            try:
-                obj = _decode_json(line.decode("utf-8", "replace"))
-            except ValueError:
-                yield None, "invalid JSON lines", pos, terminated
-                continue
-            if isinstance(obj, dict):
-                yield obj, "lines with non-UTF-8 bytes (repaired)", pos, terminated
-            else:
-                yield None, "lines that are not JSON objects", pos, terminated
-            continue
+            obj = _decode_json(line.decode("utf-8", "replace"))
         except ValueError:
-            yield None, "invalid JSON lines" if terminated else "truncated last lines", pos, terminated
-            continue
-        except RecursionError:
-            yield None, "invalid JSON lines", pos, terminated
-            continue
+            return None, "invalid JSON lines"
         if isinstance(obj, dict):
-            yield obj, None, pos, terminated
-        else:
-            yield None, "lines that are not JSON objects", pos, terminated
+            return obj, "lines with non-UTF-8 bytes (repaired)"
+        return None, "lines that are not JSON objects"
+    except ValueError:
+        return None, "invalid JSON lines" if terminated else "truncated last lines"
+    except RecursionError:
+        return None, "invalid JSON lines"
+    if isinstance(obj, dict):
+        return obj, None
+    return None, "lines that are not JSON objects"
+
+
+# ── Skimming big tool results ─────────────────────────────────────────────────
+#
+# Most of a history's bytes are tool results: a Read of a source file, a long test log, each
+# written twice (message content and toolUseResult). What the stats need from such a line is
+# small: its timestamp, whether it is a sidechain, and each result's tool_use_id and is_error.
+# The text itself matters only for Bash (commits) and Task/Agent (subagent links). So a big
+# tool-result line of any other tool is skimmed: its small members are read where they stand and
+# its big strings are stepped over with bytes.find, never decoded. This relies on what makes
+# JSON.stringify's output (which Claude Code writes) compact: no whitespace between tokens, so
+# a string value ends at the first unescaped quote that is followed by `,"` or `}`. Anything the
+# skim does not expect (another layout, nested values before the result, a string it cannot
+# bound, a repeated key) makes it decline, and the line is decoded whole; both ways give the same
+# scan, which tests check on every line of the real transcripts.
+
+SKIM_MIN_BYTES = 8192
+QUOTE_STEPS = 16
+RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the stats read
+_SKIM_KEYS = ("type", "timestamp", "sessionId", "isSidechain", "agentId", "uuid", "parentUuid")
+
+
+def _escaped(line: bytes, quote: int) -> bool:
+    """Is the quote at this index escaped (an odd run of backslashes before it)?"""
+    r = quote - 1
+    while r >= 0 and line[r] == 0x5C:
+        r -= 1
+    return (quote - 1 - r) % 2 == 1
+
+
+def _string_end(line: bytes, start: int) -> int:
+    """Index of the closing quote of the string value whose text begins at `start`, or -1.
+
+    Text with few quotes (logs, prose) is crossed from quote to quote at memchr speed; in
+    quote-dense text (source code) that loop would cost more than two finds of what follows a
+    string value in compact JSON."""
+    q = line.find(b'"', start)
+    for _ in range(QUOTE_STEPS):
+        if q < 0 or not _escaped(line, q):
+            return q
+        q = line.find(b'"', q + 1)
+    return _compact_string_end(line, q) if q >= 0 else -1
+
+
+def _compact_string_end(line: bytes, start: int) -> int:
+    """The same, from compact JSON's followers: a string value is followed by `,"` or `}`, and
+    `","` cannot occur inside a string (its last quote is unescaped), so its first occurrence
+    bounds the search for `"}`."""
+    bound = line.find(b'","', start)
+    if bound >= 0 and _escaped(line, bound):
+        return -1                        # the text ends in `",`: ambiguous, decode instead
+    limit = bound if bound >= 0 else len(line)
+    q = line.find(b'"}', start, limit)
+    while q >= 0 and _escaped(line, q):
+        q = line.find(b'"}', q + 1, limit)
+    return q if q >= 0 else bound
+
+
+def _members(text: bytes) -> dict | None:
+    """`"a":1,"b":"c"` as a dict, or None unless it is exactly a run of complete members."""
+    try:
+        obj = _decode_json("{" + text.decode("utf-8") + "}") if text else {}
+    except ValueError:                   # UnicodeDecodeError included
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _skim_blocks(line: bytes, at: int, tool_names: dict) -> tuple[list, int] | None:
+    """The tool_result blocks of `[{...},...]` at `at`, their text stepped over; and the end."""
+    blocks = []
+    while True:
+        if line[at:at + 1] != b"{":
+            return None
+        key = line.find(b'"content":"', at)
+        if key < 0 or line[key - 1:key] not in (b"{", b","):
+            return None
+        block = _members(line[at + 1:key - 1])    # the members before the text
+        if block is None or block.get("type") != "tool_result" or "content" in block:
+            return None
+        if "tool_use_id" in block and tool_names.get(block["tool_use_id"], "Bash") in RESULT_TEXT_TOOLS:
+            return None                  # its text is read: decode the line (before stepping over it)
+        end = _string_end(line, key + 11)
+        close = line.find(b"}", end)
+        if end < 0 or close < 0:
+            return None
+        rest = _members(line[end + 2:close]) if close > end + 1 else {}
+        if rest is None or rest.keys() & block.keys() or "content" in rest:
+            return None
+        block.update(rest)
+        if tool_names.get(block.get("tool_use_id"), "Bash") in RESULT_TEXT_TOOLS:
+            return None
+        block["content"] = ""
+        blocks.append(block)
+        at = close + 1
+        if line[at:at + 1] == b"]":
+            return blocks, at + 1
+        if line[at:at + 1] != b",":
+            return None
+        at += 1
+
+
+def skim_tool_result(line: bytes, tool_names: dict) -> dict | None:
+    """A tool-result user line reduced to what the scan reads from it, or None to decode it whole.
+
+    The members before `"message"` and those between it and `"toolUseResult"` are decoded as
+    they stand (a run of members that decodes on its own is exactly the object's own members);
+    the result text is stepped over and toolUseResult is never read. tool_names maps the file's
+    tool_use ids to tool names: a result of a tool whose text is read, or of a call this file
+    does not hold, declines."""
+    start = line.find(b',"message":{"role":"user","content":[')
+    if start < 0 or line[:1] != b"{":
+        return None
+    head = _members(line[1:start])
+    if head is None or head.get("type") != "user":
+        return None
+    found = _skim_blocks(line, start + 37, tool_names)
+    if found is None:
+        return None
+    blocks, at = found
+    if line[at:at + 1] != b"}" or (line[at + 1:at + 2] != b"," and at + 2 != len(line)):
+        return None
+    after = line.find(b',"toolUseResult":', at + 1)
+    if after >= 0:
+        tail = _members(line[at + 2:after])
+        if tail is None or "timestamp" not in head.keys() | tail.keys():
+            return None                  # what comes after the result could still matter
+    else:
+        if line[-1:] != b"}":
+            return None
+        tail = _members(line[at + 2:-1])
+    if tail is None or tail.keys() & head.keys():
+        return None
+    record = {key: value for part in (head, tail) for key, value in part.items() if key in _SKIM_KEYS}
+    record["message"] = {"role": "user", "content": blocks}
+    return record
 
 
 @dataclass
@@ -418,6 +579,7 @@ class _ScanState:
     inline_parent: dict = field(default_factory=dict)   # sidechain uuid -> parentUuid
     inline_lines: list = field(default_factory=list)    # (uuid, ApiCall or ToolUse) awaiting an agent
     uuid_prompt: dict = field(default_factory=dict)
+    tool_names: dict = field(default_factory=dict)      # tool_use id -> tool name, for its result
 
 
 # ── The scan cache: unchanged files are nearly free, grown files resume ─────────
@@ -531,7 +693,7 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
     """
     path = Path(path)
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb", buffering=0)
     except OSError:
         scan = FileScan(path=path, session_id=session_hint)
         scan.skipped["unreadable files"] += 1
@@ -540,14 +702,11 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
         cached = cache.lookup(path, handle) if cache else None
         state, consumed = cached if cached else (_ScanState(FileScan(path=path, session_id=session_hint)), 0)
         snapshot = None
-        for rec, problem, pos, terminated in iter_json_lines(handle, consumed):
+        for line, pos, terminated in iter_lines(handle, consumed):
             if not terminated and snapshot is None:
                 # An unterminated last line may still be growing: keep the state before it.
                 snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
-            if problem:
-                state.scan.skipped[problem] += 1
-            if rec is not None:
-                _scan_record(state, rec, agent_hint)
+            _scan_line(state, line, terminated, agent_hint)
             if terminated:
                 consumed = pos
         if cache:
@@ -559,6 +718,29 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
     return state.scan
 
 
+def _scan_line(state: _ScanState, line: bytes, terminated: bool, agent_hint: str | None) -> None:
+    rec = None
+    if terminated and len(line) >= SKIM_MIN_BYTES and state.scan.session_id:
+        rec = skim_tool_result(line, state.tool_names)
+        if rec is not None and rec.get("isSidechain") is True and agent_hint is None \
+                and not rec.get("agentId"):
+            rec = None                  # an inline sidechain line: its uuid links the chain
+    if rec is None:
+        rec, problem = decode_line(line, terminated)
+        if problem:
+            state.scan.skipped[problem] += 1
+        if rec is None:
+            return
+    _scan_record(state, rec, agent_hint)
+
+
+def _result_blocks(content) -> list:
+    """The tool_result blocks of a user line's content: such a line is a tool result, not a prompt."""
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
 def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
     scan = state.scan
     ts = parse_ts(rec.get("timestamp"))
@@ -567,27 +749,34 @@ def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
     if not scan.session_id and isinstance(rec.get("sessionId"), str):
         scan.session_id = rec["sessionId"]
     kind = rec.get("type")
-    if kind not in ("assistant", "user", "system"):
-        return                            # progress, attachment, summary, unknown: nothing to count
-    if kind == "system":
-        if rec.get("subtype") == "compact_boundary":
+    if kind != "assistant" and kind != "user":
+        if kind == "system" and rec.get("subtype") == "compact_boundary":
             scan.compactions += 1
-        return
-    if isinstance(rec.get("version"), str):
-        scan.versions.add(rec["version"])
+        return                            # progress, attachment, summary, unknown: nothing to count
+    message = rec.get("message")
+    if not isinstance(message, dict):
+        message = None
+    results = _result_blocks(message.get("content")) if kind == "user" and message else []
     sidechain = rec.get("isSidechain") is True
-    agent = rec.get("agentId") if isinstance(rec.get("agentId"), str) and rec.get("agentId") else None
-    if agent is None and sidechain:
-        agent = agent_hint
-    # Subagents may work in their own worktree: the session's branch and folder
-    # are the main thread's; the subagents' only count when there is no main thread.
-    on_main = not sidechain and agent is None
-    cwd, branch = rec.get("cwd"), rec.get("gitBranch")
-    if isinstance(cwd, str) and cwd:
-        (scan.cwds if on_main else scan.agent_cwds)[cwd] += 1
-    if isinstance(branch, str) and branch:
-        (scan.branches if on_main else scan.agent_branches)[branch] += 1
-    uuid = as_str(rec.get("uuid"))
+    agent = rec.get("agentId")
+    if not agent or not isinstance(agent, str):
+        agent = agent_hint if sidechain else None
+    if not results:
+        # Tool results repeat their call's envelope; they are skimmed, so they do not count here.
+        # Subagents may work in their own worktree: the session's branch and folder are the main
+        # thread's; the subagents' only count when there is no main thread.
+        version = rec.get("version")
+        if isinstance(version, str):
+            scan.versions.add(version)
+        on_main = not sidechain and agent is None
+        cwd, branch = rec.get("cwd"), rec.get("gitBranch")
+        if cwd and isinstance(cwd, str):
+            (scan.cwds if on_main else scan.agent_cwds)[cwd] += 1
+        if branch and isinstance(branch, str):
+            (scan.branches if on_main else scan.agent_branches)[branch] += 1
+    uuid = rec.get("uuid")
+    if not isinstance(uuid, str):
+        uuid = ""
     pending_inline = sidechain and agent is None
     if pending_inline:
         # A provisional id until the chain's root is known; it is not None, so a
@@ -595,27 +784,32 @@ def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
         agent = PROVISIONAL_AGENT + uuid
         if uuid:
             state.inline_parent[uuid] = as_str(rec.get("parentUuid"))
-    message = rec.get("message")
-    if not isinstance(message, dict):
+    if message is None:
         return
     if kind == "assistant":
-        _read_assistant(scan, rec, message, ts, agent, pending_inline, state.inline_lines)
+        _read_assistant(state, rec, message, ts, agent, pending_inline)
+    elif results:
+        _read_results(state, rec, results, ts)
     else:
-        _read_user(scan, rec, message, ts, agent, sidechain, uuid, state.uuid_prompt)
+        _read_prompt(state, rec, message, ts, agent, sidechain, uuid)
 
 
-def _read_assistant(scan, rec, message, ts, agent, pending_inline, inline_lines):
+def _read_assistant(state, rec, message, ts, agent, pending_inline):
+    scan = state.scan
     usage_raw = message.get("usage")
-    model = as_str(message.get("model"))
-    msg_id = as_str(message.get("id"))
-    request_id = as_str(rec.get("requestId"))
-    key = (msg_id, request_id) if msg_id else ("uuid", as_str(rec.get("uuid")))
+    model = message.get("model")
+    if not isinstance(model, str):
+        model = ""
+    msg_id = message.get("id")
+    if msg_id and isinstance(msg_id, str):
+        key = (msg_id, as_str(rec.get("requestId")))
+    else:
+        key = ("uuid", as_str(rec.get("uuid")))
     if isinstance(usage_raw, dict) and model != SYNTHETIC_MODEL:
-        usage = _usage_of(usage_raw)
-        call = ApiCall(key, model or "unknown", usage, ts, agent)
+        call = ApiCall(key, model or "unknown", _usage_of(usage_raw), ts, agent)
         merge_call(scan.calls, call)
         if pending_inline:
-            inline_lines.append((as_str(rec.get("uuid")), call))
+            state.inline_lines.append((as_str(rec.get("uuid")), call))
     content = message.get("content")
     if not isinstance(content, list):
         return
@@ -637,34 +831,37 @@ def _read_assistant(scan, rec, message, ts, agent, pending_inline, inline_lines)
                             or tool_input.get("path") or tool_input.get("pattern")
                             or tool_input.get("url"))
         scan.tool_uses.append(use)
+        state.tool_names[use.id] = name
         if pending_inline:
-            inline_lines.append((as_str(rec.get("uuid")), use))
+            state.inline_lines.append((as_str(rec.get("uuid")), use))
+
+
+def _read_results(state, rec, blocks, ts):
+    """One ToolResult per block; the text only for the tools whose text the stats read."""
+    meta = None
+    for block in blocks:
+        use_id = as_str(block.get("tool_use_id"))
+        is_error = block.get("is_error") is True
+        if state.tool_names.get(use_id, "Bash") not in RESULT_TEXT_TOOLS:
+            state.scan.tool_results.append(ToolResult(use_id, is_error, "", ts))
+            continue
+        if meta is None:
+            meta = as_dict(rec.get("toolUseResult"))
+        text = _text_of(block.get("content"))
+        state.scan.tool_results.append(ToolResult(
+            tool_use_id=use_id, is_error=is_error, text=text[:RESULT_TEXT_LIMIT], ts=ts,
+            agent_id=as_str(meta.get("agentId")) or _agent_id_in_text(text),
+            agent_type=as_str(meta.get("agentType")),
+        ))
 
 
 _COMMAND_RE = re.compile(r"<command-name>\s*/?([^<\s]+)\s*</command-name>")
 
 
-def _read_user(scan, rec, message, ts, agent, sidechain, uuid, uuid_prompt):
+def _read_prompt(state, rec, message, ts, agent, sidechain, uuid):
+    """A user line that is not a tool result: a prompt, a slash command, or Claude Code's own."""
+    scan, uuid_prompt = state.scan, state.uuid_prompt
     content = message.get("content")
-    result_meta = rec.get("toolUseResult")
-    if isinstance(content, list):
-        has_result = False
-        for block in content:
-            if not isinstance(block, dict) or block.get("type") != "tool_result":
-                continue
-            has_result = True
-            meta = as_dict(result_meta)
-            text = _text_of(block.get("content"))
-            scan.tool_results.append(ToolResult(
-                tool_use_id=as_str(block.get("tool_use_id")),
-                is_error=block.get("is_error") is True,
-                text=text[:RESULT_TEXT_LIMIT],
-                ts=ts,
-                agent_id=as_str(meta.get("agentId")) or _agent_id_in_text(text),
-                agent_type=as_str(meta.get("agentType")),
-            ))
-        if has_result:
-            return
     text = _text_of(content)
     if sidechain or agent is not None:
         if uuid and not as_str(rec.get("parentUuid")):
@@ -888,7 +1085,7 @@ def _file_claims(path: Path, cache: ScanCache | None) -> tuple[dict, float | Non
     file's exact size, mtime and inode, so a neighbour that did not change is not read again.
     """
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb", buffering=0)
     except OSError:
         return {}, None
     with handle:
@@ -899,18 +1096,23 @@ def _file_claims(path: Path, cache: ScanCache | None) -> tuple[dict, float | Non
             if isinstance(hit, dict) and hit.get("stamp") == stamp:
                 return hit["claims"], hit["end"]
         claims, end = {}, None
-        for raw in handle:
-            m = _TIMESTAMP_RE.search(raw)
-            ts = parse_ts(m.group(1).decode("ascii", "replace")) if m else None
-            if ts is not None and (end is None or ts > end):
-                end = ts
+        for raw, _, _ in iter_lines(handle, 0):
             if b'"usage"' not in raw or b'"assistant"' not in raw:
+                m = _TIMESTAMP_RE.search(raw)
+                ts = parse_ts(m.group(1).decode("ascii", "replace")) if m else None
+                if ts is not None and (end is None or ts > end):
+                    end = ts
                 continue
             try:
                 rec = json.loads(raw)
             except (ValueError, RecursionError):
                 continue
-            if not isinstance(rec, dict) or rec.get("type") != "assistant":
+            if not isinstance(rec, dict):
+                continue
+            ts = parse_ts(rec.get("timestamp"))
+            if ts is not None and (end is None or ts > end):
+                end = ts
+            if rec.get("type") != "assistant":
                 continue
             message = as_dict(rec.get("message"))
             if not isinstance(message.get("usage"), dict) or message.get("model") == SYNTHETIC_MODEL:

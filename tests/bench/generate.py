@@ -26,8 +26,8 @@ MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-202
 SKILLS = ("tdd:ci", "rca:ci", "tdd:kind", "ci:status")
 LAYOUTS = ("subagents", "flat", "inline")
 VERSION_OF = {"subagents": "2.1.30", "flat": "2.0.55", "inline": "1.0.120"}
-LOREM = ("def handler(event, context):\n    value = compute(event['payload'])\n"
-         "    return {'status': 200, 'body': json.dumps(value)}\n")
+LOREM = ('def handler(event, context):\n    value = compute(event["payload"])\n'
+         '    return {"status": 200, "body": json.dumps(value)}\n')
 
 
 def dumps(obj) -> str:
@@ -106,8 +106,8 @@ class SessionWriter:
         rec = self._envelope("user", agent, parent)
         rec["message"] = {"role": "user", "content": [{"tool_use_id": tool_use["id"], "type": "tool_result",
                                                        "content": text, "is_error": is_error}]}
-        rec["toolUseResult"] = extra if extra is not None else {"stdout": text[:2000], "stderr": "",
-                                                                 "interrupted": False}
+        rec["toolUseResult"] = extra if extra is not None else {"stdout": text, "stderr": "",
+                                                                 "interrupted": False, "isImage": False}
         self._emit(rec, agent)
         return rec["uuid"]
 
@@ -164,9 +164,13 @@ def write_session(rng: random.Random, root: Path, project: str, sid: str, layout
             elif name == "Skill":
                 parent = w.result(use, f"Launching skill: {use['input']['skill']}", parent=parent)
             else:
-                parent = w.result(use, big_text(rng, shape), parent=parent,
+                text = big_text(rng, shape)
+                lines = text.count("\n")
+                # Claude Code repeats a Read's text in toolUseResult.file.content.
+                parent = w.result(use, text, parent=parent,
                                   extra={"type": "text", "file": {"filePath": use["input"].get("file_path", ""),
-                                                                  "numLines": 100}})
+                                                                  "content": text, "numLines": lines,
+                                                                  "startLine": 1, "totalLines": lines}})
         if rng.random() < 0.08:
             parent = w.prompt("Now run the full suite", parent=parent)
     folder = root / project
@@ -211,7 +215,7 @@ def generate_single(out: Path, size: int, seed: int = 7) -> dict:
     """One session of about `size` bytes (results-shaped), for timing `stats` alone."""
     rng = random.Random(f"single-{seed}-{size}")
     sid = "5ea51e00-0000-4000-8000-000000000001"
-    turns = max(20, size // 95_000)
+    turns = max(20, size // 134_000)
     written = write_session(rng, out / "projects", "-work-big", sid, "subagents", "results",
                             datetime(2026, 1, 5, tzinfo=timezone.utc), turns, {})
     manifest = {"session": sid, "bytes": written}
