@@ -462,3 +462,18 @@ def test_main_thread_wins_even_when_the_sidechain_copy_comes_first(tmp_path):
     assert tokens(s) == [9, 90, 0, 0]
     [agent] = s["subagents"]
     assert agent["tokens"]["output"] == 70 and agent["messages"] == 1
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2026-02-08T22:26:37.123Z", 1770589597.123),
+    ("2026-02-08T22:26:37Z", 1770589597.0),
+    ("2026-02-08T23:26:37.123+01:00", 1770589597.123),
+    ("2024-02-29T23:59:59.999Z", 1709251199.999),
+    ("2026-02-08T22:26:²7.123Z", None),          # a digit to isdigit(), not to int()
+    ("2026-02-08T22:2٣:37.123Z", None),
+    ("2026-13-08T22:26:37.123Z", None),
+    ("yesterday", None),
+    (1770589597, None),
+])
+def test_timestamps_parse_to_utc_epochs_and_odd_ones_to_none(value, expected):
+    assert sa.parse_ts(value) == expected

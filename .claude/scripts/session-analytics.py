@@ -121,14 +121,18 @@ class UserError(Exception):
 
 
 _TS_RE = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$")
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$", re.ASCII)
 
 
-@functools.lru_cache(maxsize=4096)
-def _day_epoch(day: str) -> int | None:
-    """'2026-02-08' -> epoch of its midnight UTC (cached: a history has few distinct days)."""
+@functools.lru_cache(maxsize=65536)
+def _minute_epoch(minute: str) -> int | None:
+    """'2026-02-08T22:26' -> epoch of that minute, UTC (cached: consecutive lines share minutes)."""
+    if len(minute) != 16 or minute[4] != "-" or minute[7] != "-" or minute[10] != "T" or minute[13] != ":" \
+            or not (minute[:4] + minute[5:7] + minute[8:10] + minute[11:13] + minute[14:16]).isdigit():
+        return None
     try:
-        return calendar.timegm((int(day[0:4]), int(day[5:7]), int(day[8:10]), 0, 0, 0, 0, 0, 0))
+        return calendar.timegm((int(minute[0:4]), int(minute[5:7]), int(minute[8:10]),
+                                int(minute[11:13]), int(minute[14:16]), 0, 0, 0, 0))
     except (ValueError, OverflowError):
         return None
 
@@ -138,13 +142,11 @@ def parse_ts(value) -> float | None:
     if not isinstance(value, str):
         return None
     # Fast path for Claude Code's own form, 2026-02-08T22:26:37.123Z: one per line, so it matters.
-    if len(value) == 24 and value[23] == "Z" and value[10] == "T" and value[19] == "." \
-            and value[4] == value[7] == "-" and value[13] == value[16] == ":":
-        day = _day_epoch(value[:10])
-        if day is not None and value[11:13].isdigit() and value[14:16].isdigit() \
-                and value[17:19].isdigit() and value[20:23].isdigit():
-            return day + int(value[11:13]) * 3600 + int(value[14:16]) * 60 + int(value[17:19]) \
-                + int(value[20:23]) / 1000
+    if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[16] == ":" and value.isascii():
+        minute = _minute_epoch(value[:16])
+        seconds, millis = value[17:19], value[20:23]
+        if minute is not None and seconds.isdigit() and millis.isdigit():
+            return minute + int(seconds) + int(millis) / 1000
     m = _TS_RE.match(value.strip())
     if not m:
         return None
@@ -355,20 +357,28 @@ def _text_of(content) -> str:
 
 
 def _usage_of(raw: dict) -> Usage:
-    cache = as_dict(raw.get("cache_creation"))
-    server = as_dict(raw.get("server_tool_use"))
-    speed = raw.get("speed")
-    return Usage(
-        input=as_int(raw.get("input_tokens")),
-        output=as_int(raw.get("output_tokens")),
-        cache_creation=as_int(raw.get("cache_creation_input_tokens")),
-        cache_read=as_int(raw.get("cache_read_input_tokens")),
-        cache_5m=as_int(cache.get("ephemeral_5m_input_tokens")),
-        cache_1h=as_int(cache.get("ephemeral_1h_input_tokens")),
-        web_search=as_int(server.get("web_search_requests")),
-        web_fetch=as_int(server.get("web_fetch_requests")),
-        speed=speed if isinstance(speed, str) else "standard",
+    get = raw.get
+    # One per API line: the usual whole non-negative ints skip as_int's checks.
+    inp, out = get("input_tokens"), get("output_tokens")
+    cc, cr = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
+    usage = Usage(
+        input=inp if type(inp) is int and inp >= 0 else as_int(inp),
+        output=out if type(out) is int and out >= 0 else as_int(out),
+        cache_creation=cc if type(cc) is int and cc >= 0 else as_int(cc),
+        cache_read=cr if type(cr) is int and cr >= 0 else as_int(cr),
     )
+    cache = get("cache_creation")
+    if cache and isinstance(cache, dict):
+        usage.cache_5m = as_int(cache.get("ephemeral_5m_input_tokens"))
+        usage.cache_1h = as_int(cache.get("ephemeral_1h_input_tokens"))
+    server = get("server_tool_use")
+    if server and isinstance(server, dict):
+        usage.web_search = as_int(server.get("web_search_requests"))
+        usage.web_fetch = as_int(server.get("web_fetch_requests"))
+    speed = get("speed")
+    if isinstance(speed, str):
+        usage.speed = speed
+    return usage
 
 
 _decode_json = json.JSONDecoder().decode     # json.loads minus its per-call encoding sniffing
@@ -1233,8 +1243,10 @@ class Pricing:
         return dollars
 
 
+@functools.lru_cache(maxsize=1024)
 def normalize_model_id(model: str) -> str:
-    """'us.anthropic.claude-opus-4-1-20250805-v1:0' -> 'claude-opus-4-1'."""
+    """'us.anthropic.claude-opus-4-1-20250805-v1:0' -> 'claude-opus-4-1' (cached: every API call
+    is priced, and a history names a handful of models)."""
     m = model.strip().lower()
     m = re.sub(r"\[[^\]]*\]$", "", m)                       # claude-sonnet-4-5[1m]
     m = re.sub(r"^(anthropic|bedrock|vertex_ai)/", "", m)   # LiteLLM-style provider prefix
