@@ -204,6 +204,7 @@ def test_results_whose_text_is_read_or_whose_call_is_unknown_are_decoded():
     result_line("x").replace(b'"message":{', b'"message":{"extra":{"nested":1},'),
     result_line("x", is_error=False).replace(b'"is_error":false', b'"is_error":false,"type":"text"'),  # repeated
     result_line(["text block"]),                                                # content as a list
+    result_line("abc", is_error=False).replace(b'"abc","is_error"', b'"abc"X"is_error"'),  # not JSON
 ])
 def test_layouts_the_skim_does_not_read_decline(line):
     assert sa.skim_tool_result(line, dict(PLAIN_TOOLS)) is None

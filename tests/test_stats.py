@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -477,3 +478,21 @@ def test_main_thread_wins_even_when_the_sidechain_copy_comes_first(tmp_path):
 ])
 def test_timestamps_parse_to_utc_epochs_and_odd_ones_to_none(value, expected):
     assert sa.parse_ts(value) == expected
+
+
+def test_lines_are_split_exactly_across_chunk_boundaries(tmp_path, monkeypatch):
+    rng = random.Random(5)
+    lines = [bytes(rng.choice(b"ab{}\"\\\r") for _ in range(rng.choice((0, 1, 70_000, 150_000, rng.randint(2, 900)))))
+             for _ in range(60)]
+    data = b"\n".join(lines)                      # the last line has no newline
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(data)
+    monkeypatch.setattr(sa, "READ_CHUNK_BYTES", 1 << 16)
+    for start in (0, len(lines[0]) + 1):
+        with open(path, "rb", buffering=0) as handle:
+            got = list(sa.iter_lines(handle, start))
+        expected = data[start:].split(b"\n")
+        assert [bytes(line) for line, _, _ in got] == expected
+        ends = [end for _, end, _ in got]
+        assert ends[-1] == len(data) and all(data[e - 1:e] == b"\n" for e in ends[:-1])
+        assert [t for _, _, t in got] == [True] * (len(expected) - 1) + [False]

@@ -528,7 +528,7 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict) -> tuple[list, int] | N
             return None                  # its text is read: decode the line (before stepping over it)
         end = _string_end(line, key + 11)
         close = line.find(b"}", end)
-        if end < 0 or close < 0:
+        if end < 0 or close < 0 or line[end + 1] not in b",}":
             return None
         rest = _members(line[end + 2:close]) if close > end + 1 else {}
         if rest is None or rest.keys() & block.keys() or "content" in rest:
