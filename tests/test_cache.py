@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_PROJECTS, Transcript, replayed_history, run_cli, sa, usage
+from conftest import DEMO_PROJECTS, SCRIPT, Transcript, replayed_history, run_cli, sa, usage
 
 
 def listing(projects: Path, cache: Path | None, *extra) -> tuple[list, str]:
@@ -156,12 +158,29 @@ def test_stats_uses_the_cache_and_agrees(history, tmp_path):
     assert json.loads(grown)["total_tokens"]["output"] == json.loads(first)["total_tokens"]["output"] + 5
 
 
-def test_a_cache_folder_others_can_write_is_not_used(history, tmp_path):
+def test_a_cache_folder_others_can_write_is_not_used(history, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    (cache / "session-analytics" / f"v{sa.CACHE_VERSION}").mkdir(parents=True)
-    (cache / "session-analytics" / f"v{sa.CACHE_VERSION}").chmod(0o777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    root = sa.ScanCache.default().root
+    root.mkdir(parents=True)
+    root.chmod(0o777)
     assert listing(history, cache)[0] == uncached(history)[0]
     assert not any(p.is_file() for p in (cache / "session-analytics").rglob("*"))
+
+
+def test_another_build_of_the_script_keeps_its_own_entries(history, tmp_path):
+    """Entries are pickled scan states: a script that reads differently must never load them."""
+    cache = tmp_path / "cache"
+    other = tmp_path / "session-analytics.py"
+    other.write_text(SCRIPT.read_text() + "\n# another build\n")
+    first, _ = listing(history, cache)
+    proc = subprocess.run([sys.executable, str(other), "--phase", "list", "--json", "--projects-dir", str(history)],
+                          env={**os.environ, "XDG_CACHE_HOME": str(cache)}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == first
+    builds = sorted(p.name for p in (cache / "session-analytics").iterdir())
+    assert len(builds) == 2 and all(name.startswith(f"v{sa.CACHE_VERSION}-") for name in builds)
+    assert all(any((cache / "session-analytics" / name).rglob("scans/*")) for name in builds)
 
 
 def test_entries_in_a_folder_others_can_write_are_never_loaded(history, tmp_path):

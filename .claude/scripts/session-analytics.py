@@ -467,6 +467,12 @@ RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the sta
 _SKIM_KEYS = ("type", "timestamp", "sessionId", "isSidechain", "agentId", "uuid", "parentUuid")
 
 
+def result_text_read(tool_names: dict, tool_use_id) -> bool:
+    """Do the stats read this result's text? Yes for Bash and Task/Agent, and for a call the file
+    does not hold (its tool is unknown)."""
+    return tool_names.get(tool_use_id, "Bash") in RESULT_TEXT_TOOLS
+
+
 def _escaped(line: bytes, quote: int) -> bool:
     """Is the quote at this index escaped (an odd run of backslashes before it)?"""
     r = quote - 1
@@ -524,7 +530,7 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict) -> tuple[list, int] | N
         block = _members(line[at + 1:key - 1])    # the members before the text
         if block is None or block.get("type") != "tool_result" or "content" in block:
             return None
-        if "tool_use_id" in block and tool_names.get(block["tool_use_id"], "Bash") in RESULT_TEXT_TOOLS:
+        if "tool_use_id" in block and result_text_read(tool_names, block["tool_use_id"]):
             return None                  # its text is read: decode the line (before stepping over it)
         end = _string_end(line, key + 11)
         close = line.find(b"}", end)
@@ -534,7 +540,7 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict) -> tuple[list, int] | N
         if rest is None or rest.keys() & block.keys() or "content" in rest:
             return None
         block.update(rest)
-        if tool_names.get(block.get("tool_use_id"), "Bash") in RESULT_TEXT_TOOLS:
+        if result_text_read(tool_names, block.get("tool_use_id")):
             return None
         block["content"] = ""
         blocks.append(block)
@@ -598,7 +604,9 @@ class _ScanState:
 # its size, mtime, inode and a hash of its first bytes and of the bytes before the point the scan
 # reached. Unchanged: reuse. Grown on the same inode with those bytes intact (Claude Code only
 # appends): resume from that point. Anything else (truncated, replaced, rewritten): read it
-# again. A cache that could serve stale numbers would be worse than none.
+# again. A cache that could serve stale numbers would be worse than none, so entries live in a
+# folder named after the script's own bytes: a script that reads transcripts differently (or
+# keeps other fields in its scan state) never sees another version's entries.
 
 CACHE_VERSION = 1
 CACHE_PROBE_BYTES = 64 * 1024
@@ -619,7 +627,12 @@ class ScanCache:
     @classmethod
     def default(cls) -> "ScanCache":
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return cls(Path(base) / "session-analytics" / f"v{CACHE_VERSION}")
+        try:
+            with open(__file__, "rb") as handle:
+                build = hashlib.sha256(handle.read()).hexdigest()[:16]
+        except OSError:
+            build = "unknown"
+        return cls(Path(base) / "session-analytics" / f"v{CACHE_VERSION}-{build}")
 
     def _usable(self) -> bool:
         """Only a folder this user owns and nobody else can write: entries are pickles."""
@@ -852,7 +865,7 @@ def _read_results(state, rec, blocks, ts):
     for block in blocks:
         use_id = as_str(block.get("tool_use_id"))
         is_error = block.get("is_error") is True
-        if state.tool_names.get(use_id, "Bash") not in RESULT_TEXT_TOOLS:
+        if not result_text_read(state.tool_names, use_id):
             state.scan.tool_results.append(ToolResult(use_id, is_error, "", ts))
             continue
         if meta is None:
@@ -2323,11 +2336,9 @@ def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pr
 def _history_fingerprint(projects_dir: Path, jobs: list, kind: str, pricing: "Pricing",
                          templates: list | None) -> tuple[str, str] | None:
     """(cache key, fingerprint) of a whole history: every file's path, size, mtime and inode,
-    the price table, the workflow templates and this script. None if a file cannot be seen."""
-    digest = hashlib.sha256()
+    the price table and the workflow templates. None if a file cannot be seen."""
+    digest = hashlib.sha256(kind.encode())        # the script itself: the cache folder's name
     try:
-        script = os.stat(__file__)
-        digest.update(f"{CACHE_VERSION} {script.st_size} {script.st_mtime_ns} {kind}\n".encode())
         for job in jobs:
             for tf in job.files:
                 info = tf.path.stat()
