@@ -50,8 +50,11 @@ def measure(argv: list, env: dict | None = None, stdout=subprocess.DEVNULL) -> d
 
 
 def ensure_ccusage() -> None:
+    # Not `npm ci`: the lock names ccusage's other platform builds as optional dependencies
+    # without entries of their own (the registry here has no such builds), which npm 11's ci
+    # rejects as out of sync; install still takes exactly the locked versions and integrity.
     if not CCUSAGE.exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True)
 
 
 def history(data: Path, size: str, shape: str) -> Path:
