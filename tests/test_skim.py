@@ -83,8 +83,8 @@ def scans_both_ways(files: list[Path], monkeypatch) -> tuple[list, list, int]:
     skimmed = []
     real = sa.skim_tool_result
 
-    def counting(line, names):
-        rec = real(line, names)
+    def counting(line, names, *text_tools):
+        rec = real(line, names, *text_tools)
         skimmed.append(rec is not None)
         return rec
 

@@ -467,10 +467,11 @@ RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the sta
 _SKIM_KEYS = ("type", "timestamp", "sessionId", "isSidechain", "agentId", "uuid", "parentUuid")
 
 
-def result_text_read(tool_names: dict, tool_use_id) -> bool:
-    """Do the stats read this result's text? Yes for Bash and Task/Agent, and for a call the file
-    does not hold (its tool is unknown)."""
-    return tool_names.get(tool_use_id, "Bash") in RESULT_TEXT_TOOLS
+def result_text_read(tool_names: dict, tool_use_id, text_tools: tuple = RESULT_TEXT_TOOLS) -> bool:
+    """Is this result's text read? Yes for the text tools (Bash and Task/Agent for the stats,
+    Task/Agent alone for list rows), and for a call the file does not hold (its tool is unknown)."""
+    name = tool_names.get(tool_use_id)
+    return name is None or name in text_tools
 
 
 def _escaped(line: bytes, quote: int) -> bool:
@@ -518,7 +519,7 @@ def _members(text: bytes) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _skim_blocks(line: bytes, at: int, tool_names: dict) -> tuple[list, int] | None:
+def _skim_blocks(line: bytes, at: int, tool_names: dict, text_tools: tuple) -> tuple[list, int] | None:
     """The tool_result blocks of `[{...},...]` at `at`, their text stepped over; and the end."""
     blocks = []
     while True:
@@ -530,7 +531,7 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict) -> tuple[list, int] | N
         block = _members(line[at + 1:key - 1])    # the members before the text
         if block is None or block.get("type") != "tool_result" or "content" in block:
             return None
-        if "tool_use_id" in block and result_text_read(tool_names, block["tool_use_id"]):
+        if "tool_use_id" in block and result_text_read(tool_names, block["tool_use_id"], text_tools):
             return None                  # its text is read: decode the line (before stepping over it)
         end = _string_end(line, key + 11)
         close = line.find(b"}", end)
@@ -540,7 +541,7 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict) -> tuple[list, int] | N
         if rest is None or rest.keys() & block.keys() or "content" in rest:
             return None
         block.update(rest)
-        if result_text_read(tool_names, block.get("tool_use_id")):
+        if result_text_read(tool_names, block.get("tool_use_id"), text_tools):
             return None
         block["content"] = ""
         blocks.append(block)
@@ -552,21 +553,21 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict) -> tuple[list, int] | N
         at += 1
 
 
-def skim_tool_result(line: bytes, tool_names: dict) -> dict | None:
+def skim_tool_result(line: bytes, tool_names: dict, text_tools: tuple = RESULT_TEXT_TOOLS) -> dict | None:
     """A tool-result user line reduced to what the scan reads from it, or None to decode it whole.
 
     The members before `"message"` and those between it and `"toolUseResult"` are decoded as
     they stand (a run of members that decodes on its own is exactly the object's own members);
     the result text is stepped over and toolUseResult is never read. tool_names maps the file's
     tool_use ids to tool names: a result of a tool whose text is read, or of a call this file
-    does not hold, declines."""
+    does not hold, declines; text_tools names the tools whose text is read."""
     start = line.find(b',"message":{"role":"user","content":[')
     if start < 0 or line[:1] != b"{":
         return None
     head = _members(line[1:start])
     if head is None or head.get("type") != "user":
         return None
-    found = _skim_blocks(line, start + 37, tool_names)
+    found = _skim_blocks(line, start + 37, tool_names, text_tools)
     if found is None:
         return None
     blocks, at = found
@@ -588,6 +589,70 @@ def skim_tool_result(line: bytes, tool_names: dict) -> dict | None:
     return record
 
 
+# A list row needs even less of a big tool result: its time, and whether it is a Task/Agent
+# result (a subagent link). When the small members before the message say it all, the line is
+# only glanced at: they must hold no object, array or escape (so every quote in them is JSON's own
+# and each member is the top-level one), the message must open with exactly one tool_result block
+# of a call the file holds (one pass counts the tool_use_id keys: a quote that is not escaped
+# cannot occur inside a string, so each counted key is a real one), and the time is read either
+# among those members or, in the layout that writes it after the message, at the exact place
+# after the message's close and the uuid. Anything else is skimmed or decoded as before.
+
+_GLANCE_OPENING = b',"message":{"role":"user","content":[{'
+GLANCE_HEAD_BYTES = 4096
+
+
+def _flat_value(members: bytes, key: bytes) -> bytes | None:
+    """The string value of `key` in a run of flat members (no escapes in it), or None."""
+    at = members.find(key)
+    if at < 0:
+        return None
+    at += len(key)
+    end = members.find(b'"', at)
+    return members[at:end] if end >= 0 else None
+
+
+def glance_tool_result(line: bytes, tool_names: dict, agent_hint: str | None) -> str | None:
+    """The timestamp of a big tool-result line that a list row reads nothing else of, or None
+    to read the line the usual way (also for inline sidechain lines, whose uuid links a chain)."""
+    opening = line.find(_GLANCE_OPENING, 0, GLANCE_HEAD_BYTES)
+    if opening < 0 or line[:2] != b'{"' or line[-1:] != b"}":
+        return None
+    head = line[1:opening]
+    if b"{" in head or b"[" in head or b"\\" in head or head.count(b'"type":') != 1 \
+            or b'"type":"user"' not in head:
+        return None
+    if b'"isSidechain":true' in head and agent_hint is None and not _flat_value(head, b'"agentId":"'):
+        return None
+    at = opening + len(_GLANCE_OPENING)
+    if line.startswith(b'"tool_use_id":"', at):
+        id_start = at + 15
+        id_end = line.find(b'"', id_start, id_start + 256)
+        if id_end < 0 or not line.startswith(b',"type":"tool_result"', id_end + 1):
+            return None
+    elif line.startswith(b'"type":"tool_result","tool_use_id":"', at):
+        id_start = at + 36
+        id_end = line.find(b'"', id_start, id_start + 256)
+    else:
+        return None
+    use_id = line[id_start:id_end]
+    if id_end < 0 or b"\\" in use_id or result_text_read(tool_names, use_id.decode("ascii", "replace"), TASK_TOOLS) \
+            or line.count(b'"tool_use_id":"') != 1:
+        return None
+    stamp = _flat_value(head, b'"timestamp":"')
+    if stamp is None:
+        # 2.1.x writes `...}]},"uuid":"<uuid>","timestamp":"...` right after the message
+        key = line.find(b'"timestamp":"', at)
+        uuid = line.rfind(b']},"uuid":"', max(key - 80, at), key)
+        if key < 0 or uuid < 0 or line[key - 2:key] != b'",' or line.find(b'"', uuid + 11, key - 2) >= 0:
+            return None
+        end = line.find(b'"', key + 13, key + 64)
+        stamp = line[key + 13:end] if end >= 0 else None
+    if not stamp or b"\\" in stamp:
+        return None
+    return stamp.decode("ascii", "replace")
+
+
 @dataclass
 class _ScanState:
     """A file's scan so far, before inline sidechains are resolved: what the cache keeps."""
@@ -596,6 +661,12 @@ class _ScanState:
     inline_lines: list = field(default_factory=list)    # (uuid, ApiCall or ToolUse) awaiting an agent
     uuid_prompt: dict = field(default_factory=dict)
     tool_names: dict = field(default_factory=dict)      # tool_use id -> tool name, for its result
+    for_list: bool = False                              # read only what a list row shows
+
+    @property
+    def text_tools(self) -> tuple:
+        """The tools whose results are read in full (the rest are skimmed)."""
+        return TASK_TOOLS if self.for_list else RESULT_TEXT_TOOLS
 
 
 # ── The scan cache: unchanged files are nearly free, grown files resume ─────────
@@ -680,10 +751,10 @@ class ScanCache:
         digest.update(handle.read(min(offset, CACHE_PROBE_BYTES)))
         return digest.hexdigest()
 
-    def lookup(self, path: Path, handle):
+    def lookup(self, path: Path, handle, kind: str = "scans"):
         """(scan state, offset to resume from) for an open transcript, or None to read it all."""
         key = str(path.absolute())
-        entry = self.read(key, "scans")
+        entry = self.read(key, kind)
         if not isinstance(entry, dict) or entry.get("path") != key:
             return None
         info = os.fstat(handle.fileno())
@@ -698,21 +769,23 @@ class ScanCache:
             return None
         return (state, entry["offset"]) if isinstance(state, _ScanState) else None
 
-    def store(self, path: Path, handle, state: bytes, offset: int) -> None:
+    def store(self, path: Path, handle, state: bytes, offset: int, kind: str = "scans") -> None:
         info = os.fstat(handle.fileno())
         key = str(path.absolute())
-        self.write(key, "scans", {"path": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+        self.write(key, kind, {"path": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
                                   "ino": info.st_ino, "offset": offset, "probe": self._probe(handle, offset),
                                   "state": state})
 
 
 def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
-                    cache: "ScanCache | None" = None) -> FileScan:
+                    cache: "ScanCache | None" = None, for_list: bool = False) -> FileScan:
     """Read one transcript file into a FileScan, resuming from the cache where it can.
 
     session_hint is the session the file belongs to by its location ('' when the
     lines must say: flat agent-*.jsonl files). agent_hint is the subagent id a
-    subagent file is for; lines' own agentId wins when present.
+    subagent file is for; lines' own agentId wins when present. for_list reads only
+    what a list row shows of tool results: the subagent links of Task/Agent calls
+    (session_summary reads nothing else of them), so every other result is skimmed.
     """
     path = Path(path)
     try:
@@ -722,8 +795,10 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
         scan.skipped["unreadable files"] += 1
         return scan
     with handle:
-        cached = cache.lookup(path, handle) if cache else None
+        kind = "list-scans" if for_list else "scans"
+        cached = cache.lookup(path, handle, kind) if cache else None
         state, consumed = cached if cached else (_ScanState(FileScan(path=path, session_id=session_hint)), 0)
+        state.for_list = for_list
         snapshot = None
         for line, pos, terminated in iter_lines(handle, consumed):
             if not terminated and snapshot is None:
@@ -735,7 +810,7 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
         if cache:
             if snapshot is None:
                 snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
-            cache.store(path, handle, *snapshot)
+            cache.store(path, handle, *snapshot, kind)
     if state.inline_lines:
         _resolve_inline_sidechains(state.scan, state.inline_parent, state.inline_lines, state.uuid_prompt)
     return state.scan
@@ -743,8 +818,15 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
 
 def _scan_line(state: _ScanState, line: bytes, terminated: bool, agent_hint: str | None) -> None:
     rec = None
+    if state.for_list and terminated and len(line) >= SKIM_MIN_BYTES and state.scan.session_id:
+        stamp = glance_tool_result(line, state.tool_names, agent_hint)
+        if stamp is not None:
+            ts = parse_ts(stamp)
+            if ts is not None:
+                state.scan.timestamps.append(ts)
+            return
     if terminated and len(line) >= SKIM_MIN_BYTES and state.scan.session_id:
-        rec = skim_tool_result(line, state.tool_names)
+        rec = skim_tool_result(line, state.tool_names, state.text_tools)
         if rec is not None and rec.get("isSidechain") is True and agent_hint is None \
                 and not rec.get("agentId"):
             rec = None                  # an inline sidechain line: its uuid links the chain
@@ -865,8 +947,9 @@ def _read_results(state, rec, blocks, ts):
     for block in blocks:
         use_id = as_str(block.get("tool_use_id"))
         is_error = block.get("is_error") is True
-        if not result_text_read(state.tool_names, use_id):
-            state.scan.tool_results.append(ToolResult(use_id, is_error, "", ts))
+        if not result_text_read(state.tool_names, use_id, state.text_tools):
+            if not state.for_list:          # a list row reads only subagent links
+                state.scan.tool_results.append(ToolResult(use_id, is_error, "", ts))
             continue
         if meta is None:
             meta = as_dict(rec.get("toolUseResult"))
@@ -1062,8 +1145,9 @@ class SessionFacts:
     skipped: collections.Counter
 
 
-def read_session_files(sid: str, files: list[TranscriptFile], cache: ScanCache | None = None) -> list[FileScan]:
-    return [scan_transcript(tf.path, sid, tf.agent_hint, cache) for tf in files]
+def read_session_files(sid: str, files: list[TranscriptFile], cache: ScanCache | None = None,
+                       for_list: bool = False) -> list[FileScan]:
+    return [scan_transcript(tf.path, sid, tf.agent_hint, cache, for_list) for tf in files]
 
 
 PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
@@ -2235,7 +2319,7 @@ class _LostKeys:
 
 
 def _summary_job(job: SummaryJob) -> SummaryResult:
-    scans = read_session_files(job.sid, job.files, job.cache)
+    scans = read_session_files(job.sid, job.files, job.cache, for_list=job.kind == "list")
     claims, end = session_claims(scans)
     facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
     row = None
