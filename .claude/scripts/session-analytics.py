@@ -21,7 +21,6 @@ import argparse
 import bisect
 import calendar
 import collections
-import concurrent.futures
 import csv
 import dataclasses
 import decimal
@@ -30,7 +29,6 @@ import hashlib
 import html
 import io
 import json
-import multiprocessing
 import os
 import pickle
 import re
@@ -1779,7 +1777,10 @@ FAILURE_LABEL_RE = re.compile(
     r"reject(?:s|ed)?|flaky)\b|\d+\+|✗|❌")
 _FLOW_SKIP_WORDS = {"flowchart", "graph", "subgraph", "end", "classDef", "class", "style",
                     "linkStyle", "click", "direction", "accTitle", "accDescr"}
-_NODE_ID_RE = re.compile(r"[A-Za-z0-9_\u00c0-\uffff]+(?:[.\-][A-Za-z0-9_\u00c0-\uffff]+)*")
+# A node id character: an ASCII word character or any from U+00C0 to U+FFFF, written as two
+# classes because one class over that range costs 10 ms to compile, at every start.
+_ID_CHAR = r"(?:[A-Za-z0-9_]|[^\x00-\xbf\U00010000-\U0010ffff])"
+_NODE_ID_RE = re.compile(_ID_CHAR + r"+(?:[.\-]" + _ID_CHAR + r"+)*")
 _SHAPES = (("(((", (")))",)), ("([", ("])",)), ("[[", ("]]",)), ("[(", (")]",)), ("((", ("))",)),
            ("{{", ("}}",)), ("[/", ("/]", "\\]")), ("[\\", ("\\]", "/]")), ("[", ("]",)),
            ("(", (")",)), ("{", ("}",)), (">", ("]",)))
@@ -2344,17 +2345,21 @@ def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
                 pass
         sizes.append(total)
     workers = min(os.cpu_count() or 1, 8)
-    if workers > 1 and len(jobs) > 1 and sum(sizes) >= PARALLEL_MIN_BYTES \
-            and "fork" in multiprocessing.get_all_start_methods():
-        order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
-        try:
-            with concurrent.futures.ProcessPoolExecutor(
-                    max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                results = list(pool.map(_summary_job, [jobs[i] for i in order]))
-            by_index = dict(zip(order, results))
-            return [by_index[i] for i in range(len(jobs))]
-        except (OSError, concurrent.futures.process.BrokenProcessPool):
-            pass                                        # no processes here: read them in this one
+    if workers > 1 and len(jobs) > 1 and sum(sizes) >= PARALLEL_MIN_BYTES:
+        # Imported here: only a first read of a big history uses them, and importing them
+        # would add 30 ms to every run, cached reruns included.
+        import concurrent.futures  # noqa: PLC0415
+        import multiprocessing  # noqa: PLC0415
+        if "fork" in multiprocessing.get_all_start_methods():
+            order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
+            try:
+                with concurrent.futures.ProcessPoolExecutor(
+                        max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    results = list(pool.map(_summary_job, [jobs[i] for i in order]))
+                by_index = dict(zip(order, results))
+                return [by_index[i] for i in range(len(jobs))]
+            except (OSError, concurrent.futures.process.BrokenProcessPool):
+                pass                                    # no processes here: read them in this one
     return [_summary_job(job) for job in jobs]
 
 
@@ -3522,6 +3527,7 @@ def gather_github(github: GitHub, since: float, until: float, trusted: set, quie
         finally:
             progress.step()
 
+    import concurrent.futures  # noqa: PLC0415 - see _run_jobs
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for item, failure in pool.map(one, issues):
             if item:
