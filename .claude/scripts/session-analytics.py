@@ -380,6 +380,7 @@ def _usage_of(raw: dict) -> Usage:
 
 
 _decode_json = json.JSONDecoder().decode     # json.loads minus its per-call encoding sniffing
+_scan_json = json.JSONDecoder().scan_once   # the C scanner itself: decode() adds two regex matches
 
 READ_CHUNK_BYTES = 4 << 20
 
@@ -427,22 +428,20 @@ def decode_line(line: bytes, terminated: bool):
     elif not line:
         return None, None
     try:
-        obj = _decode_json(line.decode("utf-8"))
+        text, repaired = line.decode("utf-8"), False
     except UnicodeDecodeError:
-        try:
-            obj = _decode_json(line.decode("utf-8", "replace"))
-        except ValueError:
-            return None, "invalid JSON lines"
-        if isinstance(obj, dict):
-            return obj, "lines with non-UTF-8 bytes (repaired)"
-        return None, "lines that are not JSON objects"
-    except ValueError:
-        return None, "invalid JSON lines" if terminated else "truncated last lines"
+        text, repaired = line.decode("utf-8", "replace"), True
+    try:
+        obj, end = _scan_json(text, 0)
+    except (ValueError, StopIteration):
+        obj, end = None, -1
     except RecursionError:
         return None, "invalid JSON lines"
-    if isinstance(obj, dict):
-        return obj, None
-    return None, "lines that are not JSON objects"
+    if end != len(text):
+        return None, "invalid JSON lines" if terminated or repaired else "truncated last lines"
+    if type(obj) is not dict:
+        return None, "lines that are not JSON objects"
+    return obj, "lines with non-UTF-8 bytes (repaired)" if repaired else None
 
 
 # ── Skimming big tool results ─────────────────────────────────────────────────
