@@ -846,40 +846,42 @@ def _result_blocks(content) -> list:
 
 
 def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
+    # Run for every line of every transcript: plain lookups and `type(x) is str` on purpose.
     scan = state.scan
-    ts = parse_ts(rec.get("timestamp"))
+    get = rec.get
+    ts = parse_ts(get("timestamp"))
     if ts is not None:
         scan.timestamps.append(ts)
-    if not scan.session_id and isinstance(rec.get("sessionId"), str):
+    if not scan.session_id and type(get("sessionId")) is str:
         scan.session_id = rec["sessionId"]
-    kind = rec.get("type")
+    kind = get("type")
     if kind != "assistant" and kind != "user":
-        if kind == "system" and rec.get("subtype") == "compact_boundary":
+        if kind == "system" and get("subtype") == "compact_boundary":
             scan.compactions += 1
         return                            # progress, attachment, summary, unknown: nothing to count
-    message = rec.get("message")
-    if not isinstance(message, dict):
+    message = get("message")
+    if type(message) is not dict:
         message = None
     results = _result_blocks(message.get("content")) if kind == "user" and message else []
-    sidechain = rec.get("isSidechain") is True
-    agent = rec.get("agentId")
-    if not agent or not isinstance(agent, str):
+    sidechain = get("isSidechain") is True
+    agent = get("agentId")
+    if not agent or type(agent) is not str:
         agent = agent_hint if sidechain else None
     if not results:
         # Tool results repeat their call's envelope; they are skimmed, so they do not count here.
         # Subagents may work in their own worktree: the session's branch and folder are the main
         # thread's; the subagents' only count when there is no main thread.
-        version = rec.get("version")
-        if isinstance(version, str):
+        version = get("version")
+        if type(version) is str:
             scan.versions.add(version)
         on_main = not sidechain and agent is None
-        cwd, branch = rec.get("cwd"), rec.get("gitBranch")
-        if cwd and isinstance(cwd, str):
+        cwd, branch = get("cwd"), get("gitBranch")
+        if cwd and type(cwd) is str:
             (scan.cwds if on_main else scan.agent_cwds)[cwd] += 1
-        if branch and isinstance(branch, str):
+        if branch and type(branch) is str:
             (scan.branches if on_main else scan.agent_branches)[branch] += 1
-    uuid = rec.get("uuid")
-    if not isinstance(uuid, str):
+    uuid = get("uuid")
+    if type(uuid) is not str:
         uuid = ""
     pending_inline = sidechain and agent is None
     if pending_inline:
@@ -921,8 +923,12 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
         if not isinstance(block, dict) or block.get("type") != "tool_use":
             continue
         name = as_str(block.get("name")) or "unknown"
+        use_id = as_str(block.get("id"))
+        state.tool_names[use_id] = name
+        if state.for_list and name not in TASK_TOOLS:
+            continue                    # a list row reads only Task/Agent calls: subagent links
         tool_input = as_dict(block.get("input"))
-        use = ToolUse(id=as_str(block.get("id")), name=name, ts=ts, agent=agent, call_key=key)
+        use = ToolUse(id=use_id, name=name, ts=ts, agent=agent, call_key=key)
         if name == "Bash":
             use.command = as_str(tool_input.get("command"))
         elif name == "Skill":
@@ -935,7 +941,6 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
                             or tool_input.get("path") or tool_input.get("pattern")
                             or tool_input.get("url"))
         scan.tool_uses.append(use)
-        state.tool_names[use.id] = name
         if pending_inline:
             state.inline_lines.append((as_str(rec.get("uuid")), use))
 
