@@ -72,19 +72,24 @@ def test_an_appended_transcript_resumes_and_matches_a_full_read(history, tmp_pat
     assert row["total_tokens"]["output"] == {r["session_id"][:8]: r for r in before}["00b11888"]["total_tokens"]["output"] + 1234
 
 
-def test_appends_resume_from_where_the_scan_stopped(history, tmp_path, monkeypatch):
+@pytest.mark.parametrize("for_list", [False, True], ids=["stats scan", "list scan"])
+def test_appends_resume_from_where_the_scan_stopped(history, tmp_path, monkeypatch, for_list):
     store = sa.ScanCache(tmp_path / "cache")
     path = main_file(history)
-    full = sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, store)
+    sid = "00b11888-7e0c-4fb4-bb39-32ea32e09b64"
+    full = sa.scan_transcript(path, sid, None, store, for_list)
+    other = sa.scan_transcript(path, sid, None, store, not for_list)    # its own entry, not this one's
     size = path.stat().st_size
     append_call(path, "msg_more", 77)
     starts = []
     real = sa.iter_lines
     monkeypatch.setattr(sa, "iter_lines", lambda handle, start: starts.append(start) or real(handle, start))
-    resumed = sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, store)
+    resumed = sa.scan_transcript(path, sid, None, store, for_list)
     assert starts == [size]                                        # only the new bytes were read
-    fresh = sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, None)
+    fresh = sa.scan_transcript(path, sid, None, None, for_list)
     assert resumed == fresh and len(resumed.calls) == len(full.calls) + 1
+    stats_scan, list_scan = (other, full) if for_list else (full, other)
+    assert len(list_scan.tool_results) < len(stats_scan.tool_results)   # a row needs only Task links
 
 
 def test_a_growing_last_line_is_never_cached_half_read(tmp_path):
