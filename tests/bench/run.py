@@ -49,6 +49,16 @@ def measure(argv: list, env: dict | None = None, stdout=subprocess.DEVNULL) -> d
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024}
 
 
+def warm(folder: Path) -> None:
+    """Read every transcript once so that each timed run starts from the page cache: this
+    machine's kernel reclaims cold file pages between runs, and whichever tool ran first after a
+    reclaim would pay for the disk."""
+    for path in folder.rglob("*.jsonl"):
+        with path.open("rb") as handle:
+            while handle.read(1 << 22):
+                pass
+
+
 def ensure_ccusage() -> None:
     # Not `npm ci`: the lock names ccusage's other platform builds as optional dependencies
     # without entries of their own (the registry here has no such builds), which npm 11's ci
@@ -108,7 +118,9 @@ def bench_list(data: Path, sizes: list, shapes: list, repeats: int) -> list[dict
                 ours_env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
                 for _ in range(repeats):
                     shutil.rmtree(Path(tmp) / "cache", ignore_errors=True)      # first run: cold cache
+                    warm(folder)
                     runs["ours"].append(measure(ours_list(folder, ours_out), env=ours_env))
+                    warm(folder)
                     with theirs_out.open("wb") as handle:
                         runs["ccusage"].append(measure([str(CCUSAGE), "claude", "session", "--json", "--offline"],
                                                        env=env, stdout=handle))
@@ -136,6 +148,7 @@ def bench_stats(data: Path, size: str, repeats: int) -> dict:
     loop = "import json,sys\nfor line in open(sys.argv[1],'rb'):\n    json.loads(line)\n"
     ours, bare = [], []
     for _ in range(repeats):
+        warm(path.parent)
         ours.append(measure([sys.executable, str(SCRIPT), "--phase", "stats", "--quiet", "--no-cache",
                              "--transcript", str(path), "--skills-dir", str(folder / "none")]))
         bare.append(measure([sys.executable, "-c", loop, str(path)]))
