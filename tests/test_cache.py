@@ -214,3 +214,63 @@ def test_stats_rereads_a_neighbour_that_changed(tmp_path):
     other.write()
     assert json.loads(run_cli(*args, env=env).stdout)["total_tokens"]["output"] == 107
     assert run_cli(*args, env=env).stdout == run_cli(*args, "--no-cache").stdout
+
+
+def summarised_sessions(projects: Path, cache: Path, monkeypatch) -> tuple[list, list]:
+    """The list rows, and which sessions were read and summarised rather than taken whole from
+    the cache (in this process: the history is far below the size that starts workers)."""
+    read = []
+    real = sa._summarise_session
+    monkeypatch.setattr(sa, "_summarise_session", lambda job: read.append(job.sid) or real(job))
+    rows = sa.summarize_all_sessions(projects, sa.ReadReport(), "list", sa.load_pricing(None),
+                                     cache=sa.ScanCache(cache))
+    return by_session(rows), sorted(read)
+
+
+def by_session(rows: list) -> list:
+    return sorted(rows, key=lambda row: row["session_id"])
+
+
+def test_a_grown_session_is_read_again_and_the_others_come_from_the_cache(tmp_path, monkeypatch):
+    """Claude Code appends to the running session, so a whole-history hit is rare while it runs."""
+    replayed_history(tmp_path)
+    cache = tmp_path / "cache"
+    first, read = summarised_sessions(tmp_path, cache, monkeypatch)
+    assert read == ["aaaa", "bbbb", "bbbb", "cccc", "cccc"]      # b and c again without what they lose
+    append = Transcript(tmp_path / "p" / "bbbb.jsonl", "bbbb", start="2026-03-01T12:30:00Z")
+    append.assistant("msg_9", usage(5, 50), ts="2026-03-01T12:30:05Z")
+    with (tmp_path / "p" / "bbbb.jsonl").open("a") as handle:
+        handle.write("\n".join(append.lines) + "\n")
+    grown, read = summarised_sessions(tmp_path, cache, monkeypatch)
+    assert read == ["bbbb", "bbbb"]
+    assert grown == by_session(uncached(tmp_path)[0]) != first
+    row = {r["session_id"]: r for r in grown}["bbbb"]
+    assert row["total_tokens"]["output"] == 7 + 50              # b's replay of a's call stays a's
+    assert summarised_sessions(tmp_path, cache, monkeypatch) == (grown, [])
+
+
+def test_a_session_that_loses_a_call_is_summarised_without_its_cached_result(tmp_path, monkeypatch):
+    replayed_history(tmp_path)
+    (tmp_path / "p" / "aaaa.jsonl").rename(tmp_path / "aaaa.jsonl.away")
+    cache = tmp_path / "cache"
+    alone, _ = summarised_sessions(tmp_path, cache, monkeypatch)   # b owns msg_1 while a is away
+    (tmp_path / "aaaa.jsonl.away").rename(tmp_path / "p" / "aaaa.jsonl")
+    back, read = summarised_sessions(tmp_path, cache, monkeypatch)
+    assert read == ["aaaa", "bbbb"]                 # a is back; b is summarised without msg_1
+    assert back == by_session(uncached(tmp_path)[0])
+    assert {r["session_id"]: r for r in back}["bbbb"]["total_tokens"]["output"] == 7
+    assert {r["session_id"]: r for r in alone}["bbbb"]["total_tokens"]["output"] == 107
+
+
+def test_an_unchanged_file_s_entry_is_not_written_again(history, tmp_path):
+    store = sa.ScanCache(tmp_path / "cache")
+    path = main_file(history)
+    sid = "00b11888-7e0c-4fb4-bb39-32ea32e09b64"
+    first = sa.scan_transcript(path, sid, None, store)
+    entry = store.entry_path(str(path.absolute()), "scans")
+    os.utime(entry, ns=(1, 1))
+    assert sa.scan_transcript(path, sid, None, store) == first
+    assert entry.stat().st_mtime_ns == 1                            # read, not rewritten
+    append_call(path, "msg_more", 5)
+    sa.scan_transcript(path, sid, None, store)
+    assert entry.stat().st_mtime_ns != 1                            # new bytes: stored again

@@ -751,7 +751,8 @@ class ScanCache:
         return digest.hexdigest()
 
     def lookup(self, path: Path, handle, kind: str = "scans"):
-        """(scan state, offset to resume from) for an open transcript, or None to read it all."""
+        """(scan state, offset to resume from, whether the file's size and mtime are the ones
+        stored) for an open transcript, or None to read it all."""
         key = str(path.absolute())
         entry = self.read(key, kind)
         if not isinstance(entry, dict) or entry.get("path") != key:
@@ -759,14 +760,14 @@ class ScanCache:
         info = os.fstat(handle.fileno())
         if info.st_ino != entry["ino"] or info.st_size < entry["size"]:
             return None
-        if (info.st_size, info.st_mtime_ns) != (entry["size"], entry["mtime_ns"]) \
-                and self._probe(handle, entry["offset"]) != entry["probe"]:
+        exact = (info.st_size, info.st_mtime_ns) == (entry["size"], entry["mtime_ns"])
+        if not exact and self._probe(handle, entry["offset"]) != entry["probe"]:
             return None
         try:
             state = pickle.loads(entry["state"])
         except Exception:             # noqa: BLE001
             return None
-        return (state, entry["offset"]) if isinstance(state, _ScanState) else None
+        return (state, entry["offset"], exact) if isinstance(state, _ScanState) else None
 
     def store(self, path: Path, handle, state: bytes, offset: int, kind: str = "scans") -> None:
         info = os.fstat(handle.fileno())
@@ -796,8 +797,9 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
     with handle:
         kind = "list-scans" if for_list else "scans"
         cached = cache.lookup(path, handle, kind) if cache else None
-        state, consumed = cached if cached else (_ScanState(FileScan(path=path, session_id=session_hint)), 0)
+        state, consumed, exact = cached or (_ScanState(FileScan(path=path, session_id=session_hint)), 0, False)
         state.for_list = for_list
+        start = consumed
         snapshot = None
         for line, pos, terminated in iter_lines(handle, consumed):
             if not terminated and snapshot is None:
@@ -806,7 +808,7 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
             _scan_line(state, line, terminated, agent_hint)
             if terminated:
                 consumed = pos
-        if cache:
+        if cache and not (exact and consumed == start and snapshot is None):    # else it is stored
             if snapshot is None:
                 snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
             cache.store(path, handle, *snapshot, kind)
@@ -2305,6 +2307,7 @@ class SummaryJob:
     templates: list = field(default_factory=list)
     lost: frozenset = frozenset()
     cache: ScanCache | None = None
+    settings: str = ""          # digest of the kind, prices and templates, for the session cache
 
 
 @dataclass
@@ -2332,6 +2335,37 @@ class _LostKeys:
 
 
 def _summary_job(job: SummaryJob) -> SummaryResult:
+    """Read and summarise one session, or take its summary from the cache when none of its
+    files changed: while Claude Code runs, one session grows and the others are only looked up."""
+    stamp = _session_stamp(job) if job.cache and job.settings else None
+    # A session that loses calls to another is summarised twice a run: once whole, once without
+    # them. Each has its own entry, so neither evicts the other.
+    key = f"{job.project.absolute()}\0{job.sid}" + ("\0without lost calls" if job.lost else "")
+    if stamp:
+        hit = job.cache.read(key, "sessions")
+        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("result"), SummaryResult):
+            return hit["result"]
+    result = _summarise_session(job)
+    if stamp:
+        job.cache.write(key, "sessions", {"stamp": stamp, "result": result})
+    return result
+
+
+def _session_stamp(job: SummaryJob) -> tuple | None:
+    """What a session's summary depends on: its files' paths, sizes, mtimes and inodes, the
+    kind, prices and templates, and the calls it loses to others. None if a file is gone."""
+    try:
+        return (job.settings, tuple(_file_stamp(tf.path) for tf in job.files), sorted(job.lost))
+    except OSError:
+        return None
+
+
+def _file_stamp(path: Path) -> str:
+    info = os.stat(path)
+    return f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}"
+
+
+def _summarise_session(job: SummaryJob) -> SummaryResult:
     scans = read_session_files(job.sid, job.files, job.cache, for_list=job.kind == "list")
     claims, end = session_claims(scans)
     facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
@@ -2389,8 +2423,9 @@ def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pr
         raise UserError(f"cannot read projects folder {projects_dir}: {exc.strerror or exc}",
                         EXIT_NO_SESSION) from None
     listed = [(project, project_files(project)) for project in projects]
-    whole = _history_fingerprint(projects_dir, [tf for _, files in listed for tf in files], kind, pricing,
-                                 templates) if cache else None
+    settings = _settings_digest(kind, pricing, templates)
+    whole = _history_fingerprint(projects_dir, [tf for _, files in listed for tf in files], settings) \
+        if cache else None
     if whole:
         hit = cache.read(whole[0], "runs")
         if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
@@ -2399,7 +2434,7 @@ def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pr
             return hit["rows"]
     # Grouping reads the first lines of flat agent files, so it waits until the cache missed
     # (the fingerprint covers those files' bytes through their size, mtime and inode).
-    jobs = [SummaryJob(project, sid, files, kind, pricing, templates or [], cache=cache)
+    jobs = [SummaryJob(project, sid, files, kind, pricing, templates or [], cache=cache, settings=settings)
             for project, listing in listed for sid, files in group_by_session(listing).items()]
     results = _run_jobs(jobs)
     names = [f"{job.project.name}\0{job.sid}" for job in jobs]
@@ -2438,21 +2473,25 @@ def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pr
     return rows
 
 
-def _history_fingerprint(projects_dir: Path, files: list[TranscriptFile], kind: str, pricing: "Pricing",
-                         templates: list | None) -> tuple[str, str] | None:
-    """(cache key, fingerprint) of a whole history: every file's path, size, mtime and inode,
-    the price table and the workflow templates. None if a file cannot be seen."""
-    digest = hashlib.sha256(kind.encode())        # the script itself: the cache folder's name
-    try:
-        for tf in files:
-            info = os.stat(tf.path)
-            digest.update(f"{tf.path}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}\n"
-                          .encode("utf-8", "surrogateescape"))
-    except OSError:
-        return None
+def _settings_digest(kind: str, pricing: "Pricing", templates: list | None) -> str:
+    """What every summary depends on besides the transcripts: the kind, the price table and the
+    workflow templates (the script itself names the cache folder)."""
+    digest = hashlib.sha256(kind.encode())
     digest.update(repr((pricing.date, sorted(pricing.table.items()))).encode())
     digest.update(pickle.dumps([(t.name, t.source, sorted(t.known_skills)) for t in templates or []]))
-    return f"{projects_dir.absolute()}\0{kind}", digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _history_fingerprint(projects_dir: Path, files: list[TranscriptFile], settings: str) -> tuple[str, str] | None:
+    """(cache key, fingerprint) of a whole history: every file's path, size, mtime and inode,
+    and the settings digest. None if a file cannot be seen."""
+    digest = hashlib.sha256(settings.encode())
+    try:
+        for tf in files:
+            digest.update(_file_stamp(tf.path).encode("utf-8", "surrogateescape") + b"\n")
+    except OSError:
+        return None
+    return f"{projects_dir.absolute()}\0{settings}", digest.hexdigest()
 
 
 # ── Formatting helpers shared by the text outputs ─────────────────────────────
