@@ -33,3 +33,19 @@ def test_generated_history_has_every_layout_and_counts_like_the_reference(tmp_pa
         subprocess.run([sys.executable, GENERATOR, again, "--size", size, "--shape", shape], check=True,
                        capture_output=True)
         assert (again / "manifest.json").read_text() == (out / "manifest.json").read_text()   # deterministic
+
+
+def test_growing_one_session_for_the_rerun_measure_puts_the_history_back_exactly(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests" / "bench"))
+    import run  # noqa: PLC0415  (the benchmark's runner)
+    subprocess.run([sys.executable, GENERATOR, tmp_path, "--size", "2M", "--shape", "results"], check=True,
+                   capture_output=True)
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*.jsonl")}
+    listed = run_cli("--phase", "list", "--json", "--no-cache", "--projects-dir", tmp_path / "projects").stdout
+    restore = run.grow_one_session(tmp_path)
+    grown = [p for p in before if p.read_bytes() != before[p][0]]
+    assert len(grown) == 1 and grown[0].read_bytes().startswith(before[grown[0]][0])
+    # a copy of a line: the file must be read again, and its call still counts once
+    assert run_cli("--phase", "list", "--json", "--no-cache", "--projects-dir", tmp_path / "projects").stdout == listed
+    restore()
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*.jsonl")} == before
