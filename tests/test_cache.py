@@ -26,9 +26,17 @@ def uncached(projects: Path) -> tuple[list, str]:
     return listing(projects, None)
 
 
+# A line with nothing to count (no time, no message) that makes a file big enough for the cache
+# to keep its scan: smaller files are read again instead.
+PADDING = json.dumps({"type": "file-history-snapshot", "snapshot": {"trackedFileBackups": {"big.py": "x" * 70000}}})
+
+
 @pytest.fixture
 def history(tmp_path):
     shutil.copytree(DEMO_PROJECTS, tmp_path / "projects")
+    with main_file(tmp_path / "projects").open("a") as handle:
+        handle.write(PADDING + "\n")
+    assert main_file(tmp_path / "projects").stat().st_size > sa.CACHE_MIN_BYTES
     return tmp_path / "projects"
 
 
@@ -95,6 +103,7 @@ def test_appends_resume_from_where_the_scan_stopped(history, tmp_path, monkeypat
 def test_a_growing_last_line_is_never_cached_half_read(tmp_path):
     projects = tmp_path / "projects"
     t = Transcript(projects / "p" / "s1.jsonl", "s1")
+    t.raw(PADDING)
     t.assistant("msg_1", usage(1, 10))
     path = t.write()
     whole = path.read_text()
@@ -274,3 +283,12 @@ def test_an_unchanged_file_s_entry_is_not_written_again(history, tmp_path):
     append_call(path, "msg_more", 5)
     sa.scan_transcript(path, sid, None, store)
     assert entry.stat().st_mtime_ns != 1                            # new bytes: stored again
+
+
+def test_a_small_file_is_read_again_rather_than_cached(tmp_path):
+    t = Transcript(tmp_path / "p" / "s1.jsonl", "s1")
+    t.assistant("msg_1", usage(1, 10))
+    path = t.write()
+    store = sa.ScanCache(tmp_path / "cache")
+    assert sa.scan_transcript(path, "s1", None, store) == sa.scan_transcript(path, "s1", None, None)
+    assert not store.entry_path(str(path.absolute()), "scans").exists()

@@ -680,6 +680,7 @@ class _ScanState:
 
 CACHE_VERSION = 1
 CACHE_PROBE_BYTES = 64 * 1024
+CACHE_MIN_BYTES = 64 * 1024      # a smaller file is read again faster than its state is stored
 
 
 def _private(path: Path, fd: int | None = None) -> bool:
@@ -795,6 +796,8 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
         scan.skipped["unreadable files"] += 1
         return scan
     with handle:
+        if cache and os.fstat(handle.fileno()).st_size < CACHE_MIN_BYTES:
+            cache = None        # most subagent files: storing them would cost a first run a third
         kind = "list-scans" if for_list else "scans"
         cached = cache.lookup(path, handle, kind) if cache else None
         state, consumed, exact = cached or (_ScanState(FileScan(path=path, session_id=session_hint)), 0, False)
