@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import Transcript, reference_totals, replayed_history, run_cli, stats_of, tokens, usage
+from conftest import Transcript, reference_totals, replayed_history, run_cli, sa, stats_of, tokens, usage
 
 
 def list_json(projects, *args) -> list:
@@ -125,3 +125,13 @@ def test_reading_in_worker_processes_gives_the_same_rows(history, real_projects,
         rows = {r["session_id"]: r["total_tokens"]["output"] for r in parallel}
         assert rows == {"aaaa": 100, "bbbb": 7, "cccc": 9}
         assert calls[1] == ["bbbb", "cccc"]                      # only the sessions that lost a call are re-read
+
+
+def test_subagent_files_are_found_at_any_depth_in_pathlib_s_order(tmp_path):
+    folder = tmp_path / "subagents"
+    for name in ("agent-b.jsonl", "a/agent-x.jsonl", "a-b/agent-y.jsonl", "a/deeper/agent-z.jsonl",
+                 "agent-.jsonl", "notes.jsonl", "agent-c.json", "a/agent-w.jsonl.bak"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("{}\n")
+    expected = [str(p) for p in sorted(folder.rglob("agent-*.jsonl"))]
+    assert sa._subagent_files(str(folder)) == expected and len(expected) == 5

@@ -18,6 +18,7 @@ Layout of this file, in pipeline order:
 from __future__ import annotations
 
 import argparse
+import array
 import bisect
 import calendar
 import collections
@@ -1095,9 +1096,18 @@ def project_files(project_dir: Path) -> list[TranscriptFile]:
             else:
                 files.append(TranscriptFile(Path(entry.path), stem, None))
         elif entry.is_dir() and os.path.isdir(os.path.join(entry.path, "subagents")):
-            for sub in sorted(Path(entry.path, "subagents").rglob("agent-*.jsonl")):
-                files.append(TranscriptFile(sub, name, sub.stem[len("agent-"):]))
+            for sub in _subagent_files(os.path.join(entry.path, "subagents")):
+                files.append(TranscriptFile(Path(sub), name, os.path.basename(sub)[len("agent-"):-len(".jsonl")]))
     return files
+
+
+def _subagent_files(folder: str) -> list[str]:
+    """The agent-*.jsonl files below a subagents folder, at any depth, ordered as pathlib orders
+    them (by path components), without pathlib's cost for every session folder of a history."""
+    found = []
+    for root, _, names in os.walk(folder):
+        found += [os.path.join(root, n) for n in names if n.startswith("agent-") and n.endswith(".jsonl")]
+    return sorted(found, key=lambda path: path.split(os.sep))
 
 
 def flat_agent_session(path: Path) -> str:
@@ -2316,7 +2326,8 @@ class SummaryJob:
 @dataclass
 class SummaryResult:
     row: dict | None            # None when the session has no records
-    claims: dict                # hash of call key -> earliest timestamp
+    keys: array.array           # 'Q': the digest of each API call's key it recorded ...
+    stamps: array.array         # 'd': ... and the call's earliest timestamp there
     end: float
     skipped: collections.Counter
 
@@ -2379,7 +2390,8 @@ def _summarise_session(job: SummaryJob) -> SummaryResult:
         else:
             row = compute_stats(facts, job.pricing, _most_common(facts.cwds) or facts.project_dir,
                                 templates=job.templates)
-    return SummaryResult(row, {key_hash(k): ts for k, ts in claims.items()}, end, facts.skipped)
+    return SummaryResult(row, array.array("Q", map(key_hash, claims)), array.array("d", claims.values()),
+                         end, facts.skipped)
 
 
 def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
@@ -2441,22 +2453,7 @@ def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pr
             for project, listing in listed for sid, files in group_by_session(listing).items()]
     results = _run_jobs(jobs)
     names = [f"{job.project.name}\0{job.sid}" for job in jobs]
-    best, contested = {}, {}        # key hash -> (timestamp, session index); -> claimants
-    for index, result in enumerate(results):
-        for key, ts in result.claims.items():
-            held = best.get(key)
-            if held is None:
-                best[key] = (ts, index)
-                continue
-            contested.setdefault(key, [held[1]]).append(index)
-            if (ts, result.end, names[index]) < (held[0], results[held[1]].end, names[held[1]]):
-                best[key] = (ts, index)
-        result.claims = {}
-    lost = collections.defaultdict(set)
-    for key, claimants in contested.items():
-        for index in claimants:
-            if index != best[key][1]:
-                lost[index].add(key)
+    lost = lost_calls(results, names)
     if lost:
         again = sorted(lost)
         redone = _run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again])
@@ -2474,6 +2471,35 @@ def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pr
     if whole:
         cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty})
     return rows
+
+
+def lost_calls(results: list[SummaryResult], names: list[str]) -> dict[int, set]:
+    """Session index -> digests of the calls it recorded that another session owns. Of all who
+    recorded a call, the earliest time wins, then the session that ended first, then the name.
+    Set operations find the few calls recorded twice without a Python step for every call."""
+    seen, shared = set(), set()
+    for result in results:
+        mine = set(result.keys)
+        shared |= seen & mine
+        seen |= mine
+    del seen
+    best, claimants = {}, collections.defaultdict(list)    # digest -> (time, index); -> indices
+    for index, result in enumerate(results):
+        if shared.isdisjoint(result.keys):
+            continue
+        for key, ts in zip(result.keys, result.stamps):
+            if key not in shared:
+                continue
+            claimants[key].append(index)
+            held = best.get(key)
+            if held is None or (ts, result.end, names[index]) < (held[0], results[held[1]].end, names[held[1]]):
+                best[key] = (ts, index)
+    lost = collections.defaultdict(set)
+    for key, indices in claimants.items():
+        for index in indices:
+            if index != best[key][1]:
+                lost[index].add(key)
+    return lost
 
 
 def _settings_digest(kind: str, pricing: "Pricing", templates: list | None) -> str:
