@@ -2419,8 +2419,8 @@ def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
                     results = list(pool.map(_summary_job, [jobs[i] for i in order]))
                 by_index = dict(zip(order, results))
                 return [by_index[i] for i in range(len(jobs))]
-            except (OSError, concurrent.futures.process.BrokenProcessPool):
-                pass                                    # no processes here: read them in this one
+            except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):
+                pass            # no processes here (or run under a profiler): read them in this one
     return [_summary_job(job) for job in jobs]
 
 
