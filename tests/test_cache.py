@@ -292,3 +292,26 @@ def test_a_small_file_is_read_again_rather_than_cached(tmp_path):
     store = sa.ScanCache(tmp_path / "cache")
     assert sa.scan_transcript(path, "s1", None, store) == sa.scan_transcript(path, "s1", None, None)
     assert not store.entry_path(str(path.absolute()), "scans").exists()
+
+
+def test_a_changed_price_table_is_never_answered_from_the_cache(tmp_path):
+    """The whole-history and the per-session entries are both keyed on the prices."""
+    projects = tmp_path / "projects"
+    t = Transcript(projects / "p" / "s1.jsonl", "s1")
+    t.raw(PADDING)                                                  # big enough for a scan entry too
+    t.assistant("msg_1", usage(1_000_000, 1_000_000), model="claude-future-9")
+    t.write()
+    prices = tmp_path / "prices.json"
+    cache = tmp_path / "cache"
+    costs = []
+    for price in (2, 4, 2):
+        prices.write_text(json.dumps({"models": {"claude-future-9": {"input": price, "output": 8}}}))
+        rows, _ = listing(projects, cache, "--pricing", prices)
+        assert rows == uncached_with(projects, "--pricing", prices)
+        costs.append(rows[0]["estimated_cost_usd"])
+    assert costs == [10.0, 12.0, 10.0]
+    assert any((cache / "session-analytics").rglob("sessions/*"))
+
+
+def uncached_with(projects: Path, *extra) -> list:
+    return listing(projects, None, *extra)[0]
