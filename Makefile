@@ -6,6 +6,10 @@ SCRIPT := .claude/scripts/session-analytics.py
 SAMPLES := tests/fixtures/demo-projects
 SKILLS := tests/fixtures/skills
 BROWSER_DEPS := tests/browser/node_modules/.installed
+# LiteLLM's price file, pinned, for the test that compares it with the built-in price table.
+# Only the wheel is fetched (never installed): the test reads the JSON inside it.
+LITELLM_PIN := 1.110.2
+LITELLM_WHEEL := tests/.deps/.litellm-$(LITELLM_PIN)
 DEMO_OUT ?= demo-output
 
 .PHONY: demo test test-deps bench
@@ -37,8 +41,13 @@ demo:
 	@echo "summary-pr-652.md: the PR comments, rendered without posting, and analytics/:"
 	@echo "analytics.csv, analytics.md, analytics.json and dashboard.html from the local transcripts)"
 
-test-deps: $(BROWSER_DEPS)
+test-deps: $(BROWSER_DEPS) $(LITELLM_WHEEL)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+$(LITELLM_WHEEL):
+	$(PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--dest tests/.deps litellm==$(LITELLM_PIN)
+	touch $@
 
 # Mermaid and Chart.js for the browser tests, exactly as pinned in the lock file.
 $(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json

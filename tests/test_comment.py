@@ -156,8 +156,12 @@ def test_unpriced_models_are_named_not_priced_at_zero(demo_stats):
     stats["models"]["claude-mystery-9"] = {"messages": 1, "input_tokens": 5, "output_tokens": 5,
                                            "cache_creation_tokens": 0, "cache_read_tokens": 0, "cost_usd": None}
     body = sa.render_session_comment(stats)
-    assert "| claude-mystery-9 | 5 | 5 | 0 | 0 | n/a |" in body
-    assert "_No price is known for `claude-mystery-9`; their tokens are not in the cost._" in body
+    assert "| claude-mystery-9 | 5 | 5 | 0 | 0 | unknown |" in body
+    assert ("_No price is known for `claude-mystery-9`; their tokens are not in the cost, "
+            "which is a lower bound._") in body
+    cost = sa.format_cents(sa.cents(stats["estimated_cost_usd"]))
+    tldr = next(line for line in body.splitlines() if line.startswith("**TL;DR:**"))
+    assert f"| ≥ {cost} |" in tldr and f"**≥ {cost}**" in body
 
 
 @pytest.mark.parametrize("n,text", [(0, "0"), (241_558, "241,558"), (999_999, "999,999"),
@@ -167,7 +171,7 @@ def test_token_numbers_as_the_design_shows_them(n, text):
 
 
 @pytest.mark.parametrize("dollars,text", [(12.445, "$12.45"), (12.4449, "$12.44"), (0.005, "$0.01"),
-                                          (1234.5, "$1,234.50"), (None, "n/a")])
+                                          (1234.5, "$1,234.50"), (None, "unknown")])
 def test_costs_round_half_up_to_cents(dollars, text):
     assert sa.format_cost(dollars) == text
 

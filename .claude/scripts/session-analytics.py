@@ -60,34 +60,301 @@ EXIT_REJECTED = 11     # GitHub refused a write as invalid (422)
 EXIT_PARTIAL = 12      # extract wrote its files, but some PRs or issues could not be read
 
 # ── Constants and pricing ─────────────────────────────────────────────────────
+#
+# The price table is data: one JSON-shaped literal, the same shape `--pricing FILE` takes. USD per
+# million tokens. Every rate is copied from Anthropic's pricing page or the model's overview page
+# (never derived: Fable 5.1, Opus 5.5, Sonnet 5.5 and Haiku 5.5 read cache hits below 0.1x input),
+# and tests/test_pricing.py compares it with LiteLLM's model_prices_and_context_window.json.
+#
+# Rules, applied per API call (Pricing.cost):
+# - `rates` is a list of periods, oldest first; a period without `from` starts with the model.
+#   A call is priced by the period in force at its own timestamp; a call before the first
+#   period's `from` uses the first period, and a call without a timestamp the newest.
+# - `tier`: when the call's prompt (input + cache writes + cache reads) is over `above_tokens`,
+#   the whole call, output included, is billed at the tier's rates.
+# - `fast_multiplier`: a call with usage.speed == "fast" costs that many times the rates that
+#   apply to it otherwise (tier included). Models without one bill fast calls at standard rates.
+# - Cache writes with a 1-hour TTL (usage.cache_creation.ephemeral_1h_input_tokens) are priced at
+#   `cache_write_1h`, the rest of cache_creation_input_tokens at `cache_write_5m`.
 
-PRICING_DATE = "2026-11-01"
+_PRICING_PAGE = "https://platform.claude.com/docs/en/about-claude/pricing"
+_FAST_PAGE = "https://platform.claude.com/docs/en/build-with-claude/fast-mode"
+_CODE_FAST_PAGE = "https://code.claude.com/docs/en/fast-mode"
 
-# USD per million tokens: input, output, 5-minute cache write, 1-hour cache write, cache read.
-# Sources: Anthropic's pricing page and LiteLLM's model_prices_and_context_window.json.
-_OPUS_NEW = (5.0, 25.0, 6.25, 10.0, 0.50)
-_OPUS_OLD = (15.0, 75.0, 18.75, 30.0, 1.50)
-_SONNET = (3.0, 15.0, 3.75, 6.0, 0.30)
-_SONNET_LONG = (6.0, 22.50, 7.50, 12.0, 0.60)   # whole request when input side > 200k tokens
-LONG_CONTEXT_THRESHOLD = 200_000
 
-BUILTIN_PRICES = {
-    "claude-opus-4-8": {"rates": _OPUS_NEW},
-    "claude-opus-4-7": {"rates": _OPUS_NEW},
-    "claude-opus-4-6": {"rates": _OPUS_NEW, "fast_multiplier": 6.0},
-    "claude-opus-4-5": {"rates": _OPUS_NEW},
-    "claude-opus-4-1": {"rates": _OPUS_OLD},
-    "claude-opus-4": {"rates": _OPUS_OLD},
-    "claude-sonnet-4-6": {"rates": _SONNET},
-    "claude-sonnet-4-5": {"rates": _SONNET, "long_context": _SONNET_LONG},
-    "claude-sonnet-4": {"rates": _SONNET, "long_context": _SONNET_LONG},
-    "claude-3-7-sonnet": {"rates": _SONNET},
-    "claude-3-5-sonnet": {"rates": _SONNET},
-    "claude-haiku-4-5": {"rates": (1.0, 5.0, 1.25, 2.0, 0.10)},
-    "claude-3-5-haiku": {"rates": (0.80, 4.0, 1.0, 1.6, 0.08)},
-    "claude-3-opus": {"rates": _OPUS_OLD},
-    "claude-3-haiku": {"rates": (0.25, 1.25, 0.30, 0.50, 0.03)},
+def _rates(input, output, write_5m, write_1h, read, **extra) -> dict:
+    return {**extra, "input": input, "output": output, "cache_write_5m": write_5m,
+            "cache_write_1h": write_1h, "cache_read": read}
+
+
+PRICE_TABLE = {
+    "date": "2026-12-01",
+    "source": _PRICING_PAGE,
+    "models": {
+        "claude-fable-5-2": {
+            "source": "pricing page; models/fable-5-2 overview (released 2026-11-09); fast: " + _FAST_PAGE,
+            "rates": [_rates(8, 40, 10, 16, 0.20, **{"from": "2026-11-09"})], "fast_multiplier": 2.0},
+        "claude-mythos-5-2": {
+            "source": "models/mythos-5 overview: Mythos shares Fable's specifications and pricing; " + _FAST_PAGE,
+            "rates": [_rates(8, 40, 10, 16, 0.20, **{"from": "2026-11-09"})], "fast_multiplier": 2.0},
+        "claude-fable-5-1": {
+            "source": _PRICING_PAGE + " (cache hits 0.025x input, released 2026-09-01)",
+            "rates": [_rates(10, 50, 12.50, 20, 0.25, **{"from": "2026-09-01"})]},
+        "claude-mythos-5-1": {
+            "source": _PRICING_PAGE + " (limited availability)",
+            "rates": [_rates(10, 50, 12.50, 20, 0.25, **{"from": "2026-09-01"})]},
+        "claude-fable-5": {
+            "source": _PRICING_PAGE + "; models/fable-5 overview (released 2026-06-09)",
+            "rates": [_rates(10, 50, 12.50, 20, 1.00, **{"from": "2026-06-09"})]},
+        "claude-mythos-5": {
+            "source": _PRICING_PAGE + " (limited availability)",
+            "rates": [_rates(10, 50, 12.50, 20, 1.00, **{"from": "2026-06-09"})]},
+        "claude-opus-5-5": {
+            "source": "models/opus-5-5 overview (cache hits 0.05x input); fast $8/$40: " + _FAST_PAGE,
+            "rates": [_rates(4, 20, 5, 8, 0.20)], "fast_multiplier": 2.0},
+        "claude-opus-5": {
+            "source": _PRICING_PAGE + "; models/opus-5 overview (released 2026-07-24); fast 2x: " + _FAST_PAGE,
+            "rates": [_rates(5, 25, 6.25, 10, 0.50, **{"from": "2026-07-24"})], "fast_multiplier": 2.0},
+        "claude-opus-4-8": {
+            "source": _PRICING_PAGE + "; fast $10/$50, deprecated 2026-10-30: " + _CODE_FAST_PAGE,
+            "rates": [_rates(5, 25, 6.25, 10, 0.50)], "fast_multiplier": 2.0},
+        "claude-opus-4-7": {
+            "source": _PRICING_PAGE + "; fast $30/$150 until its removal on 2026-07-24: " + _CODE_FAST_PAGE,
+            "rates": [_rates(5, 25, 6.25, 10, 0.50)], "fast_multiplier": 6.0},
+        "claude-opus-4-6": {
+            "source": _PRICING_PAGE + "; fast $30/$150 across the full context window: " + _CODE_FAST_PAGE,
+            "rates": [_rates(5, 25, 6.25, 10, 0.50)], "fast_multiplier": 6.0},
+        "claude-opus-4-5": {"source": _PRICING_PAGE, "rates": [_rates(5, 25, 6.25, 10, 0.50)]},
+        "claude-opus-4-1": {"source": _PRICING_PAGE, "rates": [_rates(15, 75, 18.75, 30, 1.50)]},
+        "claude-opus-4": {"source": _PRICING_PAGE, "rates": [_rates(15, 75, 18.75, 30, 1.50)]},
+        "claude-3-opus": {"source": _PRICING_PAGE + " (retired)", "rates": [_rates(15, 75, 18.75, 30, 1.50)]},
+        "claude-sonnet-5-5": {
+            "source": "models/sonnet-5-5 overview; cache hits cut from $0.20 to $0.10 on 2026-10-07: "
+                      + _PRICING_PAGE,
+            "rates": [_rates(2, 10, 2.50, 4, 0.20),
+                      _rates(2, 10, 2.50, 4, 0.10, **{"from": "2026-10-07"})]},
+        "claude-sonnet-5": {
+            "source": "models/sonnet-5 overview (released 2026-06-30; the planned $3/$15 increase "
+                      "was cancelled)",
+            "rates": [_rates(2, 10, 2.50, 4, 0.20, **{"from": "2026-06-30"})]},
+        "claude-sonnet-4-6": {"source": _PRICING_PAGE, "rates": [_rates(3, 15, 3.75, 6, 0.30)]},
+        "claude-sonnet-4-5": {
+            "source": _PRICING_PAGE + " (long context: requests over 200k input tokens)",
+            "rates": [_rates(3, 15, 3.75, 6, 0.30)],
+            "tier": _rates(6, 22.50, 7.50, 12, 0.60, above_tokens=200_000)},
+        "claude-sonnet-4": {
+            "source": _PRICING_PAGE + " (long context: requests over 200k input tokens)",
+            "rates": [_rates(3, 15, 3.75, 6, 0.30)],
+            "tier": _rates(6, 22.50, 7.50, 12, 0.60, above_tokens=200_000)},
+        "claude-3-7-sonnet": {"source": _PRICING_PAGE + " (retired)", "rates": [_rates(3, 15, 3.75, 6, 0.30)]},
+        "claude-3-5-sonnet": {"source": _PRICING_PAGE + " (retired)", "rates": [_rates(3, 15, 3.75, 6, 0.30)]},
+        "claude-haiku-5-5": {
+            "source": "models/haiku-5-5 overview (released 2026-10-07; prompts over 100k tokens "
+                      "billed whole at the higher rates): " + _PRICING_PAGE,
+            "rates": [_rates(0.10, 0.50, 0.125, 0.20, 0.01, **{"from": "2026-10-07"})],
+            "tier": _rates(0.50, 2.50, 0.625, 1.00, 0.05, above_tokens=100_000)},
+        "claude-haiku-4-5": {"source": _PRICING_PAGE, "rates": [_rates(1, 5, 1.25, 2, 0.10)]},
+        "claude-3-5-haiku": {"source": _PRICING_PAGE, "rates": [_rates(0.80, 4, 1, 1.6, 0.08)]},
+        "claude-3-haiku": {"source": _PRICING_PAGE, "rates": [_rates(0.25, 1.25, 0.30, 0.50, 0.03)]},
+    },
 }
+PRICING_DATE = PRICE_TABLE["date"]
+RATE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """One model's prices: rate periods by start date, an optional per-call tier, fast mode."""
+    periods: tuple                    # ((start epoch or None, rates in RATE_FIELDS order), ...)
+    tier_above: int | None = None     # prompt tokens over which the whole call takes tier_rates
+    tier_rates: tuple | None = None
+    fast_multiplier: float = 1.0
+    source: str = ""
+
+    def rates_at(self, ts: float | None) -> tuple:
+        """The rates in force at ts: the last period started by then, else the first one."""
+        if ts is None:
+            return self.periods[-1][1]
+        chosen = self.periods[0][1]
+        for start, rates in self.periods:
+            if start is None or start <= ts:
+                chosen = rates
+        return chosen
+
+
+@dataclass
+class Pricing:
+    """Price table (normalised model id -> ModelPrice) and the date it is current to."""
+    table: dict
+    date: str
+
+    def entry(self, model: str) -> ModelPrice | None:
+        return self.table.get(normalize_model_id(model))
+
+    def cost(self, model: str, usage: Usage, ts: float | None = None) -> float | None:
+        """USD for one API call made at ts, or None when the model has no price."""
+        price = self.entry(model)
+        if price is None:
+            return None
+        rates = price.rates_at(ts)
+        if price.tier_above is not None \
+                and usage.input + usage.cache_creation + usage.cache_read > price.tier_above:
+            rates = price.tier_rates
+        price_in, price_out, write_5m, write_1h, read = rates
+        one_hour = min(usage.cache_1h, usage.cache_creation)
+        five_min = usage.cache_creation - one_hour     # no breakdown: all at the 5-minute rate
+        dollars = (usage.input * price_in + usage.output * price_out + five_min * write_5m
+                   + one_hour * write_1h + usage.cache_read * read) / 1_000_000
+        if usage.speed == "fast":
+            dollars *= price.fast_multiplier
+        return dollars
+
+
+_MODEL_ALIASES = {"claude-4-opus": "claude-opus-4", "claude-4-sonnet": "claude-sonnet-4",
+                  "claude-opus-4-0": "claude-opus-4", "claude-sonnet-4-0": "claude-sonnet-4"}
+
+
+@functools.lru_cache(maxsize=1024)
+def normalize_model_id(model: str) -> str:
+    """'us.anthropic.claude-opus-4-1-20250805-v1:0' -> 'claude-opus-4-1' (cached: every API call
+    is priced, and a history names a handful of models)."""
+    m = model.strip().lower()
+    m = re.sub(r"\[[^\]]*\]$", "", m)                       # claude-sonnet-4-5[1m]
+    m = re.sub(r"^(anthropic|bedrock|vertex_ai)/", "", m)   # LiteLLM-style provider prefix
+    m = re.sub(r"^(?:(?:us|eu|apac|global|jp|au|ca)\.)?anthropic\.", "", m)
+    m = re.sub(r"-v\d+(?::\d+)?$", "", m)                   # Bedrock version suffix
+    m = re.sub(r"@(?:\d{8}|latest)$", "", m)                # Vertex date
+    m = re.sub(r"-(?:\d{8}|latest)$", "", m)                # Anthropic date suffix
+    return _MODEL_ALIASES.get(m, m)
+
+
+def load_pricing(path: str | None) -> Pricing:
+    """The built-in table, overridden and extended by a --pricing JSON file (ours or LiteLLM's)."""
+    table = {model: model_price(spec, "built-in price table") for model, spec in PRICE_TABLE["models"].items()}
+    date = PRICING_DATE
+    if not path:
+        return Pricing(table, date)
+    data = read_json_file(Path(path), "pricing")
+    if not isinstance(data, dict):
+        raise UserError(f"pricing file {path}: expected a JSON object")
+    if any(isinstance(v, dict) and "input_cost_per_token" in v for v in data.values()):
+        table.update(litellm_prices(data))
+        return Pricing(table, date)
+    models = data.get("models", data if "date" not in data else {})
+    if not isinstance(models, dict):
+        raise UserError(f"pricing file {path}: 'models' must be an object")
+    for model, spec in models.items():
+        if model in ("date", "source"):
+            continue
+        table[normalize_model_id(model)] = model_price(spec, f"pricing file {path}: model {model!r}")
+    if isinstance(data.get("date"), str):
+        date = data["date"]
+    return Pricing(table, date)
+
+
+def model_price(spec, where: str) -> ModelPrice:
+    """A table entry, in any of the shapes the table and --pricing take, as a ModelPrice."""
+    if isinstance(spec, list):
+        return ModelPrice(((None, _rate_tuple(spec, where)),))
+    if not isinstance(spec, dict):
+        raise UserError(f"{where}: expected an object or a list of five rates")
+    periods = spec.get("rates", spec)
+    periods = periods if isinstance(periods, list) and periods and not _is_price(periods[0]) else [periods]
+    parsed = []
+    for period in periods:
+        start = period.get("from") if isinstance(period, dict) else None
+        stamp = parse_ts(start + "T00:00:00Z") if isinstance(start, str) else None
+        if start is not None and stamp is None:
+            raise UserError(f"{where}: 'from' must be a date (YYYY-MM-DD), not {start!r}")
+        parsed.append((stamp, _rate_tuple(period, where)))
+    parsed.sort(key=lambda p: -1e18 if p[0] is None else p[0])
+    price = ModelPrice(tuple(parsed), source=as_str(spec.get("source")))
+    tier = spec.get("tier")
+    if tier is not None:
+        if not isinstance(tier, dict) or not _is_price(tier.get("above_tokens")):
+            raise UserError(f"{where}: 'tier' needs 'above_tokens' and the five rates")
+        price = dataclasses.replace(price, tier_above=int(tier["above_tokens"]),
+                                    tier_rates=_rate_tuple(tier, where))
+    if spec.get("fast_multiplier") is not None:
+        if not _is_price(spec["fast_multiplier"]):
+            raise UserError(f"{where}: 'fast_multiplier' must be a number")
+        price = dataclasses.replace(price, fast_multiplier=float(spec["fast_multiplier"]))
+    return price
+
+
+def _rate_tuple(rates, where: str) -> tuple:
+    """Five rates from a list or from named fields; a user's file may leave out the cache rates."""
+    if isinstance(rates, list):
+        if len(rates) == 5 and all(_is_price(v) for v in rates):
+            return tuple(float(v) for v in rates)
+        raise UserError(f"{where}: a list of rates needs five numbers ({', '.join(RATE_FIELDS)})")
+    if not isinstance(rates, dict) or not _is_price(rates.get("input")) or not _is_price(rates.get("output")):
+        raise UserError(f"{where} needs numeric 'input' and 'output' (USD per million tokens)")
+    price_in = float(rates["input"])
+    defaults = {"cache_write_5m": price_in * 1.25, "cache_write_1h": price_in * 2, "cache_read": price_in * 0.1}
+    out = []
+    for name in RATE_FIELDS:
+        value = rates.get(name, defaults.get(name))
+        if not _is_price(value):
+            raise UserError(f"{where}: {name!r} must be a number")
+        out.append(float(value))
+    return tuple(out)
+
+
+# LiteLLM prices per token; its tiered fields end in _above_<N>k_tokens.
+_LITELLM_FIELDS = ("input_cost_per_token", "output_cost_per_token", "cache_creation_input_token_cost",
+                   "cache_creation_input_token_cost_above_1hr", "cache_read_input_token_cost")
+_LITELLM_TIER_RE = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
+
+
+def litellm_prices(data: dict) -> dict:
+    """ModelPrices from LiteLLM's model_prices_and_context_window.json, as LiteLLM ships it.
+
+    Several keys name one model (provider prefixes, dates); Anthropic's own entry wins, then
+    the key that is already the bare id, then the first in the file."""
+    chosen = {}
+    for key, entry in data.items():
+        if not isinstance(entry, dict) or not _is_price(entry.get("input_cost_per_token")) \
+                or not _is_price(entry.get("output_cost_per_token")):
+            continue
+        model = normalize_model_id(key)
+        rank = (entry.get("litellm_provider") != "anthropic", key.lower() != model)
+        if model not in chosen or rank < chosen[model][0]:
+            chosen[model] = (rank, entry)
+    return {model: _litellm_price(entry) for model, (_, entry) in chosen.items()}
+
+
+def _litellm_price(entry: dict) -> ModelPrice:
+    def rates(suffix: str, base: tuple | None) -> tuple:
+        """The five rates of one tier; a missing cache rate scales like the tier's input rate."""
+        out = []
+        for i, name in enumerate(_LITELLM_FIELDS):
+            value = entry.get(name + suffix)
+            if _is_price(value):
+                out.append(round(value * 1_000_000, 10))
+            elif base is not None and base[0]:
+                out.append(base[i] * out[0] / base[0])
+            else:
+                out.append(out[0] * (1, 1, 1.25, 2, 0.1)[i])
+        return tuple(out)
+
+    standard = rates("", None)
+    price = ModelPrice(((None, standard),), source="LiteLLM")
+    for key in entry:
+        m = _LITELLM_TIER_RE.match(key)
+        if m:
+            price = dataclasses.replace(price, tier_above=int(m.group(1)) * 1000,
+                                        tier_rates=rates(f"_above_{m.group(1)}k_tokens", standard))
+            break
+    fast = as_dict(entry.get("provider_specific_entry")).get("fast")
+    if _is_price(fast):
+        price = dataclasses.replace(price, fast_multiplier=float(fast))
+    return price
+
+
+def _is_price(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
 
 SYNTHETIC_MODEL = "<synthetic>"
 
@@ -313,6 +580,7 @@ class ToolResult:
     ts: float | None
     agent_id: str = ""           # toolUseResult.agentId of a Task/Agent result
     agent_type: str = ""
+    reported: dict | None = None # toolUseResult's usage of a Task/Agent result: its last call only
 
 
 @dataclass
@@ -964,11 +1232,28 @@ def _read_results(state, rec, blocks, ts):
         if meta is None:
             meta = as_dict(rec.get("toolUseResult"))
         text = _text_of(block.get("content"))
+        reported = meta.get("usage")
         state.scan.tool_results.append(ToolResult(
-            tool_use_id=use_id, is_error=is_error, text=text[:RESULT_TEXT_LIMIT], ts=ts,
+            tool_use_id=use_id, is_error=is_error, text=kept_result_text(text), ts=ts,
             agent_id=as_str(meta.get("agentId")) or _agent_id_in_text(text),
             agent_type=as_str(meta.get("agentType")),
+            reported={**token_dict(_usage_of(reported)), "total_tokens": as_int(meta.get("totalTokens"))}
+            if isinstance(reported, dict) else None,
         ))
+
+
+# A commit line can come after pages of pre-commit hook output (lint, tests): the head of the
+# text is kept, and from the rest only the lines that read as `[branch sha] message`.
+_COMMIT_LINE_RE = re.compile(r"^\[(.+?) ([0-9a-f]{7,40})\] (.*)$", re.MULTILINE)
+
+
+def kept_result_text(text: str) -> str:
+    """The head of a result text plus every commit line after it, however far in."""
+    if len(text) <= RESULT_TEXT_LIMIT:
+        return text
+    tail_from = text.rfind("\n", 0, RESULT_TEXT_LIMIT) + 1 or RESULT_TEXT_LIMIT
+    later = [m.group(0) for m in _COMMIT_LINE_RE.finditer(text, tail_from)]
+    return text[:tail_from] + "".join(line + "\n" for line in later)
 
 
 _COMMAND_RE = re.compile(r"<command-name>\s*/?([^<\s]+)\s*</command-name>")
@@ -1335,97 +1620,10 @@ def _call_order(call: ApiCall):
     return (call.first_ts if call.first_ts is not None else float("inf"), call.key)
 
 
-# ── Pricing ───────────────────────────────────────────────────────────────────
-
-@dataclass
-class Pricing:
-    """Price table (normalised model id -> entry) and the date it is current to."""
-    table: dict
-    date: str
-
-    def entry(self, model: str) -> dict | None:
-        return self.table.get(normalize_model_id(model))
-
-    def cost(self, model: str, usage: Usage) -> float | None:
-        """USD for one API call, or None when the model has no price."""
-        entry = self.entry(model)
-        if entry is None:
-            return None
-        rates = entry["rates"]
-        long_rates = entry.get("long_context")
-        if long_rates and usage.input + usage.cache_creation + usage.cache_read > LONG_CONTEXT_THRESHOLD:
-            rates = long_rates
-        price_in, price_out, write_5m, write_1h, read = rates
-        one_hour = min(usage.cache_1h, usage.cache_creation)
-        five_min = usage.cache_creation - one_hour     # no breakdown: all at the 5-minute rate
-        dollars = (usage.input * price_in + usage.output * price_out + five_min * write_5m
-                   + one_hour * write_1h + usage.cache_read * read) / 1_000_000
-        if usage.speed == "fast":
-            dollars *= entry.get("fast_multiplier", 1.0)
-        return dollars
-
-
-@functools.lru_cache(maxsize=1024)
-def normalize_model_id(model: str) -> str:
-    """'us.anthropic.claude-opus-4-1-20250805-v1:0' -> 'claude-opus-4-1' (cached: every API call
-    is priced, and a history names a handful of models)."""
-    m = model.strip().lower()
-    m = re.sub(r"\[[^\]]*\]$", "", m)                       # claude-sonnet-4-5[1m]
-    m = re.sub(r"^(anthropic|bedrock|vertex_ai)/", "", m)   # LiteLLM-style provider prefix
-    m = re.sub(r"^(?:(?:us|eu|apac|global|jp|au|ca)\.)?anthropic\.", "", m)
-    m = re.sub(r"-v\d+(?::\d+)?$", "", m)                   # Bedrock version suffix
-    m = re.sub(r"@(?:\d{8}|latest)$", "", m)                # Vertex date
-    m = re.sub(r"-(?:\d{8}|latest)$", "", m)                # Anthropic date suffix
-    return m
-
-
-def load_pricing(path: str | None) -> Pricing:
-    """The built-in table, overridden and extended by a --pricing JSON file."""
-    table = {key: dict(entry) for key, entry in BUILTIN_PRICES.items()}
-    date = PRICING_DATE
-    if not path:
-        return Pricing(table, date)
-    data = read_json_file(Path(path), "pricing")
-    if not isinstance(data, dict):
-        raise UserError(f"pricing file {path}: expected a JSON object")
-    models = data.get("models", data if "date" not in data else {})
-    if not isinstance(models, dict):
-        raise UserError(f"pricing file {path}: 'models' must be an object")
-    for model, spec in models.items():
-        if model == "date":
-            continue
-        table[normalize_model_id(model)] = _pricing_entry(path, model, spec)
-    if isinstance(data.get("date"), str):
-        date = data["date"]
-    return Pricing(table, date)
-
-
-def _pricing_entry(path, model, spec) -> dict:
-    if isinstance(spec, list) and len(spec) == 5 and all(_is_price(v) for v in spec):
-        return {"rates": tuple(float(v) for v in spec)}
-    if not isinstance(spec, dict) or not _is_price(spec.get("input")) or not _is_price(spec.get("output")):
-        raise UserError(f"pricing file {path}: model {model!r} needs numeric 'input' and 'output' "
-                        "(USD per million tokens)")
-    price_in = float(spec["input"])
-    rates = (price_in, float(spec["output"]),
-             float(spec.get("cache_write_5m", price_in * 1.25)),
-             float(spec.get("cache_write_1h", price_in * 2)),
-             float(spec.get("cache_read", price_in * 0.1)))
-    entry = {"rates": rates}
-    if _is_price(spec.get("fast_multiplier")):
-        entry["fast_multiplier"] = float(spec["fast_multiplier"])
-    return entry
-
-
-def _is_price(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-
-
 # ── Stats ─────────────────────────────────────────────────────────────────────
 #
 # compute_stats is pure: SessionFacts in, the design's per-session dict out.
 
-_COMMIT_LINE_RE = re.compile(r"^\[(.+?) ([0-9a-f]{7,40})\] (.*)$", re.MULTILINE)
 _GIT_COMMIT_CMD_RE = re.compile(r"\bgit\b[^\n|;&]*\bcommit\b")
 
 
@@ -1456,7 +1654,7 @@ def usage_by_model(facts: SessionFacts, pricing: Pricing) -> tuple[dict, Usage, 
         row["messages"] += 1
         _add_usage(row["usage"], call.usage)
         _add_usage(totals, call.usage)
-        dollars = pricing.cost(call.model, call.usage)
+        dollars = pricing.cost(call.model, call.usage, call.first_ts)
         if dollars is None:
             unpriced.add(call.model)
         else:
@@ -1474,6 +1672,13 @@ def usage_by_model(facts: SessionFacts, pricing: Pricing) -> tuple[dict, Usage, 
             "cost_usd": None if name in unpriced else round_cost(row["cost"]),
         }
     return model_rows, totals, cost_total, unpriced
+
+
+def session_cost(cost_total: float, model_rows: dict, unpriced: set) -> float | None:
+    """The session's estimate: None when no model it used has a price, never a silent 0."""
+    if unpriced and all(name in unpriced for name in model_rows):
+        return None
+    return round_cost(cost_total)
 
 
 def session_times(facts: SessionFacts) -> dict:
@@ -1505,7 +1710,8 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         **session_times(facts),
         "models": model_rows,
         "total_tokens": token_dict(totals),
-        "estimated_cost_usd": round_cost(cost_total),
+        "estimated_cost_usd": session_cost(cost_total, model_rows, unpriced),
+        "cost_complete": not unpriced,
         "unpriced_models": sorted(unpriced),
         "tools": _sorted_counts(tools_main + tools_sub),
         "tools_by_thread": {"main": _sorted_counts(tools_main), "subagents": _sorted_counts(tools_sub)},
@@ -1668,7 +1874,7 @@ def subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
         for call in calls:
             _add_usage(usage, call.usage)
             model_counts[call.model] += 1
-            c = pricing.cost(call.model, call.usage)
+            c = pricing.cost(call.model, call.usage, call.first_ts)
             if c is None:
                 priced = False
             else:
@@ -1684,14 +1890,18 @@ def subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
             "id": agent,
             "type": kind,
             "model": _most_common(model_counts),
-            "tokens": token_dict(usage),
-            "cost_usd": round_cost(dollars) if priced else None,
+            "tokens": token_dict(usage) if calls else None,
+            "cost_usd": round_cost(dollars) if priced and calls else None,
             "messages": len(calls),
             "description": description,
             "tool_use_id": use.id if use else None,
         }
         if not calls:
+            # No transcript: its tokens are not recorded (not zero). What the parent's result
+            # says is the subagent's own report, and covers only its last API call.
             row["transcript_missing"] = True
+            if res is not None and res.reported:
+                row["reported_tokens"] = {**res.reported, "scope": "last API call, as the subagent reported it"}
         rows.append((calls[0].first_ts if calls and calls[0].first_ts is not None
                      else (use.ts if use and use.ts is not None else float("inf")), agent, row))
     rows.sort(key=lambda r: (r[0], r[1]))
@@ -2557,9 +2767,24 @@ def format_cents(value: int) -> str:
     return f"${value // 100:,}.{value % 100:02d}"
 
 
-def format_cost(dollars: float | None) -> str:
-    """12.4451 -> '$12.45'; rounded half up like the summary's sums, so the two always agree."""
-    return "n/a" if dollars is None else format_cents(cents(dollars))
+def format_cost(dollars: float | None, complete: bool = True) -> str:
+    """12.4451 -> '$12.45'; rounded half up like the summary's sums, so the two always agree.
+
+    A cost that leaves out models with no price is a lower bound, '≥ $12.45'; with nothing
+    priced at all it is 'unknown', never '$0.00'."""
+    if dollars is None or (not complete and cents(dollars) == 0):
+        return "unknown"
+    return ("" if complete else "≥ ") + format_cents(cents(dollars))
+
+
+def cost_complete(stats: dict) -> bool:
+    """Whether a stats dict's (or a row's) cost covers every model it used."""
+    return not stats.get("unpriced_models") and stats.get("cost_complete", True) is not False
+
+
+def unpriced_note(models) -> str:
+    """'no price for claude-x, claude-y' or ''."""
+    return "no price for " + ", ".join(sorted(models)) if models else ""
 
 
 def short_model(model: str) -> str:
@@ -2585,7 +2810,7 @@ def session_summary(facts: SessionFacts, pricing: Pricing) -> dict:
         **session_times(facts),
         "models": sorted(model_rows),
         "total_tokens": token_dict(totals),
-        "estimated_cost_usd": round_cost(cost_total),
+        "estimated_cost_usd": session_cost(cost_total, model_rows, unpriced),
         "cost_complete": not unpriced,
         "unpriced_models": sorted(unpriced),
         "subagents": len(subagents(facts, pricing)),
@@ -2630,7 +2855,7 @@ def render_session_table(rows: list[dict]) -> str:
     table = [header]
     for row in rows:
         tokens = sum(row["total_tokens"].values())
-        cost = format_cost(row["estimated_cost_usd"]) + ("" if row["cost_complete"] else "+")
+        cost = format_cost(row["estimated_cost_usd"], row["cost_complete"])
         table.append([
             row["session_id"],
             (row["started_at"] or "-").replace("T", " ").rstrip("Z")[:16],
@@ -2646,11 +2871,11 @@ def render_session_table(rows: list[dict]) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in table]
     total_cost = sum(r["estimated_cost_usd"] or 0 for r in rows)
+    unpriced = {m for r in rows for m in r["unpriced_models"]}
     lines.append("")
     noun = "session" if len(rows) == 1 else "sessions"
-    lines.append(f"{len(rows)} {noun}, {format_cost(total_cost)} estimated"
-                 + (" (+ marks sessions with unpriced models)"
-                    if any(not r["cost_complete"] for r in rows) else ""))
+    lines.append(f"{len(rows)} {noun}, {format_cost(total_cost, not unpriced)} estimated"
+                 + (f" ({unpriced_note(unpriced)}: their tokens are not in the cost)" if unpriced else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -2787,6 +3012,17 @@ def data_block(obj, indent: int | None) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def subagent_tokens(subagent: dict, key: str) -> str:
+    """A subagent's token count; without its transcript, 'not recorded' or its own last-call report."""
+    tokens = subagent.get("tokens")
+    if isinstance(tokens, dict):
+        return format_tokens(tokens.get(key))
+    reported = as_dict(subagent.get("reported_tokens"))
+    if key in reported:
+        return f"{format_tokens(reported[key])} (last call, own report)"
+    return "not recorded"
+
+
 def _token_rows(models: dict, bold_total: dict | None) -> list[list[str]]:
     rows = []
     for name, row in models.items():
@@ -2798,7 +3034,7 @@ def _token_rows(models: dict, bold_total: dict | None) -> list[list[str]]:
         t = bold_total
         rows.append(["**Total**"] + [f"**{format_tokens(t['tokens'].get(k))}**"
                                      for k in ("input", "output", "cache_creation", "cache_read")]
-                    + [f"**{format_cost(t['cost'])}**"])
+                    + [f"**{format_cost(t['cost'], t['complete'])}**"])
     return rows
 
 
@@ -2865,15 +3101,16 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
     commit_count = list_total(stats, "commits")
 
     tldr = [f"Session {md_code(short)}", ", ".join(md_text(short_model(m)) for m in models) or "no model",
-            format_duration(stats.get("duration_minutes")), format_cost(cost),
+            format_duration(stats.get("duration_minutes")), format_cost(cost, cost_complete(stats)),
             f"{commit_count} commit{'' if commit_count == 1 else 's'}"]
     if skills:
         tldr.append(", ".join(md_text(s.get("skill")) for s in skills))
 
-    token_table = md_table(TOKEN_HEADER, _token_rows(models, {"tokens": totals, "cost": cost}))
+    token_table = md_table(TOKEN_HEADER, _token_rows(models, {"tokens": totals, "cost": cost,
+                                                              "complete": cost_complete(stats)}))
     unpriced = stats.get("unpriced_models") or []
-    unpriced_note = ("\n_No price is known for " + ", ".join(md_code(m) for m in unpriced)
-                     + "; their tokens are not in the cost._\n") if unpriced else ""
+    no_price = ("\n_No price is known for " + ", ".join(md_code(m) for m in unpriced)
+                + "; their tokens are not in the cost, which is a lower bound._\n") if unpriced else ""
 
     subagent_rows, more = _capped([s for s in stats.get("subagents") or [] if isinstance(s, dict)], rows)
     more += as_int(as_dict(stats.get("omitted")).get("subagents"))
@@ -2881,8 +3118,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
         ["ID", "Type", "Model", "Input", "Output"],
         [[md_code(s.get("id"), True), md_text(s.get("type") or "-"),
           md_text(short_model(as_str(s.get("model"))) or "-"),
-          format_tokens(as_dict(s.get("tokens")).get("input")),
-          format_tokens(as_dict(s.get("tokens")).get("output"))] for s in subagent_rows],
+          subagent_tokens(s, "input"), subagent_tokens(s, "output")] for s in subagent_rows],
         more, "subagents") if subagent_rows or more else "_None._\n"
 
     skill_rows, more = _capped(skills, rows)
@@ -2920,7 +3156,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
         marker=SESSION_MARKER.format(short=_marker_id(short)), tldr=" | ".join(tldr), short=md_code(short),
         branch=md_code(stats.get("branch")) if stats.get("branch") else "-",
         duration=format_duration(stats.get("duration_minutes")),
-        token_table=token_table, unpriced=unpriced_note, subagents=subagent_table,
+        token_table=token_table, unpriced=no_price, subagents=subagent_table,
         skills=skill_table, tools=tool_table, workflows=workflow_text, problems=problem_table,
         commits=commit_list, data_title=SESSION_DATA_TITLE,
         data=data_block(trim_stats(stats, keep), indent))
@@ -3046,7 +3282,9 @@ def summarize(sessions: list[dict], target: dict | None, state: str | None) -> d
             "session_id": stats["session_id"],
             "started_at": stats.get("started_at"),
             "duration_minutes": stats.get("duration_minutes"),
-            "estimated_cost_usd": cents(stats.get("estimated_cost_usd")) / 100,
+            "estimated_cost_usd": (None if stats.get("estimated_cost_usd") is None
+                                   else cents(stats.get("estimated_cost_usd")) / 100),
+            "cost_complete": cost_complete(stats),
             "commits": list_total(stats, "commits"),
             "skills": [as_str(s.get("skill")) for s in stats.get("skills_invoked") or []
                        if isinstance(s, dict)],
@@ -3064,6 +3302,8 @@ def summarize(sessions: list[dict], target: dict | None, state: str | None) -> d
                    for name, agg in sorted(models.items())},
         "total_tokens": totals,
         "estimated_cost_usd": sum(cents(r["estimated_cost_usd"]) for r in rows) / 100,
+        "cost_complete": all(r["cost_complete"] for r in rows),
+        "unpriced_models": sorted({m for r in rows for m in r["unpriced_models"]}),
         "commits": sum(r["commits"] for r in rows),
     }
 
@@ -3088,12 +3328,13 @@ def render_summary_comment(summary: dict) -> str:
 
 def _summary_comment(summary: dict, limit: int | None, indent: int | None, keep: int | None) -> str:
     rows = summary["sessions"]
-    cost_cents = cents(summary["estimated_cost_usd"])
+    complete = summary.get("cost_complete", True) is not False
+    total = format_cost(summary["estimated_cost_usd"], complete)
     commits = summary["commits"]
     target = summary.get("target") or {}
     kind = "Issue" if target.get("type") == "issue" else "PR"
     noun = "session" if len(rows) == 1 else "sessions"
-    tldr = [f"{len(rows)} {noun}", f"{format_cents(cost_cents)} total",
+    tldr = [f"{len(rows)} {noun}", f"{total} total",
             f"{commits} commit{'' if commits == 1 else 's'}"]
     if summary.get("state"):
         tldr.append(md_text(summary["state"]))
@@ -3103,31 +3344,33 @@ def _summary_comment(summary: dict, limit: int | None, indent: int | None, keep:
         t = summary["total_tokens"]
         model_rows.append(["**Total**"] + [f"**{format_tokens(t[k])}**" for k in
                                            ("input", "output", "cache_creation", "cache_read")]
-                          + [f"**{format_cents(cost_cents)}**"])
+                          + [f"**{total}**"])
     token_table = md_table(TOKEN_HEADER, model_rows) if model_rows else "_No API calls recorded._\n"
 
     shown, more = _capped(rows, limit)
     history = md_table(
         ["#", "Session", "Duration", "Cost", "Skills", "Commits", "Status"],
         [[str(i), md_code(r["session_id"][:8], True), format_duration(r["duration_minutes"]),
-          format_cost(r["estimated_cost_usd"]) + ("+" if r["unpriced_models"] else ""),
+          format_cost(r["estimated_cost_usd"], cost_complete(r)),
           ", ".join(md_text(s) for s in r["skills"]) or "-", str(r["commits"]), md_text(r["status"])]
          for i, r in enumerate(shown, 1)], more, "sessions") if rows else "_No session comments yet._\n"
 
     if limit is None or len(rows) <= limit:
-        cost_terms = " + ".join(format_cost(r["estimated_cost_usd"]) for r in rows) or "$0.00"
+        cost_terms = " + ".join(format_cost(r["estimated_cost_usd"], cost_complete(r)) for r in rows) or "$0.00"
         commit_terms = " + ".join(str(r["commits"]) for r in rows) or "0"
     else:
         cost_terms = f"{len(rows)} session costs"
         commit_terms = f"{len(rows)} session commit counts"
-    verification = (f"- Sum of session costs: {cost_terms} = **{format_cents(cost_cents)}**\n"
+    verification = (f"- Sum of session costs: {cost_terms} = **{total}**\n"
                     f"- Sum of session commits: {commit_terms} = **{commits}**\n")
-    if any(r["unpriced_models"] for r in rows):
-        verification += "- Sessions marked + used models with no known price; those tokens are not in the cost.\n"
+    unpriced = {m for r in rows for m in r["unpriced_models"]}
+    if unpriced:
+        verification += (f"- The cost is a lower bound: {md_text(unpriced_note(unpriced))}; "
+                         "their tokens are not in it.\n")
 
     return SUMMARY_COMMENT_TEMPLATE.format(
         marker=SUMMARY_MARKER, kind=kind, tldr=" | ".join(tldr), sessions=len(rows),
-        cost=format_cents(cost_cents), commits=commits, token_table=token_table,
+        cost=total, commits=commits, token_table=token_table,
         history=history, verification=verification, data_title=SUMMARY_DATA_TITLE,
         data=data_block(_trim_summary(summary, keep), indent))
 
@@ -3659,7 +3902,7 @@ def csv_rows(items: list[dict]) -> list[list]:
                 ",".join(as_dict(s.get("models"))),
                 as_int(totals.get("input")), as_int(totals.get("output")),
                 as_int(totals.get("cache_creation")), as_int(totals.get("cache_read")),
-                s.get("estimated_cost_usd"), list_total(s, "commits"),
+                csv_cost(s), list_total(s, "commits"),
                 ";".join(as_str(c.get("sha")) for c in s.get("commits") or [] if isinstance(c, dict)),
                 item.get("ci_runs"), item.get("ci_pass_rate"),
                 ",".join(as_str(k.get("skill")) for k in s.get("skills_invoked") or [] if isinstance(k, dict)),
@@ -3671,6 +3914,14 @@ def csv_rows(items: list[dict]) -> list[list]:
                 _hours_between(item.get("created_at"), item.get("merged_at")), status,
             ])
     return rows
+
+
+def csv_cost(stats: dict):
+    """The cost as a number; '>=12.34' when unpriced models make it a lower bound, else 'unknown'."""
+    cost = stats.get("estimated_cost_usd")
+    if cost_complete(stats):
+        return cost
+    return f">={cost:.4f}".rstrip("0").rstrip(".") if cost else "unknown"
 
 
 def csv_cell(value) -> str:
@@ -3705,6 +3956,7 @@ def analytics_view(data: dict) -> dict:
     merge_hours = [h for h in (_hours_between(i.get("created_at"), i.get("merged_at")) for i in prs)
                    if h is not None]
     total_cost = sum(s.get("estimated_cost_usd") or 0 for s in sessions)
+    unpriced = sorted({m for s in sessions for m in s.get("unpriced_models") or []})
     per_item = []
     for i in items:
         cost = sum(s.get("estimated_cost_usd") or 0 for s in i["sessions"])
@@ -3713,6 +3965,7 @@ def analytics_view(data: dict) -> dict:
                          else as_str(i["sessions"][0].get("session_id"))[:8],
                          "number": i.get("number"), "type": i.get("type"), "title": i.get("title"),
                          "status": i.get("status"), "sessions": len(i["sessions"]), "cost": round(cost, 4),
+                         "cost_complete": all(cost_complete(s) for s in i["sessions"]),
                          "commits": sum(list_total(s, "commits") for s in i["sessions"]), "tokens": tokens,
                          "ci_pass_rate": i.get("ci_pass_rate"),
                          "time_to_merge_hours": _hours_between(i.get("created_at"), i.get("merged_at"))})
@@ -3720,13 +3973,14 @@ def analytics_view(data: dict) -> dict:
     for s in sessions:
         for name, m in as_dict(s.get("models")).items():
             agg = models.setdefault(name, {"sessions": 0, "input": 0, "output": 0, "cache_creation": 0,
-                                           "cache_read": 0, "cost": 0.0})
+                                           "cache_read": 0, "cost": 0.0, "cost_complete": True})
             agg["sessions"] += 1
             for key, field_name in (("input", "input_tokens"), ("output", "output_tokens"),
                                     ("cache_creation", "cache_creation_tokens"),
                                     ("cache_read", "cache_read_tokens")):
                 agg[key] += as_int(as_dict(m).get(field_name))
             agg["cost"] += as_dict(m).get("cost_usd") or 0
+            agg["cost_complete"] = agg["cost_complete"] and as_dict(m).get("cost_usd") is not None
     skills = {}
     for s in sessions:
         for k in s.get("skills_invoked") or []:
@@ -3743,10 +3997,12 @@ def analytics_view(data: dict) -> dict:
     by_day = {}
     for s in sessions:
         day = by_day.setdefault(_day(s.get("started_at")) or "unknown",
-                                {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0, "cost": 0.0})
+                                {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0, "cost": 0.0,
+                                 "cost_complete": True})
         for key in ("input", "output", "cache_creation", "cache_read"):
             day[key] += as_int(as_dict(s.get("total_tokens")).get(key))
         day["cost"] += s.get("estimated_cost_usd") or 0
+        day["cost_complete"] = day["cost_complete"] and cost_complete(s)
     by_week = {}
     for i in decided:
         stamp = parse_ts(i.get("created_at"))
@@ -3758,6 +4014,7 @@ def analytics_view(data: dict) -> dict:
         "repo": data.get("repo"), "from": data.get("from"), "to": data.get("to"), "source": data.get("source"),
         "pr_count": len(prs), "issue_count": sum(1 for i in items if i.get("type") == "issue"),
         "session_count": len(sessions), "total_cost": round(total_cost, 4),
+        "cost_complete": not unpriced, "unpriced_models": unpriced,
         "total_commits": sum(list_total(s, "commits") for s in sessions),
         "total_tokens": sum(sum(as_int(v) for v in as_dict(s.get("total_tokens")).values()) for s in sessions),
         "avg_cost_per_pr": round(sum(p["cost"] for p in per_item if p["type"] == "pr") / len(prs), 4) if prs else None,
@@ -3813,23 +4070,28 @@ def render_report(data: dict) -> str:
     v = analytics_view(data)
     summary = md_table(["Metric", "Value"], [
         ["PRs with session data", str(v["pr_count"])], ["Issues with session data", str(v["issue_count"])],
-        ["Total sessions", str(v["session_count"])], ["Total cost", format_cost(v["total_cost"])],
+        ["Total sessions", str(v["session_count"])],
+        ["Total cost", format_cost(v["total_cost"], v["cost_complete"])
+         + (f" ({md_text(unpriced_note(v['unpriced_models']))})" if v["unpriced_models"] else "")],
         ["Total commits", str(v["total_commits"])], ["Total tokens", format_tokens(v["total_tokens"])],
-        ["Average cost per PR", format_cost(v["avg_cost_per_pr"]) if v["avg_cost_per_pr"] is not None else "-"],
+        ["Average cost per PR", format_cost(v["avg_cost_per_pr"], v["cost_complete"])
+         if v["avg_cost_per_pr"] is not None else "-"],
         ["PR acceptance rate", _percent(v["acceptance_rate"])],
         ["Average time to merge", _hours(v["avg_hours_to_merge"])]])
     per_item = md_table(
         ["Item", "Type", "Title", "Status", "Sessions", "Cost", "Commits", "Tokens", "CI pass rate", "Time to merge"],
         [[md_text(p["label"]), md_text(p["type"] or "session"), md_text(p["title"] or "-", 80),
-          md_text(p["status"] or "-"), str(p["sessions"]), format_cost(p["cost"]), str(p["commits"]),
+          md_text(p["status"] or "-"), str(p["sessions"]), format_cost(p["cost"], p["cost_complete"]),
+          str(p["commits"]),
           format_tokens(p["tokens"]), _percent(p["ci_pass_rate"]), _hours(p["time_to_merge_hours"])]
          for p in v["items"]]) if v["items"] else "_No sessions in this period._\n"
     total_cost = v["total_cost"] or 0
     models = md_table(
         ["Model", "Sessions", "Input", "Output", "Cache Create", "Cache Read", "Est. Cost", "Share of cost"],
         [[md_text(name), str(m["sessions"]), format_tokens(m["input"]), format_tokens(m["output"]),
-          format_tokens(m["cache_creation"]), format_tokens(m["cache_read"]), format_cost(m["cost"]),
-          f"{100 * m['cost'] / total_cost:.1f}%" if total_cost else "-"]
+          format_tokens(m["cache_creation"]), format_tokens(m["cache_read"]),
+          format_cost(m["cost"] if m["cost_complete"] else None),
+          f"{100 * m['cost'] / total_cost:.1f}%" if total_cost and m["cost_complete"] else "-"]
          for name, m in v["models"].items()]) if v["models"] else "_No model usage._\n"
     skills = md_table(
         ["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown", "Input", "Output", "Output per invocation"],
@@ -3972,13 +4234,16 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         chartjs = (f'<script src="{CHARTJS_URL}" integrity="{CHARTJS_SRI}" crossorigin="anonymous" '
                    'referrerpolicy="no-referrer"></script>')
     cards = "".join(f'<div class="card">{_h(label)}<b>{_h(value)}</b></div>' for label, value in (
-        ("Sessions", v["session_count"]), ("Total cost", format_cost(v["total_cost"])),
+        ("Sessions", v["session_count"]), ("Total cost", format_cost(v["total_cost"], v["cost_complete"])),
         ("Commits", v["total_commits"]), ("Tokens", format_tokens(v["total_tokens"])),
         ("PRs", v["pr_count"]), ("Issues", v["issue_count"]),
         ("PR acceptance", _percent(v["acceptance_rate"])), ("Avg. time to merge", _hours(v["avg_hours_to_merge"]))))
     notice = ""
     if not v["session_count"]:
         notice = '<p class="empty" id="no-data">No sessions were found for this period, so there is nothing to chart yet.</p>\n'
+    if v["unpriced_models"]:
+        notice += ('<p class="empty" id="unpriced">Costs are lower bounds: '
+                   + _h(unpriced_note(v["unpriced_models"])) + ", so their tokens are not in them.</p>\n")
     if v["failures"]:
         notice += ('<p class="empty">Not read because GitHub calls failed: '
                    + ", ".join(_h(f"#{f['number']}") for f in v["failures"]) + "</p>\n")
@@ -3989,12 +4254,14 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         items_table=_html_table(["Item", "Type", "Title", "Status", "Sessions", "Cost", "Commits", "Tokens",
                                  "CI pass rate", "Time to merge"],
                                 [[p["label"], p["type"] or "session", p["title"] or "", p["status"] or "",
-                                  p["sessions"], format_cost(p["cost"]), p["commits"], f"{p['tokens']:,}",
+                                  p["sessions"], format_cost(p["cost"], p["cost_complete"]), p["commits"],
+                                  f"{p['tokens']:,}",
                                   _percent(p["ci_pass_rate"]), _hours(p["time_to_merge_hours"])]
                                  for p in v["items"]], {4, 5, 6, 7}),
         models_table=_html_table(["Model", "Sessions", "Input", "Output", "Cache create", "Cache read", "Cost"],
                                  [[name, m["sessions"], f"{m['input']:,}", f"{m['output']:,}",
-                                   f"{m['cache_creation']:,}", f"{m['cache_read']:,}", format_cost(m["cost"])]
+                                   f"{m['cache_creation']:,}", f"{m['cache_read']:,}",
+                                   format_cost(m["cost"] if m["cost_complete"] else None)]
                                   for name, m in v["models"].items()], {1, 2, 3, 4, 5, 6}),
         skills_table=_html_table(["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown"],
                                  [[name, k["sessions"], k["invocations"], k["pass"], k["fail"], k["unknown"]]
