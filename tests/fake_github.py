@@ -34,6 +34,21 @@ def make_cert(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+# What GitHub's REST API returns for a string, checked against the real service's behaviour as
+# gh documents it: gh's response sanitizer (cli/cli api/sanitize_ascii.go, v2.23.0) says "GitHub
+# servers return non-printable characters as their unicode code point values", C0 (\u0000-\u001F)
+# and C1 (\u0080-\u009F) alike, and GitHub Enterprise responses quoted in cli/cli#10474 carry
+# `<b>`, `<`, `>` and `&` as they are. So: UTF-8, with `<`, `>`, `&`, emoji and right-to-left text
+# literal; `"` and `\` escaped; newline and tab as \n and \t; other C0 controls, DEL and C1 as
+# \u00XX. (Python's json already writes C0 that way; DEL and C1 need the extra step.)
+_DEL_AND_C1 = re.compile("[\x7f-\x9f]")
+
+
+def github_json(payload) -> bytes:
+    text = json.dumps(payload, ensure_ascii=False)
+    return _DEL_AND_C1.sub(lambda m: "\\u%04x" % ord(m.group()), text).encode("utf-8")
+
+
 @dataclass
 class Fault:
     """An injected failure: answers `status` to matching requests, `times` times."""
@@ -358,7 +373,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status, headers, payload = fake.handle(self.command, url.path, query, body, login)
             if fault:
                 status, headers, payload = fault.status, dict(fault.headers), {"message": fault.message}
-        data = b"" if payload is None else json.dumps(payload).encode()
+        data = b"" if payload is None else github_json(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))

@@ -3006,10 +3006,48 @@ def md_table(header: list[str], rows: list[list[str]], omitted: int = 0, noun: s
 
 
 def data_block(obj, indent: int | None) -> str:
-    """JSON for a fenced block: '<', '>' and '&' escaped so no marker or tag can form in the body."""
-    text = json.dumps(obj, indent=indent, ensure_ascii=False,
-                      separators=None if indent else (",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """JSON for the fenced block, characters as they are: in a fenced block '<', '>' and '&' are inert,
+    and no line of json.dumps' output can start with the backticks that would close the fence.
+    The data must have been through inert_data, so no string needs a \\u00XX escape."""
+    return json.dumps(obj, indent=indent, ensure_ascii=False, separators=None if indent else (",", ":"))
+
+
+# Bodies go to GitHub and come back through gh, whose response sanitizer rewrites every \u00XX in
+# the JSON GitHub returns (C0 and C1 controls arrive as such escapes; gh 2.23, Debian 12's, also
+# mangles a literal backslash before one). So a body holds no control character but the newline,
+# and no text `\u00`: both are replaced, in data and Markdown alike, before rendering.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")    # all but tab, newline, CR
+_GH_ESCAPE_RE = re.compile(r"\\u00([0-9A-Fa-f]{2})?")
+
+
+def _control_picture(match: re.Match) -> str:
+    code = ord(match.group())
+    return chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7f else "\ufffd"
+
+
+def inert_text(text: str, whole_body: bool = False) -> str:
+    """ESC -> '␛' (C0 as their control pictures, DEL '␡', C1 '\ufffd'), and a literal \\u0026 -> \\u{0026}.
+
+    Tab, newline and carriage return stay in data (JSON writes them as \\t, \\n and \\r); in a
+    whole body, tabs become spaces and carriage returns newlines."""
+    if whole_body:
+        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+    if _CONTROL_RE.search(text) is not None:
+        text = _CONTROL_RE.sub(_control_picture, text)
+    if "\\u00" in text:
+        text = _GH_ESCAPE_RE.sub(lambda m: "\\u{00" + (m.group(1) or "") + "}", text)
+    return text
+
+
+def inert_data(obj):
+    """The data with every string (keys too) through inert_text: what a comment carries."""
+    if isinstance(obj, str):
+        return inert_text(obj)
+    if isinstance(obj, dict):
+        return {inert_text(k) if isinstance(k, str) else k: inert_data(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [inert_data(v) for v in obj]
+    return obj
 
 
 def subagent_tokens(subagent: dict, key: str) -> str:
@@ -3085,8 +3123,10 @@ SHRINK_STEPS = (
 
 def render_session_comment(stats: dict, workflows: dict | None = None) -> str:
     """The design's per-session comment, shrunk step by step until it fits GitHub's limit."""
+    stats = inert_data(stats)
     for rows, indent, keep, show_workflows in SHRINK_STEPS:
-        body = _session_comment(stats, workflows if show_workflows else None, rows, indent, keep)
+        body = inert_text(_session_comment(stats, workflows if show_workflows else None, rows, indent, keep),
+                          whole_body=True)
         if len(body) <= COMMENT_LIMIT:
             return body
     return body   # only reachable with absurd tool or model counts; GitHub will say so
@@ -3170,14 +3210,29 @@ def _marker_id(short: str) -> str:
 
 def comment_data(body: str, title: str):
     """The JSON object in a comment's <details> data block, or None if there is none."""
+    return read_comment_data(body, title)[0]
+
+
+# Comments written before bodies were kept free of \u00XX wrote '<', '>' and '&' as \u003c,
+# \u003e and \u0026 in the data block, which gh 2.23 hands back as \<, \> and \&: not JSON, but
+# nothing else produces a backslash before such a character, so it is read as the escape it was.
+_GH_MANGLED_RE = re.compile(r'(?<!\\)((?:\\\\)*)\\([^"\\/bfnrtu])')
+
+
+def read_comment_data(body: str, title: str) -> tuple[object, str | None]:
+    """(the JSON in the comment's data block, None) or (None, why it cannot be read)."""
     m = re.search(r"<details><summary>" + re.escape(title) + r"</summary>\s*```json\n(.*?)\n```\s*</details>",
                   body, re.DOTALL)
     if not m:
-        return None
+        return None, f"no readable {title} block"
     try:
-        return json.loads(m.group(1))
-    except ValueError:
-        return None
+        return json.loads(m.group(1)), None
+    except ValueError as exc:
+        repaired = _GH_MANGLED_RE.sub(lambda r: r.group(1) + "\\u%04x" % ord(r.group(2)), m.group(1))
+        try:
+            return json.loads(repaired), None
+        except ValueError:
+            return None, f"its {title} block is not valid JSON ({exc})"
 
 
 def first_line(body) -> str:
@@ -3234,8 +3289,8 @@ def collect_sessions(comments: list, trusted_logins: set) -> tuple[list[dict], l
                             f"({comment.get('author_association') or 'NONE'}); "
                             "use --trusted-authors to count it")
             continue
-        data = comment_data(body, SESSION_DATA_TITLE)
-        problem = validate_session_data(data, marker_id)
+        data, problem = read_comment_data(body, SESSION_DATA_TITLE)
+        problem = problem or validate_session_data(data, marker_id)
         if problem:
             warnings.append(f"skipped {where}: {problem}")
             continue
@@ -3319,8 +3374,9 @@ SUMMARY_SHRINK_STEPS = (
 
 def render_summary_comment(summary: dict) -> str:
     """The design's summary comment; long histories are cut to fit GitHub's limit."""
+    summary = inert_data(summary)
     for rows, indent, keep in SUMMARY_SHRINK_STEPS:
-        body = _summary_comment(summary, rows, indent, keep)
+        body = inert_text(_summary_comment(summary, rows, indent, keep), whole_body=True)
         if len(body) <= COMMENT_LIMIT:
             return body
     return body
