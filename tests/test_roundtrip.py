@@ -162,3 +162,30 @@ def test_an_unreadable_block_is_named_with_the_reason(github, tmp_path):
     assert summary.returncode == 0, summary.stderr
     [warning] = [line for line in summary.stderr.splitlines() if "skipped" in line]
     assert "comment" in warning and "Session Data (JSON) block is not valid JSON" in warning
+
+
+def test_two_real_sessions_and_a_hostile_one_sum_exactly(github, tmp_path):
+    from test_pricing import REAL_2026
+    projects = tmp_path / "projects"
+    hostile_session(projects)
+    github.add_pull(REPO, 9, "main")
+    posted = []
+    for where, sid in ((REAL_2026, "8ecab05f"), (REAL_2026, "fa812bfe"), (projects, SID[:8])):
+        stats_file = tmp_path / f"{sid}.json"
+        made = run_gh_cli(github, "--phase", "stats", "--projects-dir", where, "--session-id", sid, "--repo", REPO,
+                          "-o", stats_file, "--quiet")
+        assert made.returncode == 0, made.stderr
+        posted.append(json.loads(stats_file.read_text()))
+        post = ("--phase", "comment", "--stats-file", stats_file, "--repo", REPO, "--target", "pr", "--number", "9")
+        assert run_gh_cli(github, *post).stdout.startswith("comment created")
+        assert run_gh_cli(github, *post).stdout.startswith("comment unchanged")
+    assert any("&" in p["description"] for p in posted[0]["problems_faced"])      # `cd x && bun test`
+    summary = run_gh_cli(github, "--phase", "summary", "--repo", REPO, "--target", "pr", "--number", "9")
+    assert summary.returncode == 0 and "skipped" not in summary.stderr, summary.stderr
+    [comment] = comments(github, 9, "<!-- SESSION_SUMMARY -->")
+    data = sa.comment_data(comment["body"], sa.SUMMARY_DATA_TITLE)
+    assert data["session_count"] == 3
+    for key in ("input", "output", "cache_creation", "cache_read"):
+        assert data["total_tokens"][key] == sum(p["total_tokens"][key] for p in posted)
+    assert sa.cents(data["estimated_cost_usd"]) == sum(sa.cents(p["estimated_cost_usd"]) for p in posted)
+    assert data["commits"] == sum(len(p["commits"]) for p in posted)
