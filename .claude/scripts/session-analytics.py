@@ -90,6 +90,14 @@ def _rates(input, output, write_5m, write_1h, read, **extra) -> dict:
 PRICE_TABLE = {
     "date": "2026-12-01",
     "source": _PRICING_PAGE,
+    "rules": {
+        "rates": "USD per million tokens: input, output, cache_write_5m, cache_write_1h, cache_read",
+        "from": "a period starts on its date (UTC); a call takes the period in force at its timestamp, "
+                "the first period if it is older, the newest if it has no timestamp",
+        "tier": "a call whose input + cache writes + cache reads exceed above_tokens is billed whole "
+                "at the tier's rates",
+        "fast_multiplier": "a call with usage.speed == 'fast' costs this multiple of its rates",
+    },
     "models": {
         "claude-fable-5-2": {
             "source": "pricing page; models/fable-5-2 overview (released 2026-11-09); fast: " + _FAST_PAGE,
