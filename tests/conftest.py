@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import glob
 import importlib.util
 import json
@@ -286,3 +287,23 @@ def github(tls_cert, tmp_path):
 def run_gh_cli(fake, *args, env=None, **kwargs) -> subprocess.CompletedProcess:
     """The script as a user runs it, with gh pointed at the fake server."""
     return run_cli(*args, env={**fake.env, **(env or {})}, **kwargs)
+
+
+# ── Reading a history with the script's reader ───────────────────────────────
+
+def list_rows(projects: Path, options=None, reader=None) -> list:
+    """The list rows of a history, as `list` computes them, read with the given options."""
+    reader = reader or sa.HistoryReader(projects, options or sa.ReadOptions())
+    pricing = sa.load_pricing(None)
+    return reader.each_session(sa.ROW, functools.partial(sa.list_row, pricing=pricing), sa.summary_key(pricing))
+
+
+def all_stats(projects: Path, options=None) -> list:
+    """The stats of every session of a history, as `extract --source local` computes them."""
+    pricing = sa.load_pricing(None)
+    return sa.HistoryReader(projects, options or sa.ReadOptions()).each_session(
+        sa.FULL, functools.partial(sa.local_stats, pricing=pricing), sa.summary_key(pricing))
+
+
+# The reference for every speed setting: decode every line, keep nothing, one process.
+PLAIN = sa.ReadOptions(fast_lines=False, cache=None, workers=1)

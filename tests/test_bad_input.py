@@ -161,7 +161,7 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
 
     def boom(*_):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(sa.os, "fsync", boom)
+    monkeypatch.setattr(os, "fsync", boom)          # the os module's, which the script uses
     with pytest.raises(sa.UserError):
         sa.write_atomic(target, "new")
     assert target.read_text() == "old"

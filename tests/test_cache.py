@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_PROJECTS, SCRIPT, Transcript, replayed_history, run_cli, sa, usage
+from conftest import DEMO_PROJECTS, PLAIN, SCRIPT, Transcript, list_rows, replayed_history, run_cli, sa, usage
 
 
 def listing(projects: Path, cache: Path | None, *extra) -> tuple[list, str]:
@@ -80,23 +80,36 @@ def test_an_appended_transcript_resumes_and_matches_a_full_read(history, tmp_pat
     assert row["total_tokens"]["output"] == {r["session_id"][:8]: r for r in before}["00b11888"]["total_tokens"]["output"] + 1234
 
 
-@pytest.mark.parametrize("for_list", [False, True], ids=["stats scan", "list scan"])
-def test_appends_resume_from_where_the_scan_stopped(history, tmp_path, monkeypatch, for_list):
-    store = sa.ScanCache(tmp_path / "cache")
+class ResumeRecordingCache(sa.ReadCache):
+    """The real store, noting the offset each scan resumed from (0: read from the start)."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.resumed_at = []
+
+    def lookup(self, path, handle, kind="scans"):
+        hit = super().lookup(path, handle, kind)
+        self.resumed_at.append(hit[1] if hit else 0)
+        return hit
+
+
+@pytest.mark.parametrize("depth", [sa.FULL, sa.ROW], ids=["stats scan", "list scan"])
+def test_appends_resume_from_where_the_scan_stopped(history, tmp_path, depth):
+    store = ResumeRecordingCache(tmp_path / "cache")
+    options = sa.ReadOptions(cache=store)
     path = main_file(history)
     sid = "00b11888-7e0c-4fb4-bb39-32ea32e09b64"
-    full = sa.scan_transcript(path, sid, None, store, for_list)
-    other = sa.scan_transcript(path, sid, None, store, not for_list)    # its own entry, not this one's
+    other_depth = sa.ROW if depth == sa.FULL else sa.FULL
+    full = sa.scan_file(path, sid, None, depth, options)
+    other = sa.scan_file(path, sid, None, other_depth, options)    # its own entry, not this one's
     size = path.stat().st_size
     append_call(path, "msg_more", 77)
-    starts = []
-    real = sa.iter_lines
-    monkeypatch.setattr(sa, "iter_lines", lambda handle, start: starts.append(start) or real(handle, start))
-    resumed = sa.scan_transcript(path, sid, None, store, for_list)
-    assert starts == [size]                                        # only the new bytes were read
-    fresh = sa.scan_transcript(path, sid, None, None, for_list)
+    store.resumed_at.clear()
+    resumed = sa.scan_file(path, sid, None, depth, options)
+    assert store.resumed_at == [size]                              # only the new bytes were read
+    fresh = sa.scan_file(path, sid, None, depth, PLAIN)
     assert resumed == fresh and len(resumed.calls) == len(full.calls) + 1
-    stats_scan, list_scan = (other, full) if for_list else (full, other)
+    stats_scan, list_scan = (other, full) if depth == sa.ROW else (full, other)
     assert len(list_scan.tool_results) < len(stats_scan.tool_results)   # a row needs only Task links
 
 
@@ -175,7 +188,7 @@ def test_stats_uses_the_cache_and_agrees(history, tmp_path):
 def test_a_cache_folder_others_can_write_is_not_used(history, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    root = sa.ScanCache.default().root
+    root = sa.ReadCache.default().root
     root.mkdir(parents=True)
     root.chmod(0o777)
     assert listing(history, cache)[0] == uncached(history)[0]
@@ -198,16 +211,16 @@ def test_another_build_of_the_script_keeps_its_own_entries(history, tmp_path):
 
 
 def test_entries_in_a_folder_others_can_write_are_never_loaded(history, tmp_path):
-    store = sa.ScanCache(tmp_path / "cache")
+    store = sa.ReadCache(tmp_path / "cache")
     path = main_file(history)
-    sa.scan_transcript(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, store)
+    sa.scan_file(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, sa.FULL, sa.ReadOptions(cache=store))
     entry = store.entry_path(str(path.absolute()), "scans")
-    assert sa.ScanCache(tmp_path / "cache").read(str(path.absolute()), "scans") is not None
+    assert sa.ReadCache(tmp_path / "cache").read(str(path.absolute()), "scans") is not None
     entry.chmod(0o666)                                              # someone else could have written it
-    assert sa.ScanCache(tmp_path / "cache").read(str(path.absolute()), "scans") is None
+    assert sa.ReadCache(tmp_path / "cache").read(str(path.absolute()), "scans") is None
     entry.chmod(0o600)
     (tmp_path / "cache").chmod(0o777)
-    assert sa.ScanCache(tmp_path / "cache").read(str(path.absolute()), "scans") is None
+    assert sa.ReadCache(tmp_path / "cache").read(str(path.absolute()), "scans") is None
 
 
 def test_stats_rereads_a_neighbour_that_changed(tmp_path):
@@ -225,46 +238,43 @@ def test_stats_rereads_a_neighbour_that_changed(tmp_path):
     assert run_cli(*args, env=env).stdout == run_cli(*args, "--no-cache").stdout
 
 
-def summarised_sessions(projects: Path, cache: Path, monkeypatch) -> tuple[list, list]:
+def summarised_sessions(projects: Path, cache: Path) -> tuple[list, list]:
     """The list rows, and which sessions were read and summarised rather than taken whole from
-    the cache (in this process: the history is far below the size that starts workers)."""
-    read = []
-    real = sa._summarise_session
-    monkeypatch.setattr(sa, "_summarise_session", lambda job: read.append(job.sid) or real(job))
-    rows = sa.summarize_all_sessions(projects, sa.ReadReport(), "list", sa.load_pricing(None),
-                                     cache=sa.ScanCache(cache))
-    return by_session(rows), sorted(read)
+    the cache."""
+    reader = sa.HistoryReader(projects, sa.ReadOptions(cache=sa.ReadCache(cache)))
+    rows = list_rows(projects, reader=reader)
+    return by_session(rows), sorted(reader.sessions_read)
 
 
 def by_session(rows: list) -> list:
     return sorted(rows, key=lambda row: row["session_id"])
 
 
-def test_a_grown_session_is_read_again_and_the_others_come_from_the_cache(tmp_path, monkeypatch):
+def test_a_grown_session_is_read_again_and_the_others_come_from_the_cache(tmp_path):
     """Claude Code appends to the running session, so a whole-history hit is rare while it runs."""
     replayed_history(tmp_path)
     cache = tmp_path / "cache"
-    first, read = summarised_sessions(tmp_path, cache, monkeypatch)
+    first, read = summarised_sessions(tmp_path, cache)
     assert read == ["aaaa", "bbbb", "bbbb", "cccc", "cccc"]      # b and c again without what they lose
     append = Transcript(tmp_path / "p" / "bbbb.jsonl", "bbbb", start="2026-03-01T12:30:00Z")
     append.assistant("msg_9", usage(5, 50), ts="2026-03-01T12:30:05Z")
     with (tmp_path / "p" / "bbbb.jsonl").open("a") as handle:
         handle.write("\n".join(append.lines) + "\n")
-    grown, read = summarised_sessions(tmp_path, cache, monkeypatch)
+    grown, read = summarised_sessions(tmp_path, cache)
     assert read == ["bbbb", "bbbb"]
     assert grown == by_session(uncached(tmp_path)[0]) != first
     row = {r["session_id"]: r for r in grown}["bbbb"]
     assert row["total_tokens"]["output"] == 7 + 50              # b's replay of a's call stays a's
-    assert summarised_sessions(tmp_path, cache, monkeypatch) == (grown, [])
+    assert summarised_sessions(tmp_path, cache) == (grown, [])
 
 
-def test_a_session_that_loses_a_call_is_summarised_without_its_cached_result(tmp_path, monkeypatch):
+def test_a_session_that_loses_a_call_is_summarised_without_its_cached_result(tmp_path):
     replayed_history(tmp_path)
     (tmp_path / "p" / "aaaa.jsonl").rename(tmp_path / "aaaa.jsonl.away")
     cache = tmp_path / "cache"
-    alone, _ = summarised_sessions(tmp_path, cache, monkeypatch)   # b owns msg_1 while a is away
+    alone, _ = summarised_sessions(tmp_path, cache)   # b owns msg_1 while a is away
     (tmp_path / "aaaa.jsonl.away").rename(tmp_path / "p" / "aaaa.jsonl")
-    back, read = summarised_sessions(tmp_path, cache, monkeypatch)
+    back, read = summarised_sessions(tmp_path, cache)
     assert read == ["aaaa", "bbbb"]                 # a is back; b is summarised without msg_1
     assert back == by_session(uncached(tmp_path)[0])
     assert {r["session_id"]: r for r in back}["bbbb"]["total_tokens"]["output"] == 7
@@ -272,16 +282,17 @@ def test_a_session_that_loses_a_call_is_summarised_without_its_cached_result(tmp
 
 
 def test_an_unchanged_file_s_entry_is_not_written_again(history, tmp_path):
-    store = sa.ScanCache(tmp_path / "cache")
+    store = sa.ReadCache(tmp_path / "cache")
+    options = sa.ReadOptions(cache=store)
     path = main_file(history)
     sid = "00b11888-7e0c-4fb4-bb39-32ea32e09b64"
-    first = sa.scan_transcript(path, sid, None, store)
+    first = sa.scan_file(path, sid, None, sa.FULL, options)
     entry = store.entry_path(str(path.absolute()), "scans")
     os.utime(entry, ns=(1, 1))
-    assert sa.scan_transcript(path, sid, None, store) == first
+    assert sa.scan_file(path, sid, None, sa.FULL, options) == first
     assert entry.stat().st_mtime_ns == 1                            # read, not rewritten
     append_call(path, "msg_more", 5)
-    sa.scan_transcript(path, sid, None, store)
+    sa.scan_file(path, sid, None, sa.FULL, options)
     assert entry.stat().st_mtime_ns != 1                            # new bytes: stored again
 
 
@@ -289,8 +300,9 @@ def test_a_small_file_is_read_again_rather_than_cached(tmp_path):
     t = Transcript(tmp_path / "p" / "s1.jsonl", "s1")
     t.assistant("msg_1", usage(1, 10))
     path = t.write()
-    store = sa.ScanCache(tmp_path / "cache")
-    assert sa.scan_transcript(path, "s1", None, store) == sa.scan_transcript(path, "s1", None, None)
+    store = sa.ReadCache(tmp_path / "cache")
+    assert sa.scan_file(path, "s1", None, sa.FULL, sa.ReadOptions(cache=store)) == \
+        sa.scan_file(path, "s1", None, sa.FULL, PLAIN)
     assert not store.entry_path(str(path.absolute()), "scans").exists()
 
 

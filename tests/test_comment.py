@@ -128,7 +128,7 @@ def test_nasty_data_breaks_no_table_code_span_or_marker(demo_stats):
 
 def test_summary_of_nasty_sessions_keeps_its_tables(demo_stats):
     sessions = [nasty_stats(demo_stats), {**nasty_stats(demo_stats), "session_id": "ffff0000-1"}]
-    body = sa.render_summary_comment(sa.summarize(sessions, {"type": "pr", "number": 1}, "open"))
+    body = sa.render_summary_comment(sa.summary_data(sessions, {"type": "pr", "number": 1}, "open"))
     parsed = render_gfm(body)
     assert_tables_intact(parsed, 2)
     assert parsed.comments == [" SESSION_SUMMARY "]
@@ -202,7 +202,7 @@ def test_a_300_subagent_2000_commit_session_fits_with_complete_json(demo_stats):
     assert data["total_tokens"] == stats["total_tokens"] and data["models"] == stats["models"]
     assert "more commits (in the JSON below)" in body
     assert_tables_intact(render_gfm(body), 5)
-    summary = sa.summarize([data], None, None)
+    summary = sa.summary_data([data], None, None)
     assert summary["commits"] == 2000
 
 
@@ -222,7 +222,7 @@ def test_huge_session_posts_through_gh_and_counts_in_the_summary(github, demo_st
 
 def test_a_long_history_summary_still_fits(demo_stats):
     sessions = [{**demo_stats, "session_id": f"{i:08x}-0000"} for i in range(1500)]
-    body = sa.render_summary_comment(sa.summarize(sessions, {"type": "pr", "number": 1}, "open"))
+    body = sa.render_summary_comment(sa.summary_data(sessions, {"type": "pr", "number": 1}, "open"))
     assert len(body) <= sa.COMMENT_LIMIT
     data = sa.comment_data(body, sa.SUMMARY_DATA_TITLE)
     assert data["session_count"] == 1500 and data["commits"] == 3000
@@ -235,7 +235,7 @@ def test_a_long_history_summary_still_fits(demo_stats):
 def test_summary_sums_are_sums_of_the_rounded_session_costs(demo_stats):
     a = {**demo_stats, "session_id": "aaaa-1", "estimated_cost_usd": 12.445, "started_at": "2026-01-01T00:00:00Z"}
     b = {**demo_stats, "session_id": "bbbb-2", "estimated_cost_usd": 8.3249, "started_at": "2026-01-02T00:00:00Z"}
-    summary = sa.summarize([a, b], {"type": "pr", "number": 1}, "merged")
+    summary = sa.summary_data([a, b], {"type": "pr", "number": 1}, "merged")
     assert summary["estimated_cost_usd"] == 20.77
     body = sa.render_summary_comment(summary)
     assert "- Sum of session costs: $12.45 + $8.32 = **$20.77**" in body

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED, sa
+from conftest import PLAIN, SHARED, all_stats, list_rows, sa
 from test_skim import PLAIN_TOOLS, TRICKY_TEXTS, compact, result_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
@@ -28,7 +28,7 @@ LAYOUT_2_1 = ["parentUuid", "isSidechain", "userType", "cwd", "sessionId", "vers
 
 
 def list_state(tool_names=PLAIN_TOOLS) -> sa._ScanState:
-    state = sa._ScanState(sa.FileScan(path=Path("t.jsonl"), session_id="s"), for_list=True)
+    state = sa._ScanState(sa.FileScan(path=Path("t.jsonl"), session_id="s", depth=sa.ROW))
     state.tool_names.update(tool_names)
     return state
 
@@ -50,51 +50,38 @@ def glanced_or_declined(line: bytes, tool_names=PLAIN_TOOLS, agent_hint=None) ->
     return True
 
 
-def list_scans(files: list[Path], monkeypatch, glance: bool) -> tuple[list, int]:
-    seen = []
-    real = sa.glance_tool_result
-
-    def counting(*args):
-        stamp = real(*args) if glance else None
-        seen.append(stamp is not None)
-        return stamp
-
-    monkeypatch.setattr(sa, "glance_tool_result", counting)
-    monkeypatch.setattr(sa, "SKIM_MIN_BYTES", 0)
-    return [sa.scan_transcript(f, "hint", None, None, for_list=True) for f in files], sum(seen)
+def list_scans(files: list[Path], glance: bool) -> tuple[list, int]:
+    """ROW-depth scans of every file: every line glanced at (or skimmed) where it can be, or decoded."""
+    options = sa.ReadOptions(skim_min_bytes=0) if glance else PLAIN
+    scans = [sa.scan_file(f, "hint", None, sa.ROW, options) for f in files]
+    return scans, sum(scan.glanced for scan in scans)
 
 
 # ── Real transcripts and generated histories ──────────────────────────────────
 
-def test_every_real_transcript_gives_the_same_list_scan_glanced_or_not(monkeypatch):
+def test_every_real_transcript_gives_the_same_list_scan_glanced_or_not():
     files = sorted(ALL_TRANSCRIPTS.rglob("*.jsonl"))
-    with_glance, glanced = list_scans(files, monkeypatch, True)
-    without, _ = list_scans(files, monkeypatch, False)
+    with_glance, glanced = list_scans(files, True)
+    without, _ = list_scans(files, False)
     assert glanced > 500                        # the real layouts are glanced at, not declined
     for path, a, b in zip(files, with_glance, without):
         assert a == b, path
 
 
-def test_generated_history_lists_the_same_rows_and_big_results_are_glanced(tmp_path, monkeypatch):
+def test_generated_history_lists_the_same_rows_and_big_results_are_glanced(tmp_path):
     generate.generate(tmp_path, 3 << 20, "results", seed=5)
     files = sorted(tmp_path.rglob("*.jsonl"))
-    with_glance, glanced = list_scans(files, monkeypatch, True)
-    without, _ = list_scans(files, monkeypatch, False)
+    with_glance, glanced = list_scans(files, True)
+    without, _ = list_scans(files, False)
     assert glanced > 50 and with_glance == without
-    pricing = sa.load_pricing(None)
-    monkeypatch.setattr(sa, "SKIM_MIN_BYTES", 8192)
-    monkeypatch.setattr(sa, "PARALLEL_MIN_BYTES", 1 << 62)
-    rows = sa.summarize_all_sessions(tmp_path / "projects", sa.ReadReport(), "list", pricing)
-    monkeypatch.setattr(sa, "glance_tool_result", lambda *args: None)
-    assert rows == sa.summarize_all_sessions(tmp_path / "projects", sa.ReadReport(), "list", pricing)
+    assert list_rows(tmp_path / "projects", sa.ReadOptions(workers=1)) == list_rows(tmp_path / "projects", PLAIN)
 
 
 def test_a_list_row_equals_the_same_fields_of_the_full_stats(tmp_path):
     """The list scan drops what rows do not show, never what they do."""
     generate.generate_single(tmp_path, 2 << 20, seed=4)
-    pricing = sa.load_pricing(None)
-    rows = sa.summarize_all_sessions(tmp_path / "projects", sa.ReadReport(), "list", pricing)
-    stats = sa.summarize_all_sessions(tmp_path / "projects", sa.ReadReport(), "stats", pricing)
+    rows = list_rows(tmp_path / "projects")
+    stats = all_stats(tmp_path / "projects")
     assert len(rows) == len(stats) == 1
     row, full = rows[0], stats[0]
     assert full["subagents"] and row["subagents"] == len(full["subagents"])

@@ -95,36 +95,29 @@ def test_stats_and_list_agree_on_every_real_session(real_projects):
     from conftest import sa
     pricing = sa.load_pricing(None)
     listed = {r["session_id"]: r for r in list_json(real_projects)}
-    parser = sa.build_parser()
+    reader = sa.HistoryReader(real_projects)
     for sid, row in listed.items():
-        args = parser.parse_args(["--phase", "stats", "--projects-dir", str(real_projects), "--session-id", sid])
-        project, found, groups = sa.locate_session(args)
-        facts = sa.read_session(project, found, groups, sa.ReadReport())
+        facts = reader.session(reader.locate(sid))
         stats = sa.compute_stats(facts, pricing, project="x")
         assert (stats["total_tokens"], stats["estimated_cost_usd"], stats["turns"]) == \
             (row["total_tokens"], row["estimated_cost_usd"], row["turns"]), sid
 
 
 @pytest.mark.parametrize("history", ["real", "replayed"])
-def test_reading_in_worker_processes_gives_the_same_rows(history, real_projects, tmp_path, monkeypatch):
-    from conftest import sa
+def test_reading_in_worker_processes_gives_the_same_rows(history, real_projects, tmp_path):
+    from conftest import PLAIN, list_rows, sa
     root = real_projects
     if history == "replayed":
         replayed_history(tmp_path)
         root = tmp_path
-    pricing = sa.load_pricing(None)
-    monkeypatch.setattr(sa, "PARALLEL_MIN_BYTES", 0)              # force the worker pool
-    calls = []
-    real_run = sa._run_jobs
-    monkeypatch.setattr(sa, "_run_jobs", lambda jobs: calls.append([j.sid for j in jobs]) or real_run(jobs))
-    parallel = sa.summarize_all_sessions(root, sa.ReadReport(), "list", pricing)
-    monkeypatch.setattr(sa.os, "cpu_count", lambda: 1)           # and now one process only
-    serial = sa.summarize_all_sessions(root, sa.ReadReport(), "list", pricing)
-    assert parallel == serial
+    reader = sa.HistoryReader(root, sa.ReadOptions(parallel_min_bytes=0, workers=2))   # the worker pool
+    parallel = list_rows(root, reader=reader)
+    assert parallel == list_rows(root, PLAIN)                  # one process, every line decoded
     if history == "replayed":
         rows = {r["session_id"]: r["total_tokens"]["output"] for r in parallel}
         assert rows == {"aaaa": 100, "bbbb": 7, "cccc": 9}
-        assert calls[1] == ["bbbb", "cccc"]                      # only the sessions that lost a call are re-read
+        # all once, then only the sessions that lost a call again
+        assert reader.sessions_read == ["aaaa", "bbbb", "cccc", "bbbb", "cccc"]
 
 
 def test_subagent_files_are_found_at_any_depth_in_pathlib_s_order(tmp_path):

@@ -7,6 +7,7 @@ the scan it leads to equals the scan of the decoded line.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED, sa
+from conftest import PLAIN, SHARED, sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 import generate  # noqa: E402  (the benchmark's history generator)
@@ -27,12 +28,12 @@ def compact(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def scan_of(line: bytes, skim: bool, tool_names=PLAIN_TOOLS) -> sa._ScanState:
+def scan_of(line: bytes, skim: bool, tool_names=PLAIN_TOOLS, steps=sa.QUOTE_STEPS) -> sa._ScanState:
     """The scan state after one line, skimmed or decoded, in a file whose session is known."""
     state = sa._ScanState(sa.FileScan(path=Path("t.jsonl"), session_id="s"))
     state.tool_names.update(tool_names)
     if skim:
-        rec = sa.skim_tool_result(line, state.tool_names)
+        rec = sa.skim_tool_result(line, state.tool_names, quote_steps=steps)
         assert rec is not None, line[:200]
     else:
         rec, problem = sa.decode_line(line, True)
@@ -44,17 +45,12 @@ def scan_of(line: bytes, skim: bool, tool_names=PLAIN_TOOLS) -> sa._ScanState:
 def assert_same_or_declined(line: bytes, tool_names=PLAIN_TOOLS) -> bool:
     """Both ways of finding a string's end: quote by quote, and by compact JSON's followers."""
     skimmed = []
-    default = sa.QUOTE_STEPS
-    try:
-        for steps in (default, 0):
-            sa.QUOTE_STEPS = steps
-            if sa.skim_tool_result(line, dict(tool_names)) is None:
-                skimmed.append(False)
-                continue
-            assert scan_of(line, True, tool_names) == scan_of(line, False, tool_names), (steps, line[:300])
-            skimmed.append(True)
-    finally:
-        sa.QUOTE_STEPS = default
+    for steps in (sa.QUOTE_STEPS, 0):
+        if sa.skim_tool_result(line, dict(tool_names), quote_steps=steps) is None:
+            skimmed.append(False)
+            continue
+        assert scan_of(line, True, tool_names, steps) == scan_of(line, False, tool_names), (steps, line[:300])
+        skimmed.append(True)
     return all(skimmed)
 
 
@@ -79,57 +75,45 @@ def result_line(content, *, tool_use_id="toolu_read", is_error=None, result=None
 
 # ── Real transcripts and generated histories ──────────────────────────────────
 
-def scans_both_ways(files: list[Path], monkeypatch) -> tuple[list, list, int]:
-    skimmed = []
-    real = sa.skim_tool_result
-
-    def counting(line, names, *text_tools):
-        rec = real(line, names, *text_tools)
-        skimmed.append(rec is not None)
-        return rec
-
-    monkeypatch.setattr(sa, "skim_tool_result", counting)
-    monkeypatch.setattr(sa, "SKIM_MIN_BYTES", 0)
-    with_skim = [sa.scan_transcript(f, "hint", None) for f in files]
-    monkeypatch.setattr(sa, "SKIM_MIN_BYTES", 1 << 62)
-    without = [sa.scan_transcript(f, "hint", None) for f in files]
-    return with_skim, without, sum(skimmed)
+def scans_both_ways(files: list[Path]) -> tuple[list, list, int]:
+    """Every file scanned with the skim tried on every line, and decoded whole (PLAIN)."""
+    with_skim = [sa.scan_file(f, "hint", None, sa.FULL, sa.ReadOptions(skim_min_bytes=0)) for f in files]
+    without = [sa.scan_file(f, "hint", None, sa.FULL, PLAIN) for f in files]
+    return with_skim, without, sum(scan.skimmed for scan in with_skim)
 
 
-def test_every_real_transcript_scans_the_same_skimmed_or_decoded(monkeypatch):
+def test_every_real_transcript_scans_the_same_skimmed_or_decoded():
     files = sorted(ALL_TRANSCRIPTS.rglob("*.jsonl"))
     assert len(files) > 100
-    with_skim, without, skimmed = scans_both_ways(files, monkeypatch)
+    with_skim, without, skimmed = scans_both_ways(files)
     assert skimmed > 500                      # the real layouts are read by the skim, not declined
     for path, a, b in zip(files, with_skim, without):
         assert a == b, path
 
 
-def test_generated_history_scans_the_same_and_most_big_lines_are_skimmed(tmp_path, monkeypatch):
+def test_generated_history_scans_the_same_and_most_big_lines_are_skimmed(tmp_path):
     generate.generate(tmp_path, 3 << 20, "results", seed=3)
     files = sorted(tmp_path.rglob("*.jsonl"))
-    with_skim, without, skimmed = scans_both_ways(files, monkeypatch)
+    with_skim, without, skimmed = scans_both_ways(files)
     assert skimmed > 100
     assert with_skim == without
 
 
-def test_stats_of_a_generated_session_do_not_depend_on_the_skim(tmp_path, monkeypatch):
+def test_stats_of_a_generated_session_do_not_depend_on_the_skim(tmp_path):
     generate.generate_single(tmp_path, 4 << 20, seed=2)
     sid = json.loads((tmp_path / "manifest.json").read_text())["session"]
-    monkeypatch.setattr(sa, "SKIM_MIN_BYTES", 1 << 62)
-    facts_decoded = sa.assemble_session(sid, "p", *_files_and_scans(tmp_path, sid), {})
-    monkeypatch.setattr(sa, "SKIM_MIN_BYTES", 0)
-    facts_skimmed = sa.assemble_session(sid, "p", *_files_and_scans(tmp_path, sid), {})
+    facts_decoded = sa.assemble_session(sid, "p", *_files_and_scans(tmp_path, sid, PLAIN), {})
+    facts_skimmed = sa.assemble_session(sid, "p", *_files_and_scans(tmp_path, sid, sa.ReadOptions(skim_min_bytes=0)), {})
     pricing = sa.load_pricing(None)
     a = sa.compute_stats(facts_skimmed, pricing, "p")
     b = sa.compute_stats(facts_decoded, pricing, "p")
     assert a == b and a["commits"] and a["problems_faced"] and a["subagents"]
 
 
-def _files_and_scans(root: Path, sid: str):
+def _files_and_scans(root: Path, sid: str, options):
     project = next((root / "projects").iterdir())
     files = sa.group_by_session(sa.project_files(project))[sid]
-    return files, sa.read_session_files(sid, files)
+    return files, [sa.scan_file(tf.path, sid, tf.agent_hint, sa.FULL, options) for tf in files]
 
 
 # ── Lines built to mislead ────────────────────────────────────────────────────
@@ -230,6 +214,7 @@ def test_an_inline_sidechain_result_is_decoded_so_its_chain_stays_linked(tmp_pat
     line = result_line("z" * 10000, extra_top={"isSidechain": True})
     state = sa._ScanState(sa.FileScan(path=tmp_path / "t.jsonl", session_id="s"))
     state.tool_names.update(PLAIN_TOOLS)
-    old = sa.SKIM_MIN_BYTES
-    sa._scan_line(state, line, True, None)
-    assert state.inline_parent == {"u1": "p1"} and sa.SKIM_MIN_BYTES == old
+    fast = functools.partial(sa.fast_line, options=sa.ReadOptions())
+    assert len(line) > sa.ReadOptions().skim_min_bytes
+    sa.interpret_line(state, line, True, None, fast)
+    assert state.inline_parent == {"u1": "p1"} and state.scan.skimmed == 0

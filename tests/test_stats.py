@@ -480,17 +480,16 @@ def test_timestamps_parse_to_utc_epochs_and_odd_ones_to_none(value, expected):
     assert sa.parse_ts(value) == expected
 
 
-def test_lines_are_split_exactly_across_chunk_boundaries(tmp_path, monkeypatch):
+def test_lines_are_split_exactly_across_chunk_boundaries(tmp_path):
     rng = random.Random(5)
     lines = [bytes(rng.choice(b"ab{}\"\\\r") for _ in range(rng.choice((0, 1, 70_000, 150_000, rng.randint(2, 900)))))
              for _ in range(60)]
     data = b"\n".join(lines)                      # the last line has no newline
     path = tmp_path / "t.jsonl"
     path.write_bytes(data)
-    monkeypatch.setattr(sa, "READ_CHUNK_BYTES", 1 << 16)
     for start in (0, len(lines[0]) + 1):
         with open(path, "rb", buffering=0) as handle:
-            got = list(sa.iter_lines(handle, start))
+            got = list(sa.iter_lines(handle, start, chunk_bytes=1 << 16))
         expected = data[start:].split(b"\n")
         assert [bytes(line) for line, _, _ in got] == expected
         ends = [end for _, end, _ in got]

@@ -22,6 +22,7 @@ import array
 import bisect
 import calendar
 import collections
+import copy
 import csv
 import dataclasses
 import decimal
@@ -591,11 +592,17 @@ class ToolResult:
     reported: dict | None = None # toolUseResult's usage of a Task/Agent result: its last call only
 
 
+# How deep a read goes: a list row needs tokens, times and subagent links (ROW); the stats need
+# everything (FULL). What a read returns says which it was, and compute_stats refuses a row.
+ROW, FULL = "row", "full"
+
+
 @dataclass
 class FileScan:
     """What one transcript file contributes to its session."""
     path: Path
     session_id: str = ""
+    depth: str = FULL
     calls: dict = field(default_factory=dict)          # key -> ApiCall
     tool_uses: list = field(default_factory=list)
     tool_results: list = field(default_factory=list)
@@ -610,6 +617,9 @@ class FileScan:
     agent_first_prompt: dict = field(default_factory=dict)   # agent id -> first prompt text
     compactions: int = 0
     skipped: collections.Counter = field(default_factory=collections.Counter)
+    # how many lines the fast paths read without decoding them (speed only: not compared)
+    skimmed: int = field(default=0, compare=False)
+    glanced: int = field(default=0, compare=False)
 
 
 RESULT_TEXT_LIMIT = 4000
@@ -662,12 +672,12 @@ _scan_json = json.JSONDecoder().scan_once   # the C scanner itself: decode() add
 READ_CHUNK_BYTES = 4 << 20
 
 
-def iter_lines(handle, start: int):
+def iter_lines(handle, start: int, chunk_bytes: int = READ_CHUNK_BYTES):
     """(line without its newline, end offset, newline-terminated) for each line of an open binary
     file from byte offset `start`, read in big chunks into one reused buffer (fresh memory for
     every chunk costs more in page faults than the reading) and split with find."""
     pos = handle.seek(start)
-    buf = bytearray(max(min(READ_CHUNK_BYTES, os.fstat(handle.fileno()).st_size - start + 1), 1 << 16))
+    buf = bytearray(max(min(chunk_bytes, os.fstat(handle.fileno()).st_size - start + 1), 1 << 16))
     pieces = []                      # a line longer than what is left of a chunk, so far
     with memoryview(buf) as view:
         while True:
@@ -736,6 +746,7 @@ def decode_line(line: bytes, terminated: bool):
 # scan, which tests check on every line of the real transcripts.
 
 SKIM_MIN_BYTES = 8192
+PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
 QUOTE_STEPS = 16
 RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the stats read
 _SKIM_KEYS = ("type", "timestamp", "sessionId", "isSidechain", "agentId", "uuid", "parentUuid")
@@ -756,14 +767,14 @@ def _escaped(line: bytes, quote: int) -> bool:
     return (quote - 1 - r) % 2 == 1
 
 
-def _string_end(line: bytes, start: int) -> int:
+def _string_end(line: bytes, start: int, steps: int = QUOTE_STEPS) -> int:
     """Index of the closing quote of the string value whose text begins at `start`, or -1.
 
     Text with few quotes (logs, prose) is crossed from quote to quote at memchr speed; in
     quote-dense text (source code) that loop would cost more than two finds of what follows a
     string value in compact JSON."""
     q = line.find(b'"', start)
-    for _ in range(QUOTE_STEPS):
+    for _ in range(steps):
         if q < 0 or not _escaped(line, q):
             return q
         q = line.find(b'"', q + 1)
@@ -793,7 +804,8 @@ def _members(text: bytes) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _skim_blocks(line: bytes, at: int, tool_names: dict, text_tools: tuple) -> tuple[list, int] | None:
+def _skim_blocks(line: bytes, at: int, tool_names: dict, text_tools: tuple,
+                 steps: int) -> tuple[list, int] | None:
     """The tool_result blocks of `[{...},...]` at `at`, their text stepped over; and the end."""
     blocks = []
     while True:
@@ -807,7 +819,7 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict, text_tools: tuple) -> t
             return None
         if "tool_use_id" in block and result_text_read(tool_names, block["tool_use_id"], text_tools):
             return None                  # its text is read: decode the line (before stepping over it)
-        end = _string_end(line, key + 11)
+        end = _string_end(line, key + 11, steps)
         close = line.find(b"}", end)
         if end < 0 or close < 0 or line[end + 1] not in b",}":
             return None
@@ -827,7 +839,8 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict, text_tools: tuple) -> t
         at += 1
 
 
-def skim_tool_result(line: bytes, tool_names: dict, text_tools: tuple = RESULT_TEXT_TOOLS) -> dict | None:
+def skim_tool_result(line: bytes, tool_names: dict, text_tools: tuple = RESULT_TEXT_TOOLS,
+                     quote_steps: int = QUOTE_STEPS) -> dict | None:
     """A tool-result user line reduced to what the scan reads from it, or None to decode it whole.
 
     The members before `"message"` and those between it and `"toolUseResult"` are decoded as
@@ -841,7 +854,7 @@ def skim_tool_result(line: bytes, tool_names: dict, text_tools: tuple = RESULT_T
     head = _members(line[1:start])
     if head is None or head.get("type") != "user":
         return None
-    found = _skim_blocks(line, start + 37, tool_names, text_tools)
+    found = _skim_blocks(line, start + 37, tool_names, text_tools, quote_steps)
     if found is None:
         return None
     blocks, at = found
@@ -929,6 +942,28 @@ def glance_tool_result(line: bytes, tool_names: dict, agent_hint: str | None) ->
     return stamp.decode("ascii", "replace")
 
 
+def fast_line(state: "_ScanState", line: bytes, agent_hint: str | None, options: ReadOptions):
+    """The interpreter's hook before decoding a whole line: at ROW depth a glance (True: the time
+    is taken, nothing else to read), else a skim of a big tool result (its record), else None."""
+    scan = state.scan
+    if scan.depth == ROW:
+        stamp = glance_tool_result(line, state.tool_names, agent_hint)
+        if stamp is not None:
+            ts = parse_ts(stamp)
+            if ts is not None:
+                scan.timestamps.append(ts)
+            scan.glanced += 1
+            return True
+    if len(line) < options.skim_min_bytes:
+        return None
+    rec = skim_tool_result(line, state.tool_names, state.text_tools, options.quote_steps)
+    if rec is not None and rec.get("isSidechain") is True and agent_hint is None and not rec.get("agentId"):
+        return None                      # an inline sidechain line: its uuid links the chain
+    if rec is not None:
+        scan.skimmed += 1
+    return rec
+
+
 @dataclass
 class _ScanState:
     """A file's scan so far, before inline sidechains are resolved: what the cache keeps."""
@@ -937,12 +972,11 @@ class _ScanState:
     inline_lines: list = field(default_factory=list)    # (uuid, ApiCall or ToolUse) awaiting an agent
     uuid_prompt: dict = field(default_factory=dict)
     tool_names: dict = field(default_factory=dict)      # tool_use id -> tool name, for its result
-    for_list: bool = False                              # read only what a list row shows
 
     @property
     def text_tools(self) -> tuple:
         """The tools whose results are read in full (the rest are skimmed)."""
-        return TASK_TOOLS if self.for_list else RESULT_TEXT_TOOLS
+        return TASK_TOOLS if self.scan.depth == ROW else RESULT_TEXT_TOOLS
 
 
 # ── The scan cache: unchanged files are nearly free, grown files resume ─────────
@@ -965,15 +999,17 @@ def _private(path: Path, fd: int | None = None) -> bool:
     return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
-class ScanCache:
-    """Per-file scan states in a folder only this user can write; every failure is a miss."""
+class ReadCache:
+    """What reading a history leaves for the next run, in a folder only this user can write:
+    file scans (resumed when a file grew), neighbours' claims, session results and whole runs,
+    each under its own kind. Every failure is a miss."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self._checked = None
 
     @classmethod
-    def default(cls) -> "ScanCache":
+    def default(cls) -> "ReadCache":
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         try:
             with open(__file__, "rb") as handle:
@@ -1055,37 +1091,52 @@ class ScanCache:
                                   "state": state})
 
 
-def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
-                    cache: "ScanCache | None" = None, for_list: bool = False) -> FileScan:
+@dataclass(frozen=True)
+class ReadOptions:
+    """How fast a history is read, never what comes of it: any options give the result of
+    ReadOptions(fast_lines=False, cache=None, workers=1), which the tests hold them to."""
+    cache: "ReadCache | None" = None        # where scans and results are kept between runs
+    fast_lines: bool = True                 # glance at and skim big tool results instead of decoding
+    skim_min_bytes: int = SKIM_MIN_BYTES    # lines shorter than this are decoded: cheaper than a skim
+    quote_steps: int = QUOTE_STEPS          # a skim's quote-by-quote steps before it looks ahead
+    workers: int = 0                        # processes to read with; 0: one per core, at most 8
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES   # below this, starting workers costs more
+    chunk_bytes: int = READ_CHUNK_BYTES     # how much of a file one read takes
+
+
+def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str = FULL,
+              options: ReadOptions = ReadOptions()) -> FileScan:
     """Read one transcript file into a FileScan, resuming from the cache where it can.
 
     session_hint is the session the file belongs to by its location ('' when the
     lines must say: flat agent-*.jsonl files). agent_hint is the subagent id a
-    subagent file is for; lines' own agentId wins when present. for_list reads only
-    what a list row shows of tool results: the subagent links of Task/Agent calls
-    (session_summary reads nothing else of them), so every other result is skimmed.
+    subagent file is for; lines' own agentId wins when present. At ROW depth only what a
+    list row shows of tool results is read: the subagent links of Task/Agent calls
+    (list_row reads nothing else of them), so every other result is glanced at or skimmed.
     """
     path = Path(path)
     try:
         handle = open(path, "rb", buffering=0)
     except OSError:
-        scan = FileScan(path=path, session_id=session_hint)
+        scan = FileScan(path=path, session_id=session_hint, depth=depth)
         scan.skipped["unreadable files"] += 1
         return scan
+    cache = options.cache
+    fast = functools.partial(fast_line, options=options) if options.fast_lines else None
     with handle:
         if cache and os.fstat(handle.fileno()).st_size < CACHE_MIN_BYTES:
             cache = None        # most subagent files: storing them would cost a first run a third
-        kind = "list-scans" if for_list else "scans"
+        kind = "list-scans" if depth == ROW else "scans"
         cached = cache.lookup(path, handle, kind) if cache else None
-        state, consumed, exact = cached or (_ScanState(FileScan(path=path, session_id=session_hint)), 0, False)
-        state.for_list = for_list
+        state, consumed, exact = cached or (
+            _ScanState(FileScan(path=path, session_id=session_hint, depth=depth)), 0, False)
         start = consumed
         snapshot = None
-        for line, pos, terminated in iter_lines(handle, consumed):
+        for line, pos, terminated in iter_lines(handle, consumed, options.chunk_bytes):
             if not terminated and snapshot is None:
                 # An unterminated last line may still be growing: keep the state before it.
                 snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
-            _scan_line(state, line, terminated, agent_hint)
+            interpret_line(state, line, terminated, agent_hint, fast)
             if terminated:
                 consumed = pos
         if cache and not (exact and consumed == start and snapshot is None):    # else it is stored
@@ -1097,20 +1148,15 @@ def scan_transcript(path: Path, session_hint: str, agent_hint: str | None,
     return state.scan
 
 
-def _scan_line(state: _ScanState, line: bytes, terminated: bool, agent_hint: str | None) -> None:
+def interpret_line(state: _ScanState, line: bytes, terminated: bool, agent_hint: str | None,
+                   fast=None) -> None:
+    """One line into the scan state. `fast` is the hook of "Reading fast": it may read the line
+    without decoding it (True: done; a dict: the record to interpret) or decline (None)."""
     rec = None
-    if state.for_list and terminated and state.scan.session_id:
-        stamp = glance_tool_result(line, state.tool_names, agent_hint)
-        if stamp is not None:
-            ts = parse_ts(stamp)
-            if ts is not None:
-                state.scan.timestamps.append(ts)
+    if fast is not None and terminated and state.scan.session_id:
+        rec = fast(state, line, agent_hint)
+        if rec is True:
             return
-    if terminated and len(line) >= SKIM_MIN_BYTES and state.scan.session_id:
-        rec = skim_tool_result(line, state.tool_names, state.text_tools)
-        if rec is not None and rec.get("isSidechain") is True and agent_hint is None \
-                and not rec.get("agentId"):
-            rec = None                  # an inline sidechain line: its uuid links the chain
     if rec is None:
         rec, problem = decode_line(line, terminated)
         if problem:
@@ -1182,18 +1228,30 @@ def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
         _read_prompt(state, rec, message, ts, agent, sidechain, uuid)
 
 
+def call_key(rec: dict, message: dict) -> tuple:
+    """What identifies one API call across the lines that repeat it: (message.id, requestId),
+    or the line's uuid when the message has no id."""
+    msg_id = message.get("id")
+    if msg_id and isinstance(msg_id, str):
+        return (msg_id, as_str(rec.get("requestId")))
+    return ("uuid", as_str(rec.get("uuid")))
+
+
+def billed_usage(message: dict) -> dict | None:
+    """The usage of a billed API call; None when there is none, or for the <synthetic> messages
+    Claude Code makes up itself (errors, aborts), which cost nothing."""
+    usage = message.get("usage")
+    return usage if isinstance(usage, dict) and message.get("model") != SYNTHETIC_MODEL else None
+
+
 def _read_assistant(state, rec, message, ts, agent, pending_inline):
     scan = state.scan
-    usage_raw = message.get("usage")
     model = message.get("model")
     if not isinstance(model, str):
         model = ""
-    msg_id = message.get("id")
-    if msg_id and isinstance(msg_id, str):
-        key = (msg_id, as_str(rec.get("requestId")))
-    else:
-        key = ("uuid", as_str(rec.get("uuid")))
-    if isinstance(usage_raw, dict) and model != SYNTHETIC_MODEL:
+    key = call_key(rec, message)
+    usage_raw = billed_usage(message)
+    if usage_raw is not None:
         call = ApiCall(key, model or "unknown", _usage_of(usage_raw), ts, agent)
         merge_call(scan.calls, call)
         if pending_inline:
@@ -1207,7 +1265,7 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
         name = as_str(block.get("name")) or "unknown"
         use_id = as_str(block.get("id"))
         state.tool_names[use_id] = name
-        if state.for_list and name not in TASK_TOOLS:
+        if state.scan.depth == ROW and name not in TASK_TOOLS:
             continue                    # a list row reads only Task/Agent calls: subagent links
         tool_input = as_dict(block.get("input"))
         use = ToolUse(id=use_id, name=name, ts=ts, agent=agent, call_key=key)
@@ -1234,7 +1292,7 @@ def _read_results(state, rec, blocks, ts):
         use_id = as_str(block.get("tool_use_id"))
         is_error = block.get("is_error") is True
         if not result_text_read(state.tool_names, use_id, state.text_tools):
-            if not state.for_list:          # a list row reads only subagent links
+            if state.scan.depth != ROW:     # a list row reads only subagent links
                 state.scan.tool_results.append(ToolResult(use_id, is_error, "", ts))
             continue
         if meta is None:
@@ -1461,14 +1519,9 @@ class SessionFacts:
     agent_first_prompt: dict
     compactions: int
     skipped: collections.Counter
+    depth: str = FULL
 
 
-def read_session_files(sid: str, files: list[TranscriptFile], cache: ScanCache | None = None,
-                       for_list: bool = False) -> list[FileScan]:
-    return [scan_transcript(tf.path, sid, tf.agent_hint, cache, for_list) for tf in files]
-
-
-PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
 
 
 def session_claims(scans: list[FileScan]) -> tuple[dict, float]:
@@ -1489,7 +1542,7 @@ def session_claims(scans: list[FileScan]) -> tuple[dict, float]:
 _TIMESTAMP_RE = re.compile(rb'"timestamp"\s*:\s*"([^"]+)"')
 
 
-def light_claims(files: list[TranscriptFile], cache: ScanCache | None = None) -> tuple[dict, float]:
+def light_claims(files: list[TranscriptFile], cache: ReadCache | None = None) -> tuple[dict, float]:
     """Cheap version of session_claims for sessions we only compete with."""
     claims = {}
     end = None
@@ -1503,7 +1556,7 @@ def light_claims(files: list[TranscriptFile], cache: ScanCache | None = None) ->
     return claims, (end if end is not None else float("inf"))
 
 
-def _file_claims(path: Path, cache: ScanCache | None) -> tuple[dict, float | None]:
+def _file_claims(path: Path, cache: ReadCache | None) -> tuple[dict, float | None]:
     """One file's call keys with their earliest timestamps, and its last timestamp.
 
     Parses only lines that carry usage; takes other lines' timestamps by regex. Cached on the
@@ -1540,10 +1593,9 @@ def _file_claims(path: Path, cache: ScanCache | None) -> tuple[dict, float | Non
             if rec.get("type") != "assistant":
                 continue
             message = as_dict(rec.get("message"))
-            if not isinstance(message.get("usage"), dict) or message.get("model") == SYNTHETIC_MODEL:
+            if billed_usage(message) is None:
                 continue
-            msg_id = as_str(message.get("id"))
-            key = (msg_id, as_str(rec.get("requestId"))) if msg_id else ("uuid", as_str(rec.get("uuid")))
+            key = call_key(rec, message)
             t = ts if ts is not None else float("inf")
             if key not in claims or t < claims[key]:
                 claims[key] = t
@@ -1552,15 +1604,21 @@ def _file_claims(path: Path, cache: ScanCache | None) -> tuple[dict, float | Non
     return claims, end
 
 
-def build_owner_index(claims_by_session: dict) -> dict:
-    """key -> owning session id, from {session id: (claims, end)}."""
+def owner_rank(first_ts: float, session_end: float, project: str, sid: str) -> tuple:
+    """Of the sessions that recorded one API call, the lowest rank owns it: the earliest copy,
+    then the session that ended first, then the name, so that the order is total."""
+    return (first_ts, session_end, f"{project}\0{sid}")
+
+
+def build_owner_index(project: str, claims_by_session: dict) -> dict:
+    """key -> owning session id, from {session id: (claims, end)} of one project folder."""
     best = {}
     for sid, (claims, end) in claims_by_session.items():
         for key, ts in claims.items():
-            rank = (ts, end, sid)
-            if key not in best or rank < best[key]:
-                best[key] = rank
-    return {key: rank[2] for key, rank in best.items()}
+            rank = owner_rank(ts, end, project, sid)
+            if key not in best or rank < best[key][0]:
+                best[key] = (rank, sid)
+    return {key: owner for key, (_, owner) in best.items()}
 
 
 def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
@@ -1597,6 +1655,7 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
         prompts=[], commands=[], timestamps=[],
         cwds=collections.Counter(), branches=collections.Counter(), versions=set(),
         agent_meta=meta, agent_first_prompt={}, compactions=0, skipped=collections.Counter(),
+        depth=ROW if any(scan.depth == ROW for scan in scans) else FULL,
     )
     seen_prompts = set()
     agent_cwds, agent_branches = collections.Counter(), collections.Counter()
@@ -1706,6 +1765,8 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
                   target: dict | None = None, extra_problems: list | None = None,
                   templates: list | None = None) -> dict:
     """The per-session stats dict of the design, every field computed from facts."""
+    if facts.depth != FULL:
+        raise ValueError(f"compute_stats needs a FULL read of session {facts.session_id}, not {facts.depth}")
     model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
     tools_main = collections.Counter(u.name for u in facts.tool_uses if u.agent is None)
     tools_sub = collections.Counter(u.name for u in facts.tool_uses if u.agent is not None)
@@ -1724,8 +1785,8 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "tools": _sorted_counts(tools_main + tools_sub),
         "tools_by_thread": {"main": _sorted_counts(tools_main), "subagents": _sorted_counts(tools_sub)},
         "skills_invoked": skills_invoked(facts),
-        "subagents": subagents(facts, pricing),
-        "commits": commits(facts),
+        "subagents": session_subagents(facts, pricing),
+        "commits": session_commits(facts),
         "problems_faced": merge_problems(derive_problems(facts), extra_problems or []),
         "workflow_edges": workflow_edges(templates or [], [i.name for i in skill_invocations(facts)]),
         "schema_version": SCHEMA_VERSION,
@@ -1735,6 +1796,19 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "compactions": facts.compactions,
     }
     return stats
+
+
+def local_stats(facts: SessionFacts, pricing: Pricing, templates: list | None = None) -> dict:
+    """The stats of a session read from a whole history: its project is its working folder."""
+    return compute_stats(facts, pricing, _most_common(facts.cwds) or facts.project_dir, templates=templates)
+
+
+def summary_key(pricing: Pricing, templates: list | None = None) -> str:
+    """A digest of what a session's summary depends on besides its transcripts: the price table
+    and the workflow templates (for HistoryReader.each_session's cache)."""
+    digest = hashlib.sha256(repr((pricing.date, sorted(pricing.table.items()))).encode())
+    digest.update(pickle.dumps([(t.name, t.source, sorted(t.known_skills)) for t in templates or []]))
+    return digest.hexdigest()
 
 
 def _most_common(counter: collections.Counter) -> str | None:
@@ -1852,7 +1926,7 @@ def _invocation_status(results: list) -> str:
     return "fail" if outcomes[-1] else "pass"
 
 
-def subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
+def session_subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
     """One entry per subagent with its own tokens, linked to its Task/Agent call."""
     uses = {u.id: u for u in facts.tool_uses if u.name in TASK_TOOLS}
     linked = {}
@@ -1916,7 +1990,7 @@ def subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
     return [r[2] for r in rows]
 
 
-def commits(facts: SessionFacts) -> list[dict]:
+def session_commits(facts: SessionFacts) -> list[dict]:
     """Commits reported by `git commit` output ('[branch sha] message'), unique by sha."""
     commands = {u.id: u.command for u in facts.tool_uses if u.name == "Bash" and u.command}
     found, seen = [], set()
@@ -2428,20 +2502,6 @@ def workflow_sections(templates: list[WorkflowTemplate], stats: dict) -> dict[st
 
 # ── Reading a session from disk (the shell around the pure core) ──────────────
 
-@dataclass
-class ReadReport:
-    """What was skipped while reading, reported once on stderr."""
-    skipped: collections.Counter = field(default_factory=collections.Counter)
-    empty_sessions: int = 0
-
-    def emit(self, quiet: bool = False) -> None:
-        parts = [f"{n} {what}" for what, n in sorted(self.skipped.items()) if n]
-        if self.empty_sessions:
-            parts.append(f"{self.empty_sessions} empty or summary-only sessions")
-        if parts and not quiet:
-            print(f"{PROG}: note: skipped " + ", ".join(parts), file=sys.stderr)
-
-
 def find_session(projects_dir: Path, session_id: str) -> tuple[Path, str]:
     """(project folder, full session id) of a session id or unique id prefix."""
     if not projects_dir.is_dir():
@@ -2485,69 +2545,153 @@ def newest_session(projects_dir: Path, cwd: str) -> tuple[Path, str]:
     return project, max(candidates)[1]
 
 
-def locate_session(args) -> tuple[Path, str, list[TranscriptFile]]:
-    """Which session the user means, by the precedence in the README, and its files."""
-    projects_dir = Path(args.projects_dir).expanduser() if args.projects_dir else default_projects_dir()
-    if args.transcript:
-        path = Path(args.transcript).expanduser()
-        if not path.is_file():
-            raise UserError(f"transcript not found: {path}", EXIT_NO_SESSION)
-        if path.parent.name == "subagents" or "subagents" in path.parts[-4:-1]:
-            idx = len(path.parts) - 1 - path.parts[::-1].index("subagents")
-            project, sid = Path(*path.parts[: idx - 1]), path.parts[idx - 1]
-        elif path.name.startswith("agent-"):
-            project, sid = path.parent, flat_agent_session(path) or path.stem
-        else:
-            project, sid = path.parent, path.stem
-    else:
-        wanted = args.session_id or os.environ.get("CLAUDE_CODE_SESSION_ID")
-        if wanted:
-            project, sid = find_session(projects_dir, wanted)
-        else:
-            project, sid = newest_session(projects_dir, os.getcwd())
-    groups = group_by_session(project_files(project))
-    if args.transcript and Path(args.transcript).expanduser().resolve() not in \
-            {tf.path.resolve() for tf in groups.get(sid, [])}:
-        groups.setdefault(sid, []).append(TranscriptFile(Path(args.transcript).expanduser(), sid, None))
-    return project, sid, groups
+@dataclass
+class SessionRef:
+    """One session to read: its project folder, its id, and every project session's files
+    (the neighbours decide which replayed API calls the session owns)."""
+    project: Path
+    sid: str
+    groups: dict                 # session id -> [TranscriptFile]
 
 
-def read_session(project: Path, sid: str, groups: dict, report: ReadReport,
-                 cache: ScanCache | None = None) -> SessionFacts:
-    """Full read of one session plus a cheap look at its neighbours, for ownership."""
-    own_files = groups.get(sid, [])
-    scans = read_session_files(sid, own_files, cache)
-    claims = {sid: session_claims(scans)}
-    for other, files in groups.items():
-        if other != sid:
-            claims[other] = light_claims(files, cache)
-    facts = assemble_session(sid, project.name, own_files, scans, build_owner_index(claims))
-    report.skipped.update(facts.skipped)
-    return facts
+class HistoryReader:
+    """Owns reading a history of transcripts: finding sessions, reading them at a depth with the
+    speed of ReadOptions, deciding who owns each API call, and counting what it skipped. It knows
+    nothing of prices or templates: what a session becomes is the `summarise` function passed in."""
+
+    def __init__(self, projects_dir: Path | None = None, options: ReadOptions = ReadOptions()):
+        self.projects_dir = Path(projects_dir).expanduser() if projects_dir else default_projects_dir()
+        self.options = options
+        self.skipped = collections.Counter()      # what was skipped, by reason
+        self.empty_sessions = 0                   # sessions with no records at all
+        self.sessions_read = []                   # sessions read this run (not taken from the cache)
+
+    # ── one session ──
+
+    def locate(self, session_id: str | None = None, transcript: str | None = None,
+               cwd: str | None = None) -> SessionRef:
+        """The session the user means, by the precedence in the README: a transcript file, else a
+        session id (or unique prefix), else the newest session of the folder cwd."""
+        if transcript:
+            path = Path(transcript).expanduser()
+            if not path.is_file():
+                raise UserError(f"transcript not found: {path}", EXIT_NO_SESSION)
+            if path.parent.name == "subagents" or "subagents" in path.parts[-4:-1]:
+                idx = len(path.parts) - 1 - path.parts[::-1].index("subagents")
+                project, sid = Path(*path.parts[: idx - 1]), path.parts[idx - 1]
+            elif path.name.startswith("agent-"):
+                project, sid = path.parent, flat_agent_session(path) or path.stem
+            else:
+                project, sid = path.parent, path.stem
+        elif session_id:
+            project, sid = find_session(self.projects_dir, session_id)
+        else:
+            project, sid = newest_session(self.projects_dir, cwd or os.getcwd())
+        groups = group_by_session(project_files(project))
+        if transcript and Path(transcript).expanduser().resolve() not in \
+                {tf.path.resolve() for tf in groups.get(sid, [])}:
+            groups.setdefault(sid, []).append(TranscriptFile(Path(transcript).expanduser(), sid, None))
+        return SessionRef(project, sid, groups)
+
+    def session(self, ref: SessionRef) -> SessionFacts:
+        """Everything one session recorded (FULL depth), without the API calls a neighbour in its
+        project folder recorded first; the neighbours are only glanced at for that."""
+        own_files = ref.groups.get(ref.sid, [])
+        scans = [scan_file(tf.path, ref.sid, tf.agent_hint, FULL, self.options) for tf in own_files]
+        claims = {ref.sid: session_claims(scans)}
+        for other, files in ref.groups.items():
+            if other != ref.sid:
+                claims[other] = light_claims(files, self.options.cache)
+        facts = assemble_session(ref.sid, ref.project.name, own_files, scans,
+                                 build_owner_index(ref.project.name, claims))
+        self.skipped.update(facts.skipped)
+        return facts
+
+    # ── every session ──
+
+    def each_session(self, depth: str, summarise, key: str = "") -> list:
+        """summarise(facts) for every session of the history with records, each API call counted
+        once across it. summarise must be a pure, picklable function (it may run in a worker);
+        `key` names everything its result depends on besides the facts (prices, templates), so
+        that results can be kept between runs: without one, only file scans are.
+
+        Each session is read and summarised once as if it owned every call it recorded; only the
+        few that lose a call to another (resumed and forked sessions replay calls) are read
+        again. Only small per-session results come back, so memory stays flat."""
+        try:
+            projects = sorted(p for p in self.projects_dir.iterdir() if p.is_dir())
+        except OSError as exc:
+            raise UserError(f"cannot read projects folder {self.projects_dir}: {exc.strerror or exc}",
+                            EXIT_NO_SESSION) from None
+        listed = [(project, project_files(project)) for project in projects]
+        cache = self.options.cache
+        settings = hashlib.sha256(f"{depth}\0{key}".encode()).hexdigest() if key else ""
+        whole = history_fingerprint(self.projects_dir, [tf for _, files in listed for tf in files], settings) \
+            if cache else None
+        if whole:
+            hit = cache.read(whole[0], "runs")
+            if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
+                self.skipped.update(hit["skipped"])
+                self.empty_sessions += hit["empty"]
+                return hit["rows"]
+        # Grouping reads the first lines of flat agent files, so it waits until the cache missed
+        # (the fingerprint covers those files' bytes through their size, mtime and inode).
+        jobs = [SessionJob(project, sid, files, depth, summarise, self.options, settings=settings)
+                for project, listing in listed for sid, files in group_by_session(listing).items()]
+        results = run_jobs(jobs, self.options)
+        self.sessions_read += [job.sid for job, result in zip(jobs, results) if result.read]
+        lost = lost_calls(results, [(job.project.name, job.sid) for job in jobs])
+        if lost:
+            again = sorted(lost)
+            redone = run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again],
+                              self.options)
+            for index, result in zip(again, redone):
+                results[index] = result
+            self.sessions_read += [jobs[i].sid for i, result in zip(again, redone) if result.read]
+        rows, skipped, empty = [], collections.Counter(), 0
+        for result in results:
+            skipped.update(result.skipped)
+            if result.row is None:
+                empty += 1
+            else:
+                rows.append(result.row)
+        self.skipped.update(skipped)
+        self.empty_sessions += empty
+        if whole:
+            cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty})
+        return rows
+
+    def note(self) -> str | None:
+        """The one line that says what was skipped, or None."""
+        parts = [f"{n} {what}" for what, n in sorted(self.skipped.items()) if n]
+        if self.empty_sessions:
+            parts.append(f"{self.empty_sessions} empty or summary-only sessions")
+        return f"{PROG}: note: skipped " + ", ".join(parts) if parts else None
 
 
 @dataclass
-class SummaryJob:
-    """One session to read and summarise in a worker; `lost` holds hashes of the keys of API
-    calls another session owns (known only after every session has been read once)."""
+class SessionJob:
+    """One session to read and summarise, maybe in a worker; `lost` holds digests of the keys of
+    the API calls another session owns (known only after every session has been read once)."""
     project: Path
     sid: str
     files: list
-    kind: str                   # "list" (a list row) or "stats" (the full stats dict)
-    pricing: "Pricing"
-    templates: list = field(default_factory=list)
+    depth: str
+    summarise: object            # facts -> result; pure and picklable
+    options: ReadOptions
     lost: frozenset = frozenset()
-    cache: ScanCache | None = None
-    settings: str = ""          # digest of the kind, prices and templates, for the session cache
+    settings: str = ""           # digest of the depth and of summarise, for the session cache
 
 
 @dataclass
-class SummaryResult:
-    row: dict | None            # None when the session has no records
-    keys: array.array           # 'Q': the digest of each API call's key it recorded ...
-    stamps: array.array         # 'd': ... and the call's earliest timestamp there
+class SessionResult:
+    """What comes back of a session: its summary, and what ownership needs to know of it."""
+    row: object | None           # summarise's result; None when the session has no records
+    keys: array.array            # 'Q': the digest of each API call's key it recorded ...
+    stamps: array.array          # 'd': ... and the call's earliest timestamp there
     end: float
     skipped: collections.Counter
+    read: bool = True            # False when it came whole from the cache
 
 
 def key_hash(key: tuple) -> int:
@@ -2566,26 +2710,67 @@ class _LostKeys:
         return "" if key_hash(key) in self.lost else self.sid
 
 
-def _summary_job(job: SummaryJob) -> SummaryResult:
-    """Read and summarise one session, or take its summary from the cache when none of its
-    files changed: while Claude Code runs, one session grows and the others are only looked up."""
-    stamp = _session_stamp(job) if job.cache and job.settings else None
+def read_and_summarise(job: SessionJob) -> SessionResult:
+    """Read one session at its depth, as if it owned every call but the lost ones, and summarise it."""
+    scans = [scan_file(tf.path, job.sid, tf.agent_hint, job.depth, job.options) for tf in job.files]
+    claims, end = session_claims(scans)
+    facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
+    row = job.summarise(facts) if facts.timestamps or facts.calls else None
+    return SessionResult(row, array.array("Q", map(key_hash, claims)), array.array("d", claims.values()),
+                         end, facts.skipped)
+
+
+def lost_calls(results: list[SessionResult], sessions: list[tuple[str, str]]) -> dict[int, set]:
+    """Session index -> digests of the calls it recorded that another session owns (by
+    owner_rank; sessions are (project, sid)). Set operations find the few calls recorded twice
+    without a Python step for every call."""
+    seen, shared = set(), set()
+    for result in results:
+        mine = set(result.keys)
+        shared |= seen & mine
+        seen |= mine
+    del seen
+    best, claimants = {}, collections.defaultdict(list)    # digest -> (rank, index); -> indices
+    for index, result in enumerate(results):
+        if shared.isdisjoint(result.keys):
+            continue
+        for key, ts in zip(result.keys, result.stamps):
+            if key not in shared:
+                continue
+            claimants[key].append(index)
+            rank = owner_rank(ts, result.end, *sessions[index])
+            held = best.get(key)
+            if held is None or rank < held[0]:
+                best[key] = (rank, index)
+    lost = collections.defaultdict(set)
+    for key, indices in claimants.items():
+        for index in indices:
+            if index != best[key][1]:
+                lost[index].add(key)
+    return lost
+
+
+def cached_session_result(job: SessionJob) -> SessionResult:
+    """Read and summarise one session, or take its result from the cache when none of its files
+    changed: while Claude Code runs, one session grows and the others are only looked up."""
+    cache = job.options.cache
+    stamp = _session_stamp(job) if cache and job.settings else None
     # A session that loses calls to another is summarised twice a run: once whole, once without
     # them. Each has its own entry, so neither evicts the other.
     key = f"{job.project.absolute()}\0{job.sid}" + ("\0without lost calls" if job.lost else "")
     if stamp:
-        hit = job.cache.read(key, "sessions")
-        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("result"), SummaryResult):
-            return hit["result"]
-    result = _summarise_session(job)
+        hit = cache.read(key, "sessions")
+        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("result"), SessionResult):
+            return dataclasses.replace(hit["result"], read=False)
+    result = read_and_summarise(job)
     if stamp:
-        job.cache.write(key, "sessions", {"stamp": stamp, "result": result})
+        cache.write(key, "sessions", {"stamp": stamp, "result": result})
     return result
 
 
-def _session_stamp(job: SummaryJob) -> tuple | None:
-    """What a session's summary depends on: its files' paths, sizes, mtimes and inodes, the
-    kind, prices and templates, and the calls it loses to others. None if a file is gone."""
+def _session_stamp(job: SessionJob) -> tuple | None:
+    """What a session's result depends on: its files' paths, sizes, mtimes and inodes, the
+    depth and the summary settings, and the calls it loses to others. None if a file is gone."""
     try:
         return (job.settings, tuple(_file_stamp(tf.path) for tf in job.files), sorted(job.lost))
     except OSError:
@@ -2597,23 +2782,8 @@ def _file_stamp(path: Path) -> str:
     return f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}"
 
 
-def _summarise_session(job: SummaryJob) -> SummaryResult:
-    scans = read_session_files(job.sid, job.files, job.cache, for_list=job.kind == "list")
-    claims, end = session_claims(scans)
-    facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
-    row = None
-    if facts.timestamps or facts.calls:
-        if job.kind == "list":
-            row = session_summary(facts, job.pricing)
-        else:
-            row = compute_stats(facts, job.pricing, _most_common(facts.cwds) or facts.project_dir,
-                                templates=job.templates)
-    return SummaryResult(row, array.array("Q", map(key_hash, claims)), array.array("d", claims.values()),
-                         end, facts.skipped)
-
-
-def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
-    """_summary_job for every job, spread over the CPU cores when there is enough to read."""
+def run_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResult]:
+    """cached_session_result for every job, spread over the CPU cores when there is enough to read."""
     sizes = []
     for job in jobs:
         total = 0
@@ -2623,8 +2793,8 @@ def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
             except OSError:
                 pass
         sizes.append(total)
-    workers = min(os.cpu_count() or 1, 8)
-    if workers > 1 and len(jobs) > 1 and sum(sizes) >= PARALLEL_MIN_BYTES:
+    workers = options.workers or min(os.cpu_count() or 1, 8)
+    if workers > 1 and len(jobs) > 1 and sum(sizes) >= options.parallel_min_bytes:
         # Imported here: only a first read of a big history uses them, and importing them
         # would add 30 ms to every run, cached reruns included.
         import concurrent.futures  # noqa: PLC0415
@@ -2634,104 +2804,19 @@ def _run_jobs(jobs: list[SummaryJob]) -> list[SummaryResult]:
             try:
                 with concurrent.futures.ProcessPoolExecutor(
                         max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                    results = list(pool.map(_summary_job, [jobs[i] for i in order]))
+                    results = list(pool.map(cached_session_result, [jobs[i] for i in order]))
                 by_index = dict(zip(order, results))
                 return [by_index[i] for i in range(len(jobs))]
             except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):
                 pass            # no processes here (or run under a profiler): read them in this one
-    return [_summary_job(job) for job in jobs]
+    return [cached_session_result(job) for job in jobs]
 
 
-def summarize_all_sessions(projects_dir: Path, report: ReadReport, kind: str, pricing: "Pricing",
-                           templates: list | None = None, cache: ScanCache | None = None) -> list[dict]:
-    """A list row (or full stats) for every session under the projects folder, deduped globally.
-
-    Each session is read and summarised once as if it owned every API call it recorded; only
-    the few sessions that lose a call to another (resumed and forked sessions replay calls) are
-    read again. Only small per-session results come back, so memory stays flat.
-    """
-    try:
-        projects = sorted(p for p in projects_dir.iterdir() if p.is_dir())
-    except OSError as exc:
-        raise UserError(f"cannot read projects folder {projects_dir}: {exc.strerror or exc}",
-                        EXIT_NO_SESSION) from None
-    listed = [(project, project_files(project)) for project in projects]
-    settings = _settings_digest(kind, pricing, templates)
-    whole = _history_fingerprint(projects_dir, [tf for _, files in listed for tf in files], settings) \
-        if cache else None
-    if whole:
-        hit = cache.read(whole[0], "runs")
-        if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
-            report.skipped.update(hit["skipped"])
-            report.empty_sessions += hit["empty"]
-            return hit["rows"]
-    # Grouping reads the first lines of flat agent files, so it waits until the cache missed
-    # (the fingerprint covers those files' bytes through their size, mtime and inode).
-    jobs = [SummaryJob(project, sid, files, kind, pricing, templates or [], cache=cache, settings=settings)
-            for project, listing in listed for sid, files in group_by_session(listing).items()]
-    results = _run_jobs(jobs)
-    names = [f"{job.project.name}\0{job.sid}" for job in jobs]
-    lost = lost_calls(results, names)
-    if lost:
-        again = sorted(lost)
-        redone = _run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again])
-        for index, result in zip(again, redone):
-            results[index] = result
-    rows, skipped, empty = [], collections.Counter(), 0
-    for result in results:
-        skipped.update(result.skipped)
-        if result.row is None:
-            empty += 1
-        else:
-            rows.append(result.row)
-    report.skipped.update(skipped)
-    report.empty_sessions += empty
-    if whole:
-        cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty})
-    return rows
-
-
-def lost_calls(results: list[SummaryResult], names: list[str]) -> dict[int, set]:
-    """Session index -> digests of the calls it recorded that another session owns. Of all who
-    recorded a call, the earliest time wins, then the session that ended first, then the name.
-    Set operations find the few calls recorded twice without a Python step for every call."""
-    seen, shared = set(), set()
-    for result in results:
-        mine = set(result.keys)
-        shared |= seen & mine
-        seen |= mine
-    del seen
-    best, claimants = {}, collections.defaultdict(list)    # digest -> (time, index); -> indices
-    for index, result in enumerate(results):
-        if shared.isdisjoint(result.keys):
-            continue
-        for key, ts in zip(result.keys, result.stamps):
-            if key not in shared:
-                continue
-            claimants[key].append(index)
-            held = best.get(key)
-            if held is None or (ts, result.end, names[index]) < (held[0], results[held[1]].end, names[held[1]]):
-                best[key] = (ts, index)
-    lost = collections.defaultdict(set)
-    for key, indices in claimants.items():
-        for index in indices:
-            if index != best[key][1]:
-                lost[index].add(key)
-    return lost
-
-
-def _settings_digest(kind: str, pricing: "Pricing", templates: list | None) -> str:
-    """What every summary depends on besides the transcripts: the kind, the price table and the
-    workflow templates (the script itself names the cache folder)."""
-    digest = hashlib.sha256(kind.encode())
-    digest.update(repr((pricing.date, sorted(pricing.table.items()))).encode())
-    digest.update(pickle.dumps([(t.name, t.source, sorted(t.known_skills)) for t in templates or []]))
-    return digest.hexdigest()
-
-
-def _history_fingerprint(projects_dir: Path, files: list[TranscriptFile], settings: str) -> tuple[str, str] | None:
+def history_fingerprint(projects_dir: Path, files: list[TranscriptFile], settings: str) -> tuple[str, str] | None:
     """(cache key, fingerprint) of a whole history: every file's path, size, mtime and inode,
-    and the settings digest. None if a file cannot be seen."""
+    and the settings digest. None if a file cannot be seen or nothing may be cached."""
+    if not settings:
+        return None
     digest = hashlib.sha256(settings.encode())
     try:
         for tf in files:
@@ -2803,7 +2888,7 @@ def short_model(model: str) -> str:
 
 # ── List ──────────────────────────────────────────────────────────────────────
 
-def session_summary(facts: SessionFacts, pricing: Pricing) -> dict:
+def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
     """The row `list` prints for one session; keys and values match the stats JSON.
 
     It takes only the parts of compute_stats a row shows (no skills, commits or problems),
@@ -2821,7 +2906,7 @@ def session_summary(facts: SessionFacts, pricing: Pricing) -> dict:
         "estimated_cost_usd": session_cost(cost_total, model_rows, unpriced),
         "cost_complete": not unpriced,
         "unpriced_models": sorted(unpriced),
-        "subagents": len(subagents(facts, pricing)),
+        "subagents": len(session_subagents(facts, pricing)),
         "resume_command": f"claude -r {facts.session_id}",
     }
 
@@ -3323,7 +3408,7 @@ def session_status(stats: dict) -> str:
     return "done" if not unresolved else f"{unresolved} open problem{'s' if unresolved > 1 else ''}"
 
 
-def summarize(sessions: list[dict], target: dict | None, state: str | None) -> dict:
+def summary_data(sessions: list[dict], target: dict | None, state: str | None) -> dict:
     """The summary's data: per-session rows and sums, all recomputed from the sessions."""
     models = {}
     totals = {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0}
@@ -3508,6 +3593,14 @@ class GitHub:
 
     def repo_path(self, rest: str) -> str:
         return f"repos/{self.repo}/{rest}"
+
+    def at(self, repo: str | None) -> "GitHub":
+        """This client, for one repository."""
+        if not repo:
+            raise UserError("no GitHub repository: pass --repo OWNER/NAME or set GH_REPO", EXIT_USAGE)
+        other = copy.copy(self)
+        other.repo = repo
+        return other
 
     # ── running gh ──
 
@@ -4447,10 +4540,6 @@ def emit(args, text: str) -> None:
         sys.stdout.flush()
 
 
-def scan_cache(args) -> ScanCache | None:
-    return None if args.no_cache else ScanCache.default()
-
-
 def warner(args):
     """A function that prints one warning line on stderr, unless --quiet."""
     def warn(message: str) -> None:
@@ -4512,7 +4601,7 @@ def load_stats_file(path: str) -> dict:
     return data
 
 
-def session_stats(args, templates: list) -> dict:
+def session_stats(args, reader: HistoryReader, templates: list) -> dict:
     """The stats of the chosen session: from --stats-file, else computed from its transcripts."""
     if args.stats_file:
         if len(args.stats_file) > 1:
@@ -4521,15 +4610,21 @@ def session_stats(args, templates: list) -> dict:
         return {**stats, "target": flag_target(args) or stats.get("target")}
     pricing = load_pricing(args.pricing)
     extra = load_problems(args.problems) if args.problems else []
-    project, sid, groups = locate_session(args)
-    report = ReadReport()
-    facts = read_session(project, sid, groups, report, scan_cache(args))
-    report.emit(args.quiet)
+    ref = reader.locate(args.session_id or os.environ.get("CLAUDE_CODE_SESSION_ID"), args.transcript)
+    facts = reader.session(ref)
+    note(args, reader)
     if not facts.timestamps and not facts.calls:
-        raise UserError(f"session {sid} has no readable records", EXIT_NO_SESSION)
+        raise UserError(f"session {ref.sid} has no readable records", EXIT_NO_SESSION)
     session_cwd = _most_common(facts.cwds)
-    name = detect_repo(args, session_cwd) or project.name
+    name = detect_repo(args, session_cwd) or ref.project.name
     return compute_stats(facts, pricing, name, flag_target(args), extra, templates)
+
+
+def note(args, reader: HistoryReader) -> None:
+    """What the reader skipped, once on stderr, unless --quiet."""
+    line = reader.note()
+    if line and not args.quiet:
+        print(line, file=sys.stderr)
 
 
 def workflow_templates(args) -> list[WorkflowTemplate]:
@@ -4540,11 +4635,9 @@ def render_workflows(sections: dict[str, str]) -> str:
     return "".join(f"### {title} Workflow\n\n{diagram}\n" for title, diagram in sections.items())
 
 
-def open_github(args, stats: dict | None) -> GitHub:
-    repo = detect_repo(args, os.getcwd(), (stats or {}).get("cwd"))
-    if not repo:
-        raise UserError("no GitHub repository: pass --repo OWNER/NAME or set GH_REPO", EXIT_USAGE)
-    return GitHub(repo, warn=warner(args))
+def open_github(github: GitHub, args, stats: dict | None) -> GitHub:
+    """The client main made, for the repository of --repo, GH_REPO or the git remote."""
+    return github.at(detect_repo(args, os.getcwd(), (stats or {}).get("cwd")))
 
 
 def find_target(github: GitHub, args, stats: dict | None) -> Target:
@@ -4581,7 +4674,7 @@ def summary_body(github: GitHub, target: Target, args, replace: dict | None = No
     if replace is not None:
         sessions = [s for s in sessions if s["session_id"] != replace["session_id"]] + [replace]
         sessions.sort(key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
-    return render_summary_comment(summarize(sessions, target.as_stats(), target.state)), comments
+    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state)), comments
 
 
 def post_summary(github: GitHub, target: Target, body: str, listed: list) -> Posted:
@@ -4611,8 +4704,8 @@ def apply_hook_input(args, stdin) -> None:
         args.session_id = as_str(payload.get("session_id")) or None
 
 
-def run_stats(args) -> int:
-    stats = session_stats(args, workflow_templates(args))
+def run_stats(args, reader: HistoryReader, github: GitHub) -> int:
+    stats = session_stats(args, reader, workflow_templates(args))
     text = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
     if args.output_dir and not args.output:
         path = output_dir(args) / f"{stats['session_id']}.json"
@@ -4623,17 +4716,13 @@ def run_stats(args) -> int:
     return EXIT_OK
 
 
-def run_list(args) -> int:
-    projects_dir = Path(args.projects_dir).expanduser() if args.projects_dir else default_projects_dir()
-    if not projects_dir.is_dir():
-        raise UserError(f"projects folder not found: {projects_dir} "
-                        "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
+def run_list(args, reader: HistoryReader, github: GitHub) -> int:
+    require_projects_dir(reader)
     pricing = load_pricing(args.pricing)
-    report = ReadReport()
-    rows = summarize_all_sessions(projects_dir, report, "list", pricing, cache=scan_cache(args))
+    rows = reader.each_session(ROW, functools.partial(list_row, pricing=pricing), summary_key(pricing))
     rows = filter_sessions(rows, args.since, args.until, args.project)
     rows.sort(key=lambda r: (r["started_at"] or "", r["session_id"]), reverse=True)
-    report.emit(args.quiet)
+    note(args, reader)
     if args.json:
         emit(args, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -4641,9 +4730,9 @@ def run_list(args) -> int:
     return EXIT_OK
 
 
-def run_mermaid(args) -> int:
+def run_mermaid(args, reader: HistoryReader, github: GitHub) -> int:
     templates = workflow_templates(args)
-    stats = session_stats(args, templates)
+    stats = session_stats(args, reader, templates)
     sections = workflow_sections(templates, stats)
     if not sections:
         warner(args)(f"no workflow under {args.skills_dir} has a skill this session invoked")
@@ -4651,22 +4740,22 @@ def run_mermaid(args) -> int:
     return EXIT_OK
 
 
-def run_comment(args) -> int:
+def run_comment(args, reader: HistoryReader, github: GitHub) -> int:
     templates = workflow_templates(args)       # read once: a broken one is reported once
-    stats = session_stats(args, templates)
+    stats = session_stats(args, reader, templates)
     workflows = workflow_sections(templates, stats)
     if args.dry_run:
         repo = detect_repo(args, os.getcwd(), stats.get("cwd"))
         emit(args, render_session_comment({**stats, "project": repo or stats.get("project")}, workflows))
         return EXIT_OK
-    github = open_github(args, stats)
+    github = open_github(github, args, stats)
     target = find_target(github, args, stats)
     posted = post_session_comment(github, target, stats_for_target(stats, target), workflows)
     emit(args, posted_line("comment", posted))
     return EXIT_OK
 
 
-def run_summary(args) -> int:
+def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
     if args.stats_file:
         if not args.dry_run:
             raise UserError("--stats-file with --phase summary needs --dry-run: a posted summary is "
@@ -4677,21 +4766,21 @@ def run_summary(args) -> int:
             by_id[stats["session_id"]] = stats
         sessions = sorted(by_id.values(), key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
         target = flag_target(args)
-        emit(args, render_summary_comment(summarize(sessions, target, None)))
+        emit(args, render_summary_comment(summary_data(sessions, target, None)))
         return EXIT_OK
-    github = open_github(args, None)
+    github = open_github(github, args, None)
     target = find_target(github, args, None)
     body, listed = summary_body(github, target, args)
     emit(args, body if args.dry_run else posted_line("summary", post_summary(github, target, body, listed)))
     return EXIT_OK
 
 
-def run_pipeline(args) -> int:
+def run_pipeline(args, reader: HistoryReader, github: GitHub) -> int:
     """No --phase: stats, mermaid, the session comment, then the summary, on one target."""
     templates = workflow_templates(args)       # read once: a broken one is reported once
-    stats = session_stats(args, templates)
+    stats = session_stats(args, reader, templates)
     workflows = workflow_sections(templates, stats)
-    github = open_github(args, stats)
+    github = open_github(github, args, stats)
     target = find_target(github, args, stats)
     stats = stats_for_target(stats, target)
     if args.dry_run:
@@ -4734,22 +4823,25 @@ def read_chartjs(args) -> str | None:
                         EXIT_BAD_INPUT) from None
 
 
-def local_sessions(args, since: float, until: float) -> list[dict]:
-    """Stats of every local session that started in the range."""
-    projects_dir = Path(args.projects_dir).expanduser() if args.projects_dir else default_projects_dir()
-    if not projects_dir.is_dir():
-        raise UserError(f"projects folder not found: {projects_dir} "
+def require_projects_dir(reader: HistoryReader) -> None:
+    if not reader.projects_dir.is_dir():
+        raise UserError(f"projects folder not found: {reader.projects_dir} "
                         "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
+
+
+def local_sessions(args, reader: HistoryReader, since: float, until: float) -> list[dict]:
+    """Stats of every local session that started in the range."""
+    require_projects_dir(reader)
     pricing, templates = load_pricing(args.pricing), workflow_templates(args)
-    report = ReadReport()
     found = []
-    for stats in summarize_all_sessions(projects_dir, report, "stats", pricing, templates, scan_cache(args)):
+    summarise = functools.partial(local_stats, pricing=pricing, templates=templates)
+    for stats in reader.each_session(FULL, summarise, summary_key(pricing, templates)):
         start = parse_ts(stats.get("started_at"))
         if start is None or not since <= start <= until:
             continue
         if not args.project or args.project.casefold() in as_str(stats["project"]).casefold():
             found.append(stats)
-    report.emit(args.quiet)
+    note(args, reader)
     return found
 
 
@@ -4763,15 +4855,15 @@ def write_outputs(folder: Path, data: dict, chartjs: str | None) -> list[Path]:
     return [folder / name for name in files]
 
 
-def run_extract(args) -> int:
+def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
     folder = output_dir(args)
     chartjs = read_chartjs(args)
     if args.source == "local":
         since, until = extract_range(args, required=False)
-        items, failures, repo = local_items(local_sessions(args, since, until)), [], None
+        items, failures, repo = local_items(local_sessions(args, reader, since, until)), [], None
     else:
         since, until = extract_range(args, required=True)
-        github = open_github(args, None)
+        github = open_github(github, args, None)
         trusted = {x.strip().casefold() for x in args.trusted_authors.split(",") if x.strip()}
         items, failures = gather_github(github, since, until, trusted, args.quiet)
         repo = github.repo
@@ -4791,7 +4883,7 @@ def run_extract(args) -> int:
     return EXIT_OK
 
 
-def run_dashboard(args) -> int:
+def run_dashboard(args, reader: HistoryReader, github: GitHub) -> int:
     folder = output_dir(args)
     data = read_json_file(folder / "analytics.json", "analytics data (run --phase extract first);")
     if not isinstance(data, dict) or not isinstance(data.get("items"), list) or not all(
@@ -4819,7 +4911,9 @@ def main(argv=None) -> int:
         flag_target(args)    # reject a bad --target/--number pair before any slow work
         if args.hook_input:
             apply_hook_input(args, sys.stdin)
-        return PHASES[args.phase](args) if args.phase else run_pipeline(args)
+        reader = HistoryReader(args.projects_dir, ReadOptions(cache=None if args.no_cache else ReadCache.default()))
+        github = GitHub(None, warn=warner(args))
+        return (PHASES[args.phase] if args.phase else run_pipeline)(args, reader, github)
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.code
