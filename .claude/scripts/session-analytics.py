@@ -9,10 +9,11 @@ a CSV dataset, a report and a dashboard, and a listing of every session on the m
 One file, Python >= 3.10 standard library only: copy it into any repository.
 
 Layout of this file, in pipeline order:
-  constants and pricing -> small helpers -> transcript reading ->
-  session assembly (dedupe, ownership, subagents) -> stats -> mermaid workflows ->
-  reading from disk -> list -> markdown comments -> GitHub client -> extract and
-  dashboard -> CLI
+  constants and pricing -> small helpers and records -> the line interpreter ->
+  finding transcripts -> ownership -> assembling a session -> the reader (HistoryReader) ->
+  stats -> mermaid workflows -> formatting and list -> markdown comments -> GitHub client
+  and its workflows -> extract and dashboard -> reading fast (skim, glance, cache, workers)
+  -> CLI
 """
 
 from __future__ import annotations
@@ -60,8 +61,45 @@ EXIT_GITHUB = 10       # any other GitHub failure: 5xx or network after retries,
 EXIT_REJECTED = 11     # GitHub refused a write as invalid (422)
 EXIT_PARTIAL = 12      # extract wrote its files, but some PRs or issues could not be read
 
+
 # ── Constants and pricing ─────────────────────────────────────────────────────
-#
+
+SYNTHETIC_MODEL = "<synthetic>"
+
+# Slash commands that are Claude Code's own controls, not skills.
+BUILTIN_COMMANDS = frozenset("""
+add-dir agents bashes bug clear compact config context cost doctor exit export feedback fast
+help hooks ide init install-github-app login logout mcp memory migrate-installer model
+output-style permissions plugin pr-comments privacy-settings quit release-notes resume
+review rewind sandbox security-review status statusline terminal-setup todos upgrade usage vim
+""".split())
+
+TASK_TOOLS = ("Task", "Agent")         # the subagent tool was renamed in 2.1.63
+ACTIVE_GAP_SECONDS = 15 * 60           # gaps longer than this are idle time
+
+# Prefixes of user text that Claude Code writes itself; such lines are not prompts.
+NON_PROMPT_PREFIXES = (
+    "<local-command-stdout>", "<local-command-stderr>", "<local-command-caveat>",
+    "Caveat: The messages below", "[Request interrupted", "<task-notification>",
+    "<teammate-message", "<system-reminder>",
+)
+
+RESULT_TEXT_LIMIT = 4000
+RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the stats read
+PROVISIONAL_AGENT = "~"          # prefix of inline sidechain ids before their root is known
+
+
+# How fast a history is read: the defaults of ReadOptions and of the cache (see "Reading fast").
+READ_CHUNK_BYTES = 4 << 20
+SKIM_MIN_BYTES = 8192
+QUOTE_STEPS = 16
+PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
+GLANCE_HEAD_BYTES = 4096
+
+CACHE_VERSION = 1
+CACHE_PROBE_BYTES = 64 * 1024
+CACHE_MIN_BYTES = 64 * 1024      # a smaller file is read again faster than its state is stored
+
 # The price table is data: one JSON-shaped literal, the same shape `--pricing FILE` takes. USD per
 # million tokens. Every rate is copied from Anthropic's pricing page or the model's overview page
 # (never derived: Fable 5.1, Opus 5.5, Sonnet 5.5 and Haiku 5.5 read cache hits below 0.1x input),
@@ -365,27 +403,7 @@ def _is_price(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
-SYNTHETIC_MODEL = "<synthetic>"
-
-# Slash commands that are Claude Code's own controls, not skills.
-BUILTIN_COMMANDS = frozenset("""
-add-dir agents bashes bug clear compact config context cost doctor exit export feedback fast
-help hooks ide init install-github-app login logout mcp memory migrate-installer model
-output-style permissions plugin pr-comments privacy-settings quit release-notes resume
-review rewind sandbox security-review status statusline terminal-setup todos upgrade usage vim
-""".split())
-
-TASK_TOOLS = ("Task", "Agent")         # the subagent tool was renamed in 2.1.63
-ACTIVE_GAP_SECONDS = 15 * 60           # gaps longer than this are idle time
-
-# Prefixes of user text that Claude Code writes itself; such lines are not prompts.
-NON_PROMPT_PREFIXES = (
-    "<local-command-stdout>", "<local-command-stderr>", "<local-command-caveat>",
-    "Caveat: The messages below", "[Request interrupted", "<task-notification>",
-    "<teammate-message", "<system-reminder>",
-)
-
-# ── Small helpers ─────────────────────────────────────────────────────────────
+# ── Small helpers and the records that travel ─────────────────────────────────
 
 class UserError(Exception):
     """A failure the user can fix; carries its exit code and one-line message."""
@@ -532,13 +550,6 @@ def encode_project_dir(cwd: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", cwd)
 
 
-# ── Transcript reading ────────────────────────────────────────────────────────
-#
-# A transcript line is one JSON object. Only a few record types matter; the rest
-# (progress, attachment, file-history-snapshot, ...) contribute their timestamp
-# and nothing else. Everything read is reduced to small records right away so
-# that memory stays proportional to what is kept, not to the file's size.
-
 @dataclass(slots=True)
 class Usage:
     input: int = 0
@@ -622,9 +633,46 @@ class FileScan:
     glanced: int = field(default=0, compare=False)
 
 
-RESULT_TEXT_LIMIT = 4000
-PROVISIONAL_AGENT = "~"          # prefix of inline sidechain ids before their root is known
+@dataclass
+class SessionFacts:
+    """Everything read for one session, after dedupe; the input of compute_stats."""
+    session_id: str
+    project_dir: str
+    calls: list
+    tool_uses: list
+    tool_results: list
+    prompts: list
+    commands: list
+    timestamps: list
+    cwds: collections.Counter
+    branches: collections.Counter
+    versions: set
+    agent_meta: dict               # agent id -> {"agentType", "description"}
+    agent_first_prompt: dict
+    compactions: int
+    skipped: collections.Counter
+    depth: str = FULL
 
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How fast a history is read, never what comes of it: any options give the result of
+    ReadOptions(fast_lines=False, cache=None, workers=1), which the tests hold them to."""
+    cache: "ReadCache | None" = None        # where scans and results are kept between runs
+    fast_lines: bool = True                 # glance at and skim big tool results instead of decoding
+    skim_min_bytes: int = SKIM_MIN_BYTES    # lines shorter than this are decoded: cheaper than a skim
+    quote_steps: int = QUOTE_STEPS          # a skim's quote-by-quote steps before it looks ahead
+    workers: int = 0                        # processes to read with; 0: one per core, at most 8
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES   # below this, starting workers costs more
+    chunk_bytes: int = READ_CHUNK_BYTES     # how much of a file one read takes
+
+
+# ── The line interpreter: one transcript line into a file's scan ──────────────
+#
+# A transcript line is one JSON object. Only a few record types matter; the rest
+# (progress, attachment, file-history-snapshot, ...) contribute their timestamp
+# and nothing else. Everything read is reduced to small records right away so
+# that memory stays proportional to what is kept, not to the file's size.
 
 def _text_of(content) -> str:
     """Plain text of a message or tool_result content (string or list of blocks)."""
@@ -668,8 +716,6 @@ def _usage_of(raw: dict) -> Usage:
 
 _decode_json = json.JSONDecoder().decode     # json.loads minus its per-call encoding sniffing
 _scan_json = json.JSONDecoder().scan_once   # the C scanner itself: decode() adds two regex matches
-
-READ_CHUNK_BYTES = 4 << 20
 
 
 def iter_lines(handle, start: int, chunk_bytes: int = READ_CHUNK_BYTES):
@@ -731,237 +777,11 @@ def decode_line(line: bytes, terminated: bool):
     return obj, "lines with non-UTF-8 bytes (repaired)" if repaired else None
 
 
-# ── Skimming big tool results ─────────────────────────────────────────────────
-#
-# Most of a history's bytes are tool results: a Read of a source file, a long test log, each
-# written twice (message content and toolUseResult). What the stats need from such a line is
-# small: its timestamp, whether it is a sidechain, and each result's tool_use_id and is_error.
-# The text itself matters only for Bash (commits) and Task/Agent (subagent links). So a big
-# tool-result line of any other tool is skimmed: its small members are read where they stand and
-# its big strings are stepped over with bytes.find, never decoded. This relies on what makes
-# JSON.stringify's output (which Claude Code writes) compact: no whitespace between tokens, so
-# a string value ends at the first unescaped quote that is followed by `,"` or `}`. Anything the
-# skim does not expect (another layout, nested values before the result, a string it cannot
-# bound, a repeated key) makes it decline, and the line is decoded whole; both ways give the same
-# scan, which tests check on every line of the real transcripts.
-
-SKIM_MIN_BYTES = 8192
-PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
-QUOTE_STEPS = 16
-RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the stats read
-_SKIM_KEYS = ("type", "timestamp", "sessionId", "isSidechain", "agentId", "uuid", "parentUuid")
-
-
 def result_text_read(tool_names: dict, tool_use_id, text_tools: tuple = RESULT_TEXT_TOOLS) -> bool:
     """Is this result's text read? Yes for the text tools (Bash and Task/Agent for the stats,
     Task/Agent alone for list rows), and for a call the file does not hold (its tool is unknown)."""
     name = tool_names.get(tool_use_id)
     return name is None or name in text_tools
-
-
-def _escaped(line: bytes, quote: int) -> bool:
-    """Is the quote at this index escaped (an odd run of backslashes before it)?"""
-    r = quote - 1
-    while r >= 0 and line[r] == 0x5C:
-        r -= 1
-    return (quote - 1 - r) % 2 == 1
-
-
-def _string_end(line: bytes, start: int, steps: int = QUOTE_STEPS) -> int:
-    """Index of the closing quote of the string value whose text begins at `start`, or -1.
-
-    Text with few quotes (logs, prose) is crossed from quote to quote at memchr speed; in
-    quote-dense text (source code) that loop would cost more than two finds of what follows a
-    string value in compact JSON."""
-    q = line.find(b'"', start)
-    for _ in range(steps):
-        if q < 0 or not _escaped(line, q):
-            return q
-        q = line.find(b'"', q + 1)
-    return _compact_string_end(line, q) if q >= 0 else -1
-
-
-def _compact_string_end(line: bytes, start: int) -> int:
-    """The same, from compact JSON's followers: a string value is followed by `,"` or `}`, and
-    `","` cannot occur inside a string (its last quote is unescaped), so its first occurrence
-    bounds the search for `"}`."""
-    bound = line.find(b'","', start)
-    if bound >= 0 and _escaped(line, bound):
-        return -1                        # the text ends in `",`: ambiguous, decode instead
-    limit = bound if bound >= 0 else len(line)
-    q = line.find(b'"}', start, limit)
-    while q >= 0 and _escaped(line, q):
-        q = line.find(b'"}', q + 1, limit)
-    return q if q >= 0 else bound
-
-
-def _members(text: bytes) -> dict | None:
-    """`"a":1,"b":"c"` as a dict, or None unless it is exactly a run of complete members."""
-    try:
-        obj = _decode_json("{" + text.decode("utf-8") + "}") if text else {}
-    except ValueError:                   # UnicodeDecodeError included
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _skim_blocks(line: bytes, at: int, tool_names: dict, text_tools: tuple,
-                 steps: int) -> tuple[list, int] | None:
-    """The tool_result blocks of `[{...},...]` at `at`, their text stepped over; and the end."""
-    blocks = []
-    while True:
-        if line[at:at + 1] != b"{":
-            return None
-        key = line.find(b'"content":"', at)
-        if key < 0 or line[key - 1:key] not in (b"{", b","):
-            return None
-        block = _members(line[at + 1:key - 1])    # the members before the text
-        if block is None or block.get("type") != "tool_result" or "content" in block:
-            return None
-        if "tool_use_id" in block and result_text_read(tool_names, block["tool_use_id"], text_tools):
-            return None                  # its text is read: decode the line (before stepping over it)
-        end = _string_end(line, key + 11, steps)
-        close = line.find(b"}", end)
-        if end < 0 or close < 0 or line[end + 1] not in b",}":
-            return None
-        rest = _members(line[end + 2:close]) if close > end + 1 else {}
-        if rest is None or rest.keys() & block.keys() or "content" in rest:
-            return None
-        block.update(rest)
-        if result_text_read(tool_names, block.get("tool_use_id"), text_tools):
-            return None
-        block["content"] = ""
-        blocks.append(block)
-        at = close + 1
-        if line[at:at + 1] == b"]":
-            return blocks, at + 1
-        if line[at:at + 1] != b",":
-            return None
-        at += 1
-
-
-def skim_tool_result(line: bytes, tool_names: dict, text_tools: tuple = RESULT_TEXT_TOOLS,
-                     quote_steps: int = QUOTE_STEPS) -> dict | None:
-    """A tool-result user line reduced to what the scan reads from it, or None to decode it whole.
-
-    The members before `"message"` and those between it and `"toolUseResult"` are decoded as
-    they stand (a run of members that decodes on its own is exactly the object's own members);
-    the result text is stepped over and toolUseResult is never read. tool_names maps the file's
-    tool_use ids to tool names: a result of a tool whose text is read, or of a call this file
-    does not hold, declines; text_tools names the tools whose text is read."""
-    start = line.find(b',"message":{"role":"user","content":[')
-    if start < 0 or line[:1] != b"{":
-        return None
-    head = _members(line[1:start])
-    if head is None or head.get("type") != "user":
-        return None
-    found = _skim_blocks(line, start + 37, tool_names, text_tools, quote_steps)
-    if found is None:
-        return None
-    blocks, at = found
-    if line[at:at + 1] != b"}" or (line[at + 1:at + 2] != b"," and at + 2 != len(line)):
-        return None
-    after = line.find(b',"toolUseResult":', at + 1)
-    if after >= 0:
-        tail = _members(line[at + 2:after])
-        if tail is None or "timestamp" not in head.keys() | tail.keys():
-            return None                  # what comes after the result could still matter
-    else:
-        if line[-1:] != b"}":
-            return None
-        tail = _members(line[at + 2:-1])
-    if tail is None or tail.keys() & head.keys():
-        return None
-    record = {key: value for part in (head, tail) for key, value in part.items() if key in _SKIM_KEYS}
-    record["message"] = {"role": "user", "content": blocks}
-    return record
-
-
-# A list row needs even less of a big tool result: its time, and whether it is a Task/Agent
-# result (a subagent link). When the small members before the message say it all, the line is
-# only glanced at: they must hold no object, array or escape (so every quote in them is JSON's own
-# and each member is the top-level one), the message must open with exactly one tool_result block
-# of a call the file holds (one pass counts the tool_use_id keys: a quote that is not escaped
-# cannot occur inside a string, so each counted key is a real one), and the time is read either
-# among those members or, in the layout that writes it after the message, at the exact place
-# after the message's close and the uuid. Anything else is skimmed or decoded as before.
-
-_GLANCE_OPENING = b',"message":{"role":"user","content":[{'
-GLANCE_HEAD_BYTES = 4096
-
-
-def _flat_value(line: bytes, key: bytes, end: int) -> bytes | None:
-    """The string value of `key` among the flat members before `end`, or None."""
-    at = line.find(key, 1, end)
-    if at < 0:
-        return None
-    at += len(key)
-    close = line.find(b'"', at, end)
-    return line[at:close] if close >= 0 else None
-
-
-def glance_tool_result(line: bytes, tool_names: dict, agent_hint: str | None) -> str | None:
-    """The timestamp of a tool-result line that a list row reads nothing else of, or None to
-    read the line the usual way (also for inline sidechain lines, whose uuid links a chain).
-    On lines of a few hundred bytes every call counts: the tests are plain bytes methods."""
-    opening = line.find(_GLANCE_OPENING, 0, GLANCE_HEAD_BYTES)
-    if opening < 0 or not line.startswith(b'{"') or not line.endswith(b"}"):
-        return None
-    head = line[1:opening]                  # not a regex: sre would cost 4 us a line here
-    if b"{" in head or b"[" in head or b"\\" in head or head.count(b'"type":') != 1 \
-            or b'"type":"user"' not in head:
-        return None
-    if agent_hint is None and line.find(b'"isSidechain":true', 1, opening) >= 0 \
-            and not _flat_value(line, b'"agentId":"', opening):
-        return None
-    at = opening + len(_GLANCE_OPENING)
-    if line.startswith(b'"tool_use_id":"', at):
-        id_start = at + 15
-        id_end = line.find(b'"', id_start, id_start + 256)
-        if id_end < 0 or not line.startswith(b',"type":"tool_result"', id_end + 1):
-            return None
-    elif line.startswith(b'"type":"tool_result","tool_use_id":"', at):
-        id_start = at + 36
-        id_end = line.find(b'"', id_start, id_start + 256)
-    else:
-        return None
-    if id_end < 0 or line.find(b"\\", id_start, id_end) >= 0 \
-            or result_text_read(tool_names, line[id_start:id_end].decode("ascii", "replace"), TASK_TOOLS) \
-            or line.count(b'"tool_use_id":"', at) != 1:
-        return None
-    stamp = _flat_value(line, b'"timestamp":"', opening)
-    if stamp is None:
-        # 2.1.x writes `...}]},"uuid":"<uuid>","timestamp":"...` right after the message
-        key = line.find(b'"timestamp":"', at)
-        uuid = line.rfind(b']},"uuid":"', max(key - 80, at), key)
-        if key < 0 or uuid < 0 or line[key - 2:key] != b'",' or line.find(b'"', uuid + 11, key - 2) >= 0:
-            return None
-        end = line.find(b'"', key + 13, key + 64)
-        stamp = line[key + 13:end] if end >= 0 else None
-    if not stamp or b"\\" in stamp:
-        return None
-    return stamp.decode("ascii", "replace")
-
-
-def fast_line(state: "_ScanState", line: bytes, agent_hint: str | None, options: ReadOptions):
-    """The interpreter's hook before decoding a whole line: at ROW depth a glance (True: the time
-    is taken, nothing else to read), else a skim of a big tool result (its record), else None."""
-    scan = state.scan
-    if scan.depth == ROW:
-        stamp = glance_tool_result(line, state.tool_names, agent_hint)
-        if stamp is not None:
-            ts = parse_ts(stamp)
-            if ts is not None:
-                scan.timestamps.append(ts)
-            scan.glanced += 1
-            return True
-    if len(line) < options.skim_min_bytes:
-        return None
-    rec = skim_tool_result(line, state.tool_names, state.text_tools, options.quote_steps)
-    if rec is not None and rec.get("isSidechain") is True and agent_hint is None and not rec.get("agentId"):
-        return None                      # an inline sidechain line: its uuid links the chain
-    if rec is not None:
-        scan.skimmed += 1
-    return rec
 
 
 @dataclass
@@ -977,131 +797,6 @@ class _ScanState:
     def text_tools(self) -> tuple:
         """The tools whose results are read in full (the rest are skimmed)."""
         return TASK_TOOLS if self.scan.depth == ROW else RESULT_TEXT_TOOLS
-
-
-# ── The scan cache: unchanged files are nearly free, grown files resume ─────────
-#
-# A file's scan state is kept under $XDG_CACHE_HOME/session-analytics, keyed on its path, with
-# its size, mtime, inode and a hash of its first bytes and of the bytes before the point the scan
-# reached. Unchanged: reuse. Grown on the same inode with those bytes intact (Claude Code only
-# appends): resume from that point. Anything else (truncated, replaced, rewritten): read it
-# again. A cache that could serve stale numbers would be worse than none, so entries live in a
-# folder named after the script's own bytes: a script that reads transcripts differently (or
-# keeps other fields in its scan state) never sees another version's entries.
-
-CACHE_VERSION = 1
-CACHE_PROBE_BYTES = 64 * 1024
-CACHE_MIN_BYTES = 64 * 1024      # a smaller file is read again faster than its state is stored
-
-
-def _private(path: Path, fd: int | None = None) -> bool:
-    info = os.fstat(fd) if fd is not None else path.stat()
-    return info.st_uid == os.getuid() and not info.st_mode & 0o022
-
-
-class ReadCache:
-    """What reading a history leaves for the next run, in a folder only this user can write:
-    file scans (resumed when a file grew), neighbours' claims, session results and whole runs,
-    each under its own kind. Every failure is a miss."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self._checked = None
-
-    @classmethod
-    def default(cls) -> "ReadCache":
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        try:
-            with open(__file__, "rb") as handle:
-                build = hashlib.sha256(handle.read()).hexdigest()[:16]
-        except OSError:
-            build = "unknown"
-        return cls(Path(base) / "session-analytics" / f"v{CACHE_VERSION}-{build}")
-
-    def _usable(self) -> bool:
-        """Only a folder this user owns and nobody else can write: entries are pickles."""
-        if self._checked is None:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._checked = _private(self.root)
-            except OSError:
-                self._checked = False
-        return self._checked
-
-    def entry_path(self, key: str, kind: str) -> Path:
-        return self.root / kind / (hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40])
-
-    def read(self, key: str, kind: str):
-        if not self._usable():
-            return None
-        try:
-            with open(self.entry_path(key, kind), "rb") as handle:
-                if not (_private(Path(handle.name).parent) and _private(Path(handle.name), handle.fileno())):
-                    return None
-                return pickle.load(handle)
-        except Exception:            # noqa: BLE001 - a damaged or foreign entry is a miss
-            return None
-
-    def write(self, key: str, kind: str, value) -> None:
-        if not self._usable():
-            return
-        target = self.entry_path(key, kind)
-        try:
-            target.parent.mkdir(exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".", dir=target.parent)
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump(value, handle, pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, target)
-        except OSError:
-            pass                      # a read-only or full disk only costs speed
-
-    @staticmethod
-    def _probe(handle, offset: int) -> str:
-        digest = hashlib.sha256()
-        handle.seek(0)
-        digest.update(handle.read(min(offset, CACHE_PROBE_BYTES)))
-        handle.seek(max(offset - CACHE_PROBE_BYTES, 0))
-        digest.update(handle.read(min(offset, CACHE_PROBE_BYTES)))
-        return digest.hexdigest()
-
-    def lookup(self, path: Path, handle, kind: str = "scans"):
-        """(scan state, offset to resume from, whether the file's size and mtime are the ones
-        stored) for an open transcript, or None to read it all."""
-        key = str(path.absolute())
-        entry = self.read(key, kind)
-        if not isinstance(entry, dict) or entry.get("path") != key:
-            return None
-        info = os.fstat(handle.fileno())
-        if info.st_ino != entry["ino"] or info.st_size < entry["size"]:
-            return None
-        exact = (info.st_size, info.st_mtime_ns) == (entry["size"], entry["mtime_ns"])
-        if not exact and self._probe(handle, entry["offset"]) != entry["probe"]:
-            return None
-        try:
-            state = pickle.loads(entry["state"])
-        except Exception:             # noqa: BLE001
-            return None
-        return (state, entry["offset"], exact) if isinstance(state, _ScanState) else None
-
-    def store(self, path: Path, handle, state: bytes, offset: int, kind: str = "scans") -> None:
-        info = os.fstat(handle.fileno())
-        key = str(path.absolute())
-        self.write(key, kind, {"path": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
-                                  "ino": info.st_ino, "offset": offset, "probe": self._probe(handle, offset),
-                                  "state": state})
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How fast a history is read, never what comes of it: any options give the result of
-    ReadOptions(fast_lines=False, cache=None, workers=1), which the tests hold them to."""
-    cache: "ReadCache | None" = None        # where scans and results are kept between runs
-    fast_lines: bool = True                 # glance at and skim big tool results instead of decoding
-    skim_min_bytes: int = SKIM_MIN_BYTES    # lines shorter than this are decoded: cheaper than a skim
-    quote_steps: int = QUOTE_STEPS          # a skim's quote-by-quote steps before it looks ahead
-    workers: int = 0                        # processes to read with; 0: one per core, at most 8
-    parallel_min_bytes: int = PARALLEL_MIN_BYTES   # below this, starting workers costs more
-    chunk_bytes: int = READ_CHUNK_BYTES     # how much of a file one read takes
 
 
 def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str = FULL,
@@ -1494,34 +1189,69 @@ def group_by_session(files: list[TranscriptFile]) -> dict[str, list[TranscriptFi
     return sessions
 
 
-# ── Session assembly: dedupe and ownership ────────────────────────────────────
+def find_session(projects_dir: Path, session_id: str) -> tuple[Path, str]:
+    """(project folder, full session id) of a session id or unique id prefix."""
+    if not projects_dir.is_dir():
+        raise UserError(f"projects folder not found: {projects_dir} "
+                        "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]*", session_id):
+        raise UserError(f"not a session id: {session_id!r}", EXIT_NO_SESSION)
+    exact = sorted(projects_dir.glob(f"*/{session_id}.jsonl")) + \
+        sorted(p for p in projects_dir.glob(f"*/{session_id}") if p.is_dir())
+    if exact:
+        return exact[0].parent, session_id
+    prefixed = {(p.parent, p.stem) for p in projects_dir.glob(f"*/{session_id}*.jsonl")
+                if not p.name.startswith("agent-")}
+    if len(prefixed) == 1:
+        return prefixed.pop()
+    if len(prefixed) > 1:
+        raise UserError(f"session id prefix {session_id!r} matches {len(prefixed)} sessions; "
+                        "give more characters", EXIT_NO_SESSION)
+    for project in sorted(p for p in projects_dir.iterdir() if p.is_dir()):
+        for tf in project.glob("agent-*.jsonl"):
+            if flat_agent_session(tf) == session_id:
+                return project, session_id
+    raise UserError(f"no session {session_id} under {projects_dir}", EXIT_NO_SESSION)
+
+
+def newest_session(projects_dir: Path, cwd: str) -> tuple[Path, str]:
+    project = projects_dir / encode_project_dir(cwd)
+    candidates = []
+    for path in project.glob("*.jsonl") if project.is_dir() else []:
+        if path.name.startswith("agent-"):
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if st.st_size > 0:
+            candidates.append((st.st_mtime, path.stem))
+    if not candidates:
+        raise UserError(f"no sessions for {cwd} under {projects_dir}; "
+                        "pass --session-id or --transcript", EXIT_NO_SESSION)
+    return project, max(candidates)[1]
+
+
+@dataclass
+class SessionRef:
+    """One session to read: its project folder, its id, and every project session's files
+    (the neighbours decide which replayed API calls the session owns)."""
+    project: Path
+    sid: str
+    groups: dict                 # session id -> [TranscriptFile]
+
+
+# ── Ownership: every API call counted once, by the session that recorded it first ───
 #
 # Every API call is billed once, so it is counted once across all files read:
 # it belongs to the session whose file recorded it first (earliest timestamp;
 # on a tie, the session that ended first; then the smaller id, to be total).
 # A resumed session that replays its parent's lines leaves those calls out.
 
-@dataclass
-class SessionFacts:
-    """Everything read for one session, after dedupe; the input of compute_stats."""
-    session_id: str
-    project_dir: str
-    calls: list
-    tool_uses: list
-    tool_results: list
-    prompts: list
-    commands: list
-    timestamps: list
-    cwds: collections.Counter
-    branches: collections.Counter
-    versions: set
-    agent_meta: dict               # agent id -> {"agentType", "description"}
-    agent_first_prompt: dict
-    compactions: int
-    skipped: collections.Counter
-    depth: str = FULL
-
-
+def owner_rank(first_ts: float, session_end: float, project: str, sid: str) -> tuple:
+    """Of the sessions that recorded one API call, the lowest rank owns it: the earliest copy,
+    then the session that ended first, then the name, so that the order is total."""
+    return (first_ts, session_end, f"{project}\0{sid}")
 
 
 def session_claims(scans: list[FileScan]) -> tuple[dict, float]:
@@ -1539,77 +1269,6 @@ def session_claims(scans: list[FileScan]) -> tuple[dict, float]:
     return claims, (end if end is not None else float("inf"))
 
 
-_TIMESTAMP_RE = re.compile(rb'"timestamp"\s*:\s*"([^"]+)"')
-
-
-def light_claims(files: list[TranscriptFile], cache: ReadCache | None = None) -> tuple[dict, float]:
-    """Cheap version of session_claims for sessions we only compete with."""
-    claims = {}
-    end = None
-    for tf in files:
-        file_claims, file_end = _file_claims(tf.path, cache)
-        for key, ts in file_claims.items():
-            if key not in claims or ts < claims[key]:
-                claims[key] = ts
-        if file_end is not None and (end is None or file_end > end):
-            end = file_end
-    return claims, (end if end is not None else float("inf"))
-
-
-def _file_claims(path: Path, cache: ReadCache | None) -> tuple[dict, float | None]:
-    """One file's call keys with their earliest timestamps, and its last timestamp.
-
-    Parses only lines that carry usage; takes other lines' timestamps by regex. Cached on the
-    file's exact size, mtime and inode, so a neighbour that did not change is not read again.
-    """
-    try:
-        handle = open(path, "rb", buffering=0)
-    except OSError:
-        return {}, None
-    with handle:
-        info = os.fstat(handle.fileno())
-        stamp = (str(Path(path).absolute()), info.st_size, info.st_mtime_ns, info.st_ino)
-        if cache:
-            hit = cache.read(stamp[0], "claims")
-            if isinstance(hit, dict) and hit.get("stamp") == stamp:
-                return hit["claims"], hit["end"]
-        claims, end = {}, None
-        for raw, _, _ in iter_lines(handle, 0):
-            if b'"usage"' not in raw or b'"assistant"' not in raw:
-                m = _TIMESTAMP_RE.search(raw)
-                ts = parse_ts(m.group(1).decode("ascii", "replace")) if m else None
-                if ts is not None and (end is None or ts > end):
-                    end = ts
-                continue
-            try:
-                rec = json.loads(raw)
-            except (ValueError, RecursionError):
-                continue
-            if not isinstance(rec, dict):
-                continue
-            ts = parse_ts(rec.get("timestamp"))
-            if ts is not None and (end is None or ts > end):
-                end = ts
-            if rec.get("type") != "assistant":
-                continue
-            message = as_dict(rec.get("message"))
-            if billed_usage(message) is None:
-                continue
-            key = call_key(rec, message)
-            t = ts if ts is not None else float("inf")
-            if key not in claims or t < claims[key]:
-                claims[key] = t
-    if cache:
-        cache.write(stamp[0], "claims", {"stamp": stamp, "claims": claims, "end": end})
-    return claims, end
-
-
-def owner_rank(first_ts: float, session_end: float, project: str, sid: str) -> tuple:
-    """Of the sessions that recorded one API call, the lowest rank owns it: the earliest copy,
-    then the session that ended first, then the name, so that the order is total."""
-    return (first_ts, session_end, f"{project}\0{sid}")
-
-
 def build_owner_index(project: str, claims_by_session: dict) -> dict:
     """key -> owning session id, from {session id: (claims, end)} of one project folder."""
     best = {}
@@ -1620,6 +1279,44 @@ def build_owner_index(project: str, claims_by_session: dict) -> dict:
                 best[key] = (rank, sid)
     return {key: owner for key, (_, owner) in best.items()}
 
+
+def key_hash(key: tuple) -> int:
+    """A stable 64-bit digest of an API call's key, small enough to hold for a whole history."""
+    return int.from_bytes(hashlib.blake2b("\0".join(key).encode("utf-8", "surrogateescape"),
+                                          digest_size=8).digest(), "big")
+
+
+def lost_calls(results: list[SessionResult], sessions: list[tuple[str, str]]) -> dict[int, set]:
+    """Session index -> digests of the calls it recorded that another session owns (by
+    owner_rank; sessions are (project, sid)). Set operations find the few calls recorded twice
+    without a Python step for every call."""
+    seen, shared = set(), set()
+    for result in results:
+        mine = set(result.keys)
+        shared |= seen & mine
+        seen |= mine
+    del seen
+    best, claimants = {}, collections.defaultdict(list)    # digest -> (rank, index); -> indices
+    for index, result in enumerate(results):
+        if shared.isdisjoint(result.keys):
+            continue
+        for key, ts in zip(result.keys, result.stamps):
+            if key not in shared:
+                continue
+            claimants[key].append(index)
+            rank = owner_rank(ts, result.end, *sessions[index])
+            held = best.get(key)
+            if held is None or rank < held[0]:
+                best[key] = (rank, index)
+    lost = collections.defaultdict(set)
+    for key, indices in claimants.items():
+        for index in indices:
+            if index != best[key][1]:
+                lost[index].add(key)
+    return lost
+
+
+# ── Assembling a session ──────────────────────────────────────────────────────
 
 def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
                      scans: list[FileScan], owner: dict) -> SessionFacts:
@@ -1685,6 +1382,173 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
 
 def _call_order(call: ApiCall):
     return (call.first_ts if call.first_ts is not None else float("inf"), call.key)
+
+
+class _LostKeys:
+    """Owner lookup for assemble_session: a call is someone else's if its key hash is lost."""
+
+    def __init__(self, sid: str, lost: frozenset):
+        self.sid, self.lost = sid, lost
+
+    def get(self, key, default=None):
+        return "" if key_hash(key) in self.lost else self.sid
+
+
+# ── The reader: a history of sessions, read at a depth, owned once ────────────
+#
+# main builds one HistoryReader for the projects folder and passes it to the phase: `stats` and
+# `comment` ask it for one session (.session), `list` and `extract --source local` for all of
+# them (.each_session) with the pure function that turns a session's facts into their result.
+
+
+class HistoryReader:
+    """Owns reading a history of transcripts: finding sessions, reading them at a depth with the
+    speed of ReadOptions, deciding who owns each API call, and counting what it skipped. It knows
+    nothing of prices or templates: what a session becomes is the `summarise` function passed in."""
+
+    def __init__(self, projects_dir: Path | None = None, options: ReadOptions = ReadOptions()):
+        self.projects_dir = Path(projects_dir).expanduser() if projects_dir else default_projects_dir()
+        self.options = options
+        self.skipped = collections.Counter()      # what was skipped, by reason
+        self.empty_sessions = 0                   # sessions with no records at all
+        self.sessions_read = []                   # sessions read this run (not taken from the cache)
+
+    # ── one session ──
+
+    def locate(self, session_id: str | None = None, transcript: str | None = None,
+               cwd: str | None = None) -> SessionRef:
+        """The session the user means, by the precedence in the README: a transcript file, else a
+        session id (or unique prefix), else the newest session of the folder cwd."""
+        if transcript:
+            path = Path(transcript).expanduser()
+            if not path.is_file():
+                raise UserError(f"transcript not found: {path}", EXIT_NO_SESSION)
+            if path.parent.name == "subagents" or "subagents" in path.parts[-4:-1]:
+                idx = len(path.parts) - 1 - path.parts[::-1].index("subagents")
+                project, sid = Path(*path.parts[: idx - 1]), path.parts[idx - 1]
+            elif path.name.startswith("agent-"):
+                project, sid = path.parent, flat_agent_session(path) or path.stem
+            else:
+                project, sid = path.parent, path.stem
+        elif session_id:
+            project, sid = find_session(self.projects_dir, session_id)
+        else:
+            project, sid = newest_session(self.projects_dir, cwd or os.getcwd())
+        groups = group_by_session(project_files(project))
+        if transcript and Path(transcript).expanduser().resolve() not in \
+                {tf.path.resolve() for tf in groups.get(sid, [])}:
+            groups.setdefault(sid, []).append(TranscriptFile(Path(transcript).expanduser(), sid, None))
+        return SessionRef(project, sid, groups)
+
+    def session(self, ref: SessionRef) -> SessionFacts:
+        """Everything one session recorded (FULL depth), without the API calls a neighbour in its
+        project folder recorded first; the neighbours are only glanced at for that."""
+        own_files = ref.groups.get(ref.sid, [])
+        scans = [scan_file(tf.path, ref.sid, tf.agent_hint, FULL, self.options) for tf in own_files]
+        claims = {ref.sid: session_claims(scans)}
+        for other, files in ref.groups.items():
+            if other != ref.sid:
+                claims[other] = light_claims(files, self.options.cache)
+        facts = assemble_session(ref.sid, ref.project.name, own_files, scans,
+                                 build_owner_index(ref.project.name, claims))
+        self.skipped.update(facts.skipped)
+        return facts
+
+    # ── every session ──
+
+    def each_session(self, depth: str, summarise, key: str = "") -> list:
+        """summarise(facts) for every session of the history with records, each API call counted
+        once across it. summarise must be a pure, picklable function (it may run in a worker);
+        `key` names everything its result depends on besides the facts (prices, templates), so
+        that results can be kept between runs: without one, only file scans are.
+
+        Each session is read and summarised once as if it owned every call it recorded; only the
+        few that lose a call to another (resumed and forked sessions replay calls) are read
+        again. Only small per-session results come back, so memory stays flat."""
+        try:
+            projects = sorted(p for p in self.projects_dir.iterdir() if p.is_dir())
+        except OSError as exc:
+            raise UserError(f"cannot read projects folder {self.projects_dir}: {exc.strerror or exc}",
+                            EXIT_NO_SESSION) from None
+        listed = [(project, project_files(project)) for project in projects]
+        cache = self.options.cache
+        settings = hashlib.sha256(f"{depth}\0{key}".encode()).hexdigest() if key else ""
+        whole = history_fingerprint(self.projects_dir, [tf for _, files in listed for tf in files], settings) \
+            if cache else None
+        if whole:
+            hit = cache.read(whole[0], "runs")
+            if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
+                self.skipped.update(hit["skipped"])
+                self.empty_sessions += hit["empty"]
+                return hit["rows"]
+        # Grouping reads the first lines of flat agent files, so it waits until the cache missed
+        # (the fingerprint covers those files' bytes through their size, mtime and inode).
+        jobs = [SessionJob(project, sid, files, depth, summarise, self.options, settings=settings)
+                for project, listing in listed for sid, files in group_by_session(listing).items()]
+        results = run_jobs(jobs, self.options)
+        self.sessions_read += [job.sid for job, result in zip(jobs, results) if result.read]
+        lost = lost_calls(results, [(job.project.name, job.sid) for job in jobs])
+        if lost:
+            again = sorted(lost)
+            redone = run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again],
+                              self.options)
+            for index, result in zip(again, redone):
+                results[index] = result
+            self.sessions_read += [jobs[i].sid for i, result in zip(again, redone) if result.read]
+        rows, skipped, empty = [], collections.Counter(), 0
+        for result in results:
+            skipped.update(result.skipped)
+            if result.row is None:
+                empty += 1
+            else:
+                rows.append(result.row)
+        self.skipped.update(skipped)
+        self.empty_sessions += empty
+        if whole:
+            cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty})
+        return rows
+
+    def note(self) -> str | None:
+        """The one line that says what was skipped, or None."""
+        parts = [f"{n} {what}" for what, n in sorted(self.skipped.items()) if n]
+        if self.empty_sessions:
+            parts.append(f"{self.empty_sessions} empty or summary-only sessions")
+        return f"{PROG}: note: skipped " + ", ".join(parts) if parts else None
+
+
+@dataclass
+class SessionJob:
+    """One session to read and summarise, maybe in a worker; `lost` holds digests of the keys of
+    the API calls another session owns (known only after every session has been read once)."""
+    project: Path
+    sid: str
+    files: list
+    depth: str
+    summarise: object            # facts -> result; pure and picklable
+    options: ReadOptions
+    lost: frozenset = frozenset()
+    settings: str = ""           # digest of the depth and of summarise, for the session cache
+
+
+@dataclass
+class SessionResult:
+    """What comes back of a session: its summary, and what ownership needs to know of it."""
+    row: object | None           # summarise's result; None when the session has no records
+    keys: array.array            # 'Q': the digest of each API call's key it recorded ...
+    stamps: array.array          # 'd': ... and the call's earliest timestamp there
+    end: float
+    skipped: collections.Counter
+    read: bool = True            # False when it came whole from the cache
+
+
+def read_and_summarise(job: SessionJob) -> SessionResult:
+    """Read one session at its depth, as if it owned every call but the lost ones, and summarise it."""
+    scans = [scan_file(tf.path, job.sid, tf.agent_hint, job.depth, job.options) for tf in job.files]
+    claims, end = session_claims(scans)
+    facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
+    row = job.summarise(facts) if facts.timestamps or facts.calls else None
+    return SessionResult(row, array.array("Q", map(key_hash, claims)), array.array("d", claims.values()),
+                         end, facts.skipped)
 
 
 # ── Stats ─────────────────────────────────────────────────────────────────────
@@ -2096,6 +1960,7 @@ FAILURE_LABEL_RE = re.compile(
     r"reject(?:s|ed)?|flaky)\b|\d+\+|✗|❌")
 _FLOW_SKIP_WORDS = {"flowchart", "graph", "subgraph", "end", "classDef", "class", "style",
                     "linkStyle", "click", "direction", "accTitle", "accDescr"}
+
 # A node id character: an ASCII word character or any from U+00C0 to U+FFFF, written as two
 # classes because one class over that range costs 10 ms to compile, at every start.
 _ID_CHAR = r"(?:[A-Za-z0-9_]|[^\x00-\xbf\U00010000-\U0010ffff])"
@@ -2498,332 +2363,6 @@ def workflow_sections(templates: list[WorkflowTemplate], stats: dict) -> dict[st
         diagram = annotate_workflow(template, as_dict(edges_by_template[template.name]), invoked)
         sections[template.title] = f"```mermaid\n{diagram}```\n"
     return sections
-
-
-# ── Reading a session from disk (the shell around the pure core) ──────────────
-
-def find_session(projects_dir: Path, session_id: str) -> tuple[Path, str]:
-    """(project folder, full session id) of a session id or unique id prefix."""
-    if not projects_dir.is_dir():
-        raise UserError(f"projects folder not found: {projects_dir} "
-                        "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]*", session_id):
-        raise UserError(f"not a session id: {session_id!r}", EXIT_NO_SESSION)
-    exact = sorted(projects_dir.glob(f"*/{session_id}.jsonl")) + \
-        sorted(p for p in projects_dir.glob(f"*/{session_id}") if p.is_dir())
-    if exact:
-        return exact[0].parent, session_id
-    prefixed = {(p.parent, p.stem) for p in projects_dir.glob(f"*/{session_id}*.jsonl")
-                if not p.name.startswith("agent-")}
-    if len(prefixed) == 1:
-        return prefixed.pop()
-    if len(prefixed) > 1:
-        raise UserError(f"session id prefix {session_id!r} matches {len(prefixed)} sessions; "
-                        "give more characters", EXIT_NO_SESSION)
-    for project in sorted(p for p in projects_dir.iterdir() if p.is_dir()):
-        for tf in project.glob("agent-*.jsonl"):
-            if flat_agent_session(tf) == session_id:
-                return project, session_id
-    raise UserError(f"no session {session_id} under {projects_dir}", EXIT_NO_SESSION)
-
-
-def newest_session(projects_dir: Path, cwd: str) -> tuple[Path, str]:
-    project = projects_dir / encode_project_dir(cwd)
-    candidates = []
-    for path in project.glob("*.jsonl") if project.is_dir() else []:
-        if path.name.startswith("agent-"):
-            continue
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        if st.st_size > 0:
-            candidates.append((st.st_mtime, path.stem))
-    if not candidates:
-        raise UserError(f"no sessions for {cwd} under {projects_dir}; "
-                        "pass --session-id or --transcript", EXIT_NO_SESSION)
-    return project, max(candidates)[1]
-
-
-@dataclass
-class SessionRef:
-    """One session to read: its project folder, its id, and every project session's files
-    (the neighbours decide which replayed API calls the session owns)."""
-    project: Path
-    sid: str
-    groups: dict                 # session id -> [TranscriptFile]
-
-
-class HistoryReader:
-    """Owns reading a history of transcripts: finding sessions, reading them at a depth with the
-    speed of ReadOptions, deciding who owns each API call, and counting what it skipped. It knows
-    nothing of prices or templates: what a session becomes is the `summarise` function passed in."""
-
-    def __init__(self, projects_dir: Path | None = None, options: ReadOptions = ReadOptions()):
-        self.projects_dir = Path(projects_dir).expanduser() if projects_dir else default_projects_dir()
-        self.options = options
-        self.skipped = collections.Counter()      # what was skipped, by reason
-        self.empty_sessions = 0                   # sessions with no records at all
-        self.sessions_read = []                   # sessions read this run (not taken from the cache)
-
-    # ── one session ──
-
-    def locate(self, session_id: str | None = None, transcript: str | None = None,
-               cwd: str | None = None) -> SessionRef:
-        """The session the user means, by the precedence in the README: a transcript file, else a
-        session id (or unique prefix), else the newest session of the folder cwd."""
-        if transcript:
-            path = Path(transcript).expanduser()
-            if not path.is_file():
-                raise UserError(f"transcript not found: {path}", EXIT_NO_SESSION)
-            if path.parent.name == "subagents" or "subagents" in path.parts[-4:-1]:
-                idx = len(path.parts) - 1 - path.parts[::-1].index("subagents")
-                project, sid = Path(*path.parts[: idx - 1]), path.parts[idx - 1]
-            elif path.name.startswith("agent-"):
-                project, sid = path.parent, flat_agent_session(path) or path.stem
-            else:
-                project, sid = path.parent, path.stem
-        elif session_id:
-            project, sid = find_session(self.projects_dir, session_id)
-        else:
-            project, sid = newest_session(self.projects_dir, cwd or os.getcwd())
-        groups = group_by_session(project_files(project))
-        if transcript and Path(transcript).expanduser().resolve() not in \
-                {tf.path.resolve() for tf in groups.get(sid, [])}:
-            groups.setdefault(sid, []).append(TranscriptFile(Path(transcript).expanduser(), sid, None))
-        return SessionRef(project, sid, groups)
-
-    def session(self, ref: SessionRef) -> SessionFacts:
-        """Everything one session recorded (FULL depth), without the API calls a neighbour in its
-        project folder recorded first; the neighbours are only glanced at for that."""
-        own_files = ref.groups.get(ref.sid, [])
-        scans = [scan_file(tf.path, ref.sid, tf.agent_hint, FULL, self.options) for tf in own_files]
-        claims = {ref.sid: session_claims(scans)}
-        for other, files in ref.groups.items():
-            if other != ref.sid:
-                claims[other] = light_claims(files, self.options.cache)
-        facts = assemble_session(ref.sid, ref.project.name, own_files, scans,
-                                 build_owner_index(ref.project.name, claims))
-        self.skipped.update(facts.skipped)
-        return facts
-
-    # ── every session ──
-
-    def each_session(self, depth: str, summarise, key: str = "") -> list:
-        """summarise(facts) for every session of the history with records, each API call counted
-        once across it. summarise must be a pure, picklable function (it may run in a worker);
-        `key` names everything its result depends on besides the facts (prices, templates), so
-        that results can be kept between runs: without one, only file scans are.
-
-        Each session is read and summarised once as if it owned every call it recorded; only the
-        few that lose a call to another (resumed and forked sessions replay calls) are read
-        again. Only small per-session results come back, so memory stays flat."""
-        try:
-            projects = sorted(p for p in self.projects_dir.iterdir() if p.is_dir())
-        except OSError as exc:
-            raise UserError(f"cannot read projects folder {self.projects_dir}: {exc.strerror or exc}",
-                            EXIT_NO_SESSION) from None
-        listed = [(project, project_files(project)) for project in projects]
-        cache = self.options.cache
-        settings = hashlib.sha256(f"{depth}\0{key}".encode()).hexdigest() if key else ""
-        whole = history_fingerprint(self.projects_dir, [tf for _, files in listed for tf in files], settings) \
-            if cache else None
-        if whole:
-            hit = cache.read(whole[0], "runs")
-            if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
-                self.skipped.update(hit["skipped"])
-                self.empty_sessions += hit["empty"]
-                return hit["rows"]
-        # Grouping reads the first lines of flat agent files, so it waits until the cache missed
-        # (the fingerprint covers those files' bytes through their size, mtime and inode).
-        jobs = [SessionJob(project, sid, files, depth, summarise, self.options, settings=settings)
-                for project, listing in listed for sid, files in group_by_session(listing).items()]
-        results = run_jobs(jobs, self.options)
-        self.sessions_read += [job.sid for job, result in zip(jobs, results) if result.read]
-        lost = lost_calls(results, [(job.project.name, job.sid) for job in jobs])
-        if lost:
-            again = sorted(lost)
-            redone = run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again],
-                              self.options)
-            for index, result in zip(again, redone):
-                results[index] = result
-            self.sessions_read += [jobs[i].sid for i, result in zip(again, redone) if result.read]
-        rows, skipped, empty = [], collections.Counter(), 0
-        for result in results:
-            skipped.update(result.skipped)
-            if result.row is None:
-                empty += 1
-            else:
-                rows.append(result.row)
-        self.skipped.update(skipped)
-        self.empty_sessions += empty
-        if whole:
-            cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty})
-        return rows
-
-    def note(self) -> str | None:
-        """The one line that says what was skipped, or None."""
-        parts = [f"{n} {what}" for what, n in sorted(self.skipped.items()) if n]
-        if self.empty_sessions:
-            parts.append(f"{self.empty_sessions} empty or summary-only sessions")
-        return f"{PROG}: note: skipped " + ", ".join(parts) if parts else None
-
-
-@dataclass
-class SessionJob:
-    """One session to read and summarise, maybe in a worker; `lost` holds digests of the keys of
-    the API calls another session owns (known only after every session has been read once)."""
-    project: Path
-    sid: str
-    files: list
-    depth: str
-    summarise: object            # facts -> result; pure and picklable
-    options: ReadOptions
-    lost: frozenset = frozenset()
-    settings: str = ""           # digest of the depth and of summarise, for the session cache
-
-
-@dataclass
-class SessionResult:
-    """What comes back of a session: its summary, and what ownership needs to know of it."""
-    row: object | None           # summarise's result; None when the session has no records
-    keys: array.array            # 'Q': the digest of each API call's key it recorded ...
-    stamps: array.array          # 'd': ... and the call's earliest timestamp there
-    end: float
-    skipped: collections.Counter
-    read: bool = True            # False when it came whole from the cache
-
-
-def key_hash(key: tuple) -> int:
-    """A stable 64-bit digest of an API call's key, small enough to hold for a whole history."""
-    return int.from_bytes(hashlib.blake2b("\0".join(key).encode("utf-8", "surrogateescape"),
-                                          digest_size=8).digest(), "big")
-
-
-class _LostKeys:
-    """Owner lookup for assemble_session: a call is someone else's if its key hash is lost."""
-
-    def __init__(self, sid: str, lost: frozenset):
-        self.sid, self.lost = sid, lost
-
-    def get(self, key, default=None):
-        return "" if key_hash(key) in self.lost else self.sid
-
-
-def read_and_summarise(job: SessionJob) -> SessionResult:
-    """Read one session at its depth, as if it owned every call but the lost ones, and summarise it."""
-    scans = [scan_file(tf.path, job.sid, tf.agent_hint, job.depth, job.options) for tf in job.files]
-    claims, end = session_claims(scans)
-    facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
-    row = job.summarise(facts) if facts.timestamps or facts.calls else None
-    return SessionResult(row, array.array("Q", map(key_hash, claims)), array.array("d", claims.values()),
-                         end, facts.skipped)
-
-
-def lost_calls(results: list[SessionResult], sessions: list[tuple[str, str]]) -> dict[int, set]:
-    """Session index -> digests of the calls it recorded that another session owns (by
-    owner_rank; sessions are (project, sid)). Set operations find the few calls recorded twice
-    without a Python step for every call."""
-    seen, shared = set(), set()
-    for result in results:
-        mine = set(result.keys)
-        shared |= seen & mine
-        seen |= mine
-    del seen
-    best, claimants = {}, collections.defaultdict(list)    # digest -> (rank, index); -> indices
-    for index, result in enumerate(results):
-        if shared.isdisjoint(result.keys):
-            continue
-        for key, ts in zip(result.keys, result.stamps):
-            if key not in shared:
-                continue
-            claimants[key].append(index)
-            rank = owner_rank(ts, result.end, *sessions[index])
-            held = best.get(key)
-            if held is None or rank < held[0]:
-                best[key] = (rank, index)
-    lost = collections.defaultdict(set)
-    for key, indices in claimants.items():
-        for index in indices:
-            if index != best[key][1]:
-                lost[index].add(key)
-    return lost
-
-
-def cached_session_result(job: SessionJob) -> SessionResult:
-    """Read and summarise one session, or take its result from the cache when none of its files
-    changed: while Claude Code runs, one session grows and the others are only looked up."""
-    cache = job.options.cache
-    stamp = _session_stamp(job) if cache and job.settings else None
-    # A session that loses calls to another is summarised twice a run: once whole, once without
-    # them. Each has its own entry, so neither evicts the other.
-    key = f"{job.project.absolute()}\0{job.sid}" + ("\0without lost calls" if job.lost else "")
-    if stamp:
-        hit = cache.read(key, "sessions")
-        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("result"), SessionResult):
-            return dataclasses.replace(hit["result"], read=False)
-    result = read_and_summarise(job)
-    if stamp:
-        cache.write(key, "sessions", {"stamp": stamp, "result": result})
-    return result
-
-
-def _session_stamp(job: SessionJob) -> tuple | None:
-    """What a session's result depends on: its files' paths, sizes, mtimes and inodes, the
-    depth and the summary settings, and the calls it loses to others. None if a file is gone."""
-    try:
-        return (job.settings, tuple(_file_stamp(tf.path) for tf in job.files), sorted(job.lost))
-    except OSError:
-        return None
-
-
-def _file_stamp(path: Path) -> str:
-    info = os.stat(path)
-    return f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}"
-
-
-def run_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResult]:
-    """cached_session_result for every job, spread over the CPU cores when there is enough to read."""
-    sizes = []
-    for job in jobs:
-        total = 0
-        for tf in job.files:
-            try:
-                total += tf.path.stat().st_size
-            except OSError:
-                pass
-        sizes.append(total)
-    workers = options.workers or min(os.cpu_count() or 1, 8)
-    if workers > 1 and len(jobs) > 1 and sum(sizes) >= options.parallel_min_bytes:
-        # Imported here: only a first read of a big history uses them, and importing them
-        # would add 30 ms to every run, cached reruns included.
-        import concurrent.futures  # noqa: PLC0415
-        import multiprocessing  # noqa: PLC0415
-        if "fork" in multiprocessing.get_all_start_methods():
-            order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
-            try:
-                with concurrent.futures.ProcessPoolExecutor(
-                        max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                    results = list(pool.map(cached_session_result, [jobs[i] for i in order]))
-                by_index = dict(zip(order, results))
-                return [by_index[i] for i in range(len(jobs))]
-            except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):
-                pass            # no processes here (or run under a profiler): read them in this one
-    return [cached_session_result(job) for job in jobs]
-
-
-def history_fingerprint(projects_dir: Path, files: list[TranscriptFile], settings: str) -> tuple[str, str] | None:
-    """(cache key, fingerprint) of a whole history: every file's path, size, mtime and inode,
-    and the settings digest. None if a file cannot be seen or nothing may be cached."""
-    if not settings:
-        return None
-    digest = hashlib.sha256(settings.encode())
-    try:
-        for tf in files:
-            digest.update(_file_stamp(tf.path).encode("utf-8", "surrogateescape") + b"\n")
-    except OSError:
-        return None
-    return f"{projects_dir.absolute()}\0{settings}", digest.hexdigest()
 
 
 # ── Formatting helpers shared by the text outputs ─────────────────────────────
@@ -3748,7 +3287,7 @@ def _rate_limit_wait(headers: dict) -> float | None:
     return None
 
 
-# ── GitHub workflows: target detection and idempotent comments ────────────────
+# ── GitHub workflows: targets, idempotent comments, the summary ───────────────
 
 @dataclass
 class Target:
@@ -3839,6 +3378,46 @@ def pin_comment(github: GitHub, target: Target, comment: dict) -> None:
         if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
             raise
         github.warn(f"could not pin the summary comment: {exc}")
+
+
+def stats_for_target(stats: dict, target: Target) -> dict:
+    return {**stats, "project": target.repo, "target": target.as_stats()}
+
+
+def post_session_comment(github: GitHub, target: Target, stats: dict, workflows: dict) -> Posted:
+    """Create or update this session's comment on the target."""
+    sid = stats["session_id"]
+
+    def is_mine(comment: dict) -> bool:
+        body = as_str(comment.get("body"))
+        if session_marker_id(body) != sid[:8]:
+            return False
+        data = comment_data(body, SESSION_DATA_TITLE)
+        return not isinstance(data, dict) or data.get("session_id") in (None, sid)
+
+    return upsert_comment(github, target, render_session_comment(stats, workflows), is_mine)
+
+
+def summary_body(github: GitHub, target: Target, trusted: set,
+                 replace: dict | None = None) -> tuple[str, list]:
+    """The summary recomputed from the target's trusted session comments (their authors'
+    association, or a login in `trusted`), and those comments; `replace` stands in for one."""
+    comments = github.list(github.repo_path(f"issues/{target.number}/comments"))
+    sessions, warnings = collect_sessions(comments, trusted)
+    for warning in warnings:
+        github.warn(warning)
+    if replace is not None:
+        sessions = [s for s in sessions if s["session_id"] != replace["session_id"]] + [replace]
+        sessions.sort(key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
+    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state)), comments
+
+
+def post_summary(github: GitHub, target: Target, body: str, listed: list) -> Posted:
+    posted = upsert_comment(github, target, body, lambda c: first_line(c.get("body")) == SUMMARY_MARKER,
+                            listed)
+    if posted.action != "unchanged":
+        pin_comment(github, target, posted.comment)
+    return posted
 
 
 # ── Extract and dashboard: CSV, Markdown report and a Chart.js page ───────────
@@ -4429,6 +4008,481 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         data=script_json(v))
 
 
+# ── Reading fast: skim, glance, the cache, neighbours' claims, the job runner ───
+#
+# Everything here changes how fast a history is read, never what comes of it: ReadOptions switches
+# it, and the tests compare every setting with ReadOptions(fast_lines=False, cache=None, workers=1).
+#
+# Most of a history's bytes are tool results: a Read of a source file, a long test log, each
+# written twice (message content and toolUseResult). What the stats need from such a line is
+# small: its timestamp, whether it is a sidechain, and each result's tool_use_id and is_error.
+# The text itself matters only for Bash (commits) and Task/Agent (subagent links). So a big
+# tool-result line of any other tool is skimmed: its small members are read where they stand and
+# its big strings are stepped over with bytes.find, never decoded. This relies on what makes
+# JSON.stringify's output (which Claude Code writes) compact: no whitespace between tokens, so
+# a string value ends at the first unescaped quote that is followed by `,"` or `}`. Anything the
+# skim does not expect (another layout, nested values before the result, a string it cannot
+# bound, a repeated key) makes it decline, and the line is decoded whole; both ways give the same
+# scan, which tests check on every line of the real transcripts.
+
+_SKIM_KEYS = ("type", "timestamp", "sessionId", "isSidechain", "agentId", "uuid", "parentUuid")
+
+
+def _escaped(line: bytes, quote: int) -> bool:
+    """Is the quote at this index escaped (an odd run of backslashes before it)?"""
+    r = quote - 1
+    while r >= 0 and line[r] == 0x5C:
+        r -= 1
+    return (quote - 1 - r) % 2 == 1
+
+
+def _string_end(line: bytes, start: int, steps: int = QUOTE_STEPS) -> int:
+    """Index of the closing quote of the string value whose text begins at `start`, or -1.
+
+    Text with few quotes (logs, prose) is crossed from quote to quote at memchr speed; in
+    quote-dense text (source code) that loop would cost more than two finds of what follows a
+    string value in compact JSON."""
+    q = line.find(b'"', start)
+    for _ in range(steps):
+        if q < 0 or not _escaped(line, q):
+            return q
+        q = line.find(b'"', q + 1)
+    return _compact_string_end(line, q) if q >= 0 else -1
+
+
+def _compact_string_end(line: bytes, start: int) -> int:
+    """The same, from compact JSON's followers: a string value is followed by `,"` or `}`, and
+    `","` cannot occur inside a string (its last quote is unescaped), so its first occurrence
+    bounds the search for `"}`."""
+    bound = line.find(b'","', start)
+    if bound >= 0 and _escaped(line, bound):
+        return -1                        # the text ends in `",`: ambiguous, decode instead
+    limit = bound if bound >= 0 else len(line)
+    q = line.find(b'"}', start, limit)
+    while q >= 0 and _escaped(line, q):
+        q = line.find(b'"}', q + 1, limit)
+    return q if q >= 0 else bound
+
+
+def _members(text: bytes) -> dict | None:
+    """`"a":1,"b":"c"` as a dict, or None unless it is exactly a run of complete members."""
+    try:
+        obj = _decode_json("{" + text.decode("utf-8") + "}") if text else {}
+    except ValueError:                   # UnicodeDecodeError included
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _skim_blocks(line: bytes, at: int, tool_names: dict, text_tools: tuple,
+                 steps: int) -> tuple[list, int] | None:
+    """The tool_result blocks of `[{...},...]` at `at`, their text stepped over; and the end."""
+    blocks = []
+    while True:
+        if line[at:at + 1] != b"{":
+            return None
+        key = line.find(b'"content":"', at)
+        if key < 0 or line[key - 1:key] not in (b"{", b","):
+            return None
+        block = _members(line[at + 1:key - 1])    # the members before the text
+        if block is None or block.get("type") != "tool_result" or "content" in block:
+            return None
+        if "tool_use_id" in block and result_text_read(tool_names, block["tool_use_id"], text_tools):
+            return None                  # its text is read: decode the line (before stepping over it)
+        end = _string_end(line, key + 11, steps)
+        close = line.find(b"}", end)
+        if end < 0 or close < 0 or line[end + 1] not in b",}":
+            return None
+        rest = _members(line[end + 2:close]) if close > end + 1 else {}
+        if rest is None or rest.keys() & block.keys() or "content" in rest:
+            return None
+        block.update(rest)
+        if result_text_read(tool_names, block.get("tool_use_id"), text_tools):
+            return None
+        block["content"] = ""
+        blocks.append(block)
+        at = close + 1
+        if line[at:at + 1] == b"]":
+            return blocks, at + 1
+        if line[at:at + 1] != b",":
+            return None
+        at += 1
+
+
+def skim_tool_result(line: bytes, tool_names: dict, text_tools: tuple = RESULT_TEXT_TOOLS,
+                     quote_steps: int = QUOTE_STEPS) -> dict | None:
+    """A tool-result user line reduced to what the scan reads from it, or None to decode it whole.
+
+    The members before `"message"` and those between it and `"toolUseResult"` are decoded as
+    they stand (a run of members that decodes on its own is exactly the object's own members);
+    the result text is stepped over and toolUseResult is never read. tool_names maps the file's
+    tool_use ids to tool names: a result of a tool whose text is read, or of a call this file
+    does not hold, declines; text_tools names the tools whose text is read."""
+    start = line.find(b',"message":{"role":"user","content":[')
+    if start < 0 or line[:1] != b"{":
+        return None
+    head = _members(line[1:start])
+    if head is None or head.get("type") != "user":
+        return None
+    found = _skim_blocks(line, start + 37, tool_names, text_tools, quote_steps)
+    if found is None:
+        return None
+    blocks, at = found
+    if line[at:at + 1] != b"}" or (line[at + 1:at + 2] != b"," and at + 2 != len(line)):
+        return None
+    after = line.find(b',"toolUseResult":', at + 1)
+    if after >= 0:
+        tail = _members(line[at + 2:after])
+        if tail is None or "timestamp" not in head.keys() | tail.keys():
+            return None                  # what comes after the result could still matter
+    else:
+        if line[-1:] != b"}":
+            return None
+        tail = _members(line[at + 2:-1])
+    if tail is None or tail.keys() & head.keys():
+        return None
+    record = {key: value for part in (head, tail) for key, value in part.items() if key in _SKIM_KEYS}
+    record["message"] = {"role": "user", "content": blocks}
+    return record
+
+
+# A list row needs even less of a big tool result: its time, and whether it is a Task/Agent
+# result (a subagent link). When the small members before the message say it all, the line is
+# only glanced at: they must hold no object, array or escape (so every quote in them is JSON's own
+# and each member is the top-level one), the message must open with exactly one tool_result block
+# of a call the file holds (one pass counts the tool_use_id keys: a quote that is not escaped
+# cannot occur inside a string, so each counted key is a real one), and the time is read either
+# among those members or, in the layout that writes it after the message, at the exact place
+# after the message's close and the uuid. Anything else is skimmed or decoded as before.
+
+_GLANCE_OPENING = b',"message":{"role":"user","content":[{'
+
+
+def _flat_value(line: bytes, key: bytes, end: int) -> bytes | None:
+    """The string value of `key` among the flat members before `end`, or None."""
+    at = line.find(key, 1, end)
+    if at < 0:
+        return None
+    at += len(key)
+    close = line.find(b'"', at, end)
+    return line[at:close] if close >= 0 else None
+
+
+def glance_tool_result(line: bytes, tool_names: dict, agent_hint: str | None) -> str | None:
+    """The timestamp of a tool-result line that a list row reads nothing else of, or None to
+    read the line the usual way (also for inline sidechain lines, whose uuid links a chain).
+    On lines of a few hundred bytes every call counts: the tests are plain bytes methods."""
+    opening = line.find(_GLANCE_OPENING, 0, GLANCE_HEAD_BYTES)
+    if opening < 0 or not line.startswith(b'{"') or not line.endswith(b"}"):
+        return None
+    head = line[1:opening]                  # not a regex: sre would cost 4 us a line here
+    if b"{" in head or b"[" in head or b"\\" in head or head.count(b'"type":') != 1 \
+            or b'"type":"user"' not in head:
+        return None
+    if agent_hint is None and line.find(b'"isSidechain":true', 1, opening) >= 0 \
+            and not _flat_value(line, b'"agentId":"', opening):
+        return None
+    at = opening + len(_GLANCE_OPENING)
+    if line.startswith(b'"tool_use_id":"', at):
+        id_start = at + 15
+        id_end = line.find(b'"', id_start, id_start + 256)
+        if id_end < 0 or not line.startswith(b',"type":"tool_result"', id_end + 1):
+            return None
+    elif line.startswith(b'"type":"tool_result","tool_use_id":"', at):
+        id_start = at + 36
+        id_end = line.find(b'"', id_start, id_start + 256)
+    else:
+        return None
+    if id_end < 0 or line.find(b"\\", id_start, id_end) >= 0 \
+            or result_text_read(tool_names, line[id_start:id_end].decode("ascii", "replace"), TASK_TOOLS) \
+            or line.count(b'"tool_use_id":"', at) != 1:
+        return None
+    stamp = _flat_value(line, b'"timestamp":"', opening)
+    if stamp is None:
+        # 2.1.x writes `...}]},"uuid":"<uuid>","timestamp":"...` right after the message
+        key = line.find(b'"timestamp":"', at)
+        uuid = line.rfind(b']},"uuid":"', max(key - 80, at), key)
+        if key < 0 or uuid < 0 or line[key - 2:key] != b'",' or line.find(b'"', uuid + 11, key - 2) >= 0:
+            return None
+        end = line.find(b'"', key + 13, key + 64)
+        stamp = line[key + 13:end] if end >= 0 else None
+    if not stamp or b"\\" in stamp:
+        return None
+    return stamp.decode("ascii", "replace")
+
+
+def fast_line(state: "_ScanState", line: bytes, agent_hint: str | None, options: ReadOptions):
+    """The interpreter's hook before decoding a whole line: at ROW depth a glance (True: the time
+    is taken, nothing else to read), else a skim of a big tool result (its record), else None."""
+    scan = state.scan
+    if scan.depth == ROW:
+        stamp = glance_tool_result(line, state.tool_names, agent_hint)
+        if stamp is not None:
+            ts = parse_ts(stamp)
+            if ts is not None:
+                scan.timestamps.append(ts)
+            scan.glanced += 1
+            return True
+    if len(line) < options.skim_min_bytes:
+        return None
+    rec = skim_tool_result(line, state.tool_names, state.text_tools, options.quote_steps)
+    if rec is not None and rec.get("isSidechain") is True and agent_hint is None and not rec.get("agentId"):
+        return None                      # an inline sidechain line: its uuid links the chain
+    if rec is not None:
+        scan.skimmed += 1
+    return rec
+
+
+# ── the cache: unchanged files are nearly free, grown files resume ──
+#
+# A file's scan state is kept under $XDG_CACHE_HOME/session-analytics, keyed on its path, with
+# its size, mtime, inode and a hash of its first bytes and of the bytes before the point the scan
+# reached. Unchanged: reuse. Grown on the same inode with those bytes intact (Claude Code only
+# appends): resume from that point. Anything else (truncated, replaced, rewritten): read it
+# again. A cache that could serve stale numbers would be worse than none, so entries live in a
+# folder named after the script's own bytes: a script that reads transcripts differently (or
+# keeps other fields in its scan state) never sees another version's entries. Besides scans, the
+# cache keeps neighbours' claims (for `stats`), each session's result and whole runs (for `list`
+# and `extract`), each under a key that covers every file it depends on.
+
+
+def _private(path: Path, fd: int | None = None) -> bool:
+    info = os.fstat(fd) if fd is not None else path.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+class ReadCache:
+    """What reading a history leaves for the next run, in a folder only this user can write:
+    file scans (resumed when a file grew), neighbours' claims, session results and whole runs,
+    each under its own kind. Every failure is a miss."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._checked = None
+
+    @classmethod
+    def default(cls) -> "ReadCache":
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        try:
+            with open(__file__, "rb") as handle:
+                build = hashlib.sha256(handle.read()).hexdigest()[:16]
+        except OSError:
+            build = "unknown"
+        return cls(Path(base) / "session-analytics" / f"v{CACHE_VERSION}-{build}")
+
+    def _usable(self) -> bool:
+        """Only a folder this user owns and nobody else can write: entries are pickles."""
+        if self._checked is None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._checked = _private(self.root)
+            except OSError:
+                self._checked = False
+        return self._checked
+
+    def entry_path(self, key: str, kind: str) -> Path:
+        return self.root / kind / (hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40])
+
+    def read(self, key: str, kind: str):
+        if not self._usable():
+            return None
+        try:
+            with open(self.entry_path(key, kind), "rb") as handle:
+                if not (_private(Path(handle.name).parent) and _private(Path(handle.name), handle.fileno())):
+                    return None
+                return pickle.load(handle)
+        except Exception:            # noqa: BLE001 - a damaged or foreign entry is a miss
+            return None
+
+    def write(self, key: str, kind: str, value) -> None:
+        if not self._usable():
+            return
+        target = self.entry_path(key, kind)
+        try:
+            target.parent.mkdir(exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(prefix=".", dir=target.parent)
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump(value, handle, pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, target)
+        except OSError:
+            pass                      # a read-only or full disk only costs speed
+
+    @staticmethod
+    def _probe(handle, offset: int) -> str:
+        digest = hashlib.sha256()
+        handle.seek(0)
+        digest.update(handle.read(min(offset, CACHE_PROBE_BYTES)))
+        handle.seek(max(offset - CACHE_PROBE_BYTES, 0))
+        digest.update(handle.read(min(offset, CACHE_PROBE_BYTES)))
+        return digest.hexdigest()
+
+    def lookup(self, path: Path, handle, kind: str = "scans"):
+        """(scan state, offset to resume from, whether the file's size and mtime are the ones
+        stored) for an open transcript, or None to read it all."""
+        key = str(path.absolute())
+        entry = self.read(key, kind)
+        if not isinstance(entry, dict) or entry.get("path") != key:
+            return None
+        info = os.fstat(handle.fileno())
+        if info.st_ino != entry["ino"] or info.st_size < entry["size"]:
+            return None
+        exact = (info.st_size, info.st_mtime_ns) == (entry["size"], entry["mtime_ns"])
+        if not exact and self._probe(handle, entry["offset"]) != entry["probe"]:
+            return None
+        try:
+            state = pickle.loads(entry["state"])
+        except Exception:             # noqa: BLE001
+            return None
+        return (state, entry["offset"], exact) if isinstance(state, _ScanState) else None
+
+    def store(self, path: Path, handle, state: bytes, offset: int, kind: str = "scans") -> None:
+        info = os.fstat(handle.fileno())
+        key = str(path.absolute())
+        self.write(key, kind, {"path": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+                                  "ino": info.st_ino, "offset": offset, "probe": self._probe(handle, offset),
+                                  "state": state})
+
+
+_TIMESTAMP_RE = re.compile(rb'"timestamp"\s*:\s*"([^"]+)"')
+
+
+def light_claims(files: list[TranscriptFile], cache: ReadCache | None = None) -> tuple[dict, float]:
+    """Cheap version of session_claims for sessions we only compete with."""
+    claims = {}
+    end = None
+    for tf in files:
+        file_claims, file_end = _file_claims(tf.path, cache)
+        for key, ts in file_claims.items():
+            if key not in claims or ts < claims[key]:
+                claims[key] = ts
+        if file_end is not None and (end is None or file_end > end):
+            end = file_end
+    return claims, (end if end is not None else float("inf"))
+
+
+def _file_claims(path: Path, cache: ReadCache | None) -> tuple[dict, float | None]:
+    """One file's call keys with their earliest timestamps, and its last timestamp.
+
+    Parses only lines that carry usage; takes other lines' timestamps by regex. Cached on the
+    file's exact size, mtime and inode, so a neighbour that did not change is not read again.
+    """
+    try:
+        handle = open(path, "rb", buffering=0)
+    except OSError:
+        return {}, None
+    with handle:
+        info = os.fstat(handle.fileno())
+        stamp = (str(Path(path).absolute()), info.st_size, info.st_mtime_ns, info.st_ino)
+        if cache:
+            hit = cache.read(stamp[0], "claims")
+            if isinstance(hit, dict) and hit.get("stamp") == stamp:
+                return hit["claims"], hit["end"]
+        claims, end = {}, None
+        for raw, _, _ in iter_lines(handle, 0):
+            if b'"usage"' not in raw or b'"assistant"' not in raw:
+                m = _TIMESTAMP_RE.search(raw)
+                ts = parse_ts(m.group(1).decode("ascii", "replace")) if m else None
+                if ts is not None and (end is None or ts > end):
+                    end = ts
+                continue
+            try:
+                rec = json.loads(raw)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(rec, dict):
+                continue
+            ts = parse_ts(rec.get("timestamp"))
+            if ts is not None and (end is None or ts > end):
+                end = ts
+            if rec.get("type") != "assistant":
+                continue
+            message = as_dict(rec.get("message"))
+            if billed_usage(message) is None:
+                continue
+            key = call_key(rec, message)
+            t = ts if ts is not None else float("inf")
+            if key not in claims or t < claims[key]:
+                claims[key] = t
+    if cache:
+        cache.write(stamp[0], "claims", {"stamp": stamp, "claims": claims, "end": end})
+    return claims, end
+
+
+def cached_session_result(job: SessionJob) -> SessionResult:
+    """Read and summarise one session, or take its result from the cache when none of its files
+    changed: while Claude Code runs, one session grows and the others are only looked up."""
+    cache = job.options.cache
+    stamp = _session_stamp(job) if cache and job.settings else None
+    # A session that loses calls to another is summarised twice a run: once whole, once without
+    # them. Each has its own entry, so neither evicts the other.
+    key = f"{job.project.absolute()}\0{job.sid}" + ("\0without lost calls" if job.lost else "")
+    if stamp:
+        hit = cache.read(key, "sessions")
+        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("result"), SessionResult):
+            return dataclasses.replace(hit["result"], read=False)
+    result = read_and_summarise(job)
+    if stamp:
+        cache.write(key, "sessions", {"stamp": stamp, "result": result})
+    return result
+
+
+def _session_stamp(job: SessionJob) -> tuple | None:
+    """What a session's result depends on: its files' paths, sizes, mtimes and inodes, the
+    depth and the summary settings, and the calls it loses to others. None if a file is gone."""
+    try:
+        return (job.settings, tuple(_file_stamp(tf.path) for tf in job.files), sorted(job.lost))
+    except OSError:
+        return None
+
+
+def _file_stamp(path: Path) -> str:
+    info = os.stat(path)
+    return f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}"
+
+
+def run_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResult]:
+    """cached_session_result for every job, spread over the CPU cores when there is enough to read."""
+    sizes = []
+    for job in jobs:
+        total = 0
+        for tf in job.files:
+            try:
+                total += tf.path.stat().st_size
+            except OSError:
+                pass
+        sizes.append(total)
+    workers = options.workers or min(os.cpu_count() or 1, 8)
+    if workers > 1 and len(jobs) > 1 and sum(sizes) >= options.parallel_min_bytes:
+        # Imported here: only a first read of a big history uses them, and importing them
+        # would add 30 ms to every run, cached reruns included.
+        import concurrent.futures  # noqa: PLC0415
+        import multiprocessing  # noqa: PLC0415
+        if "fork" in multiprocessing.get_all_start_methods():
+            order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
+            try:
+                with concurrent.futures.ProcessPoolExecutor(
+                        max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    results = list(pool.map(cached_session_result, [jobs[i] for i in order]))
+                by_index = dict(zip(order, results))
+                return [by_index[i] for i in range(len(jobs))]
+            except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):
+                pass            # no processes here (or run under a profiler): read them in this one
+    return [cached_session_result(job) for job in jobs]
+
+
+def history_fingerprint(projects_dir: Path, files: list[TranscriptFile], settings: str) -> tuple[str, str] | None:
+    """(cache key, fingerprint) of a whole history: every file's path, size, mtime and inode,
+    and the settings digest. None if a file cannot be seen or nothing may be cached."""
+    if not settings:
+        return None
+    digest = hashlib.sha256(settings.encode())
+    try:
+        for tf in files:
+            digest.update(_file_stamp(tf.path).encode("utf-8", "surrogateescape") + b"\n")
+    except OSError:
+        return None
+    return f"{projects_dir.absolute()}\0{settings}", digest.hexdigest()
+
+
 # ── CLI ───────────────────────────────────────────────────────────────────────
 
 EPILOG = """\
@@ -4627,6 +4681,11 @@ def note(args, reader: HistoryReader) -> None:
         print(line, file=sys.stderr)
 
 
+def trusted_logins(args) -> set:
+    """--trusted-authors as a set of lower-case logins."""
+    return {login.strip().casefold() for login in args.trusted_authors.split(",") if login.strip()}
+
+
 def workflow_templates(args) -> list[WorkflowTemplate]:
     return load_workflow_templates(Path(args.skills_dir).expanduser(), warner(args))
 
@@ -4644,45 +4703,6 @@ def find_target(github: GitHub, args, stats: dict | None) -> Target:
     flag_target(args)
     return resolve_target(github, args.target, args.number,
                           current_branch() or (stats or {}).get("branch"))
-
-
-def stats_for_target(stats: dict, target: Target) -> dict:
-    return {**stats, "project": target.repo, "target": target.as_stats()}
-
-
-def post_session_comment(github: GitHub, target: Target, stats: dict, workflows: dict) -> Posted:
-    """Create or update this session's comment on the target."""
-    sid = stats["session_id"]
-
-    def is_mine(comment: dict) -> bool:
-        body = as_str(comment.get("body"))
-        if session_marker_id(body) != sid[:8]:
-            return False
-        data = comment_data(body, SESSION_DATA_TITLE)
-        return not isinstance(data, dict) or data.get("session_id") in (None, sid)
-
-    return upsert_comment(github, target, render_session_comment(stats, workflows), is_mine)
-
-
-def summary_body(github: GitHub, target: Target, args, replace: dict | None = None) -> tuple[str, list]:
-    """The summary recomputed from the target's trusted session comments, and those comments."""
-    comments = github.list(github.repo_path(f"issues/{target.number}/comments"))
-    trusted = {login.strip().casefold() for login in args.trusted_authors.split(",") if login.strip()}
-    sessions, warnings = collect_sessions(comments, trusted)
-    for warning in warnings:
-        github.warn(warning)
-    if replace is not None:
-        sessions = [s for s in sessions if s["session_id"] != replace["session_id"]] + [replace]
-        sessions.sort(key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
-    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state)), comments
-
-
-def post_summary(github: GitHub, target: Target, body: str, listed: list) -> Posted:
-    posted = upsert_comment(github, target, body, lambda c: first_line(c.get("body")) == SUMMARY_MARKER,
-                            listed)
-    if posted.action != "unchanged":
-        pin_comment(github, target, posted.comment)
-    return posted
 
 
 def posted_line(what: str, posted: Posted) -> str:
@@ -4770,7 +4790,7 @@ def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
         return EXIT_OK
     github = open_github(github, args, None)
     target = find_target(github, args, None)
-    body, listed = summary_body(github, target, args)
+    body, listed = summary_body(github, target, trusted_logins(args))
     emit(args, body if args.dry_run else posted_line("summary", post_summary(github, target, body, listed)))
     return EXIT_OK
 
@@ -4784,10 +4804,11 @@ def run_pipeline(args, reader: HistoryReader, github: GitHub) -> int:
     target = find_target(github, args, stats)
     stats = stats_for_target(stats, target)
     if args.dry_run:
-        emit(args, render_session_comment(stats, workflows) + "\n" + summary_body(github, target, args, stats)[0])
+        emit(args, render_session_comment(stats, workflows) + "\n"
+             + summary_body(github, target, trusted_logins(args), stats)[0])
         return EXIT_OK
     lines = posted_line("comment", post_session_comment(github, target, stats, workflows))
-    lines += posted_line("summary", post_summary(github, target, *summary_body(github, target, args)))
+    lines += posted_line("summary", post_summary(github, target, *summary_body(github, target, trusted_logins(args))))
     emit(args, lines)
     return EXIT_OK
 
@@ -4864,8 +4885,7 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
     else:
         since, until = extract_range(args, required=True)
         github = open_github(github, args, None)
-        trusted = {x.strip().casefold() for x in args.trusted_authors.split(",") if x.strip()}
-        items, failures = gather_github(github, since, until, trusted, args.quiet)
+        items, failures = gather_github(github, since, until, trusted_logins(args), args.quiet)
         repo = github.repo
     data = {"schema_version": SCHEMA_VERSION, "source": args.source, "repo": repo,
             "from": args.date_from or "", "to": args.date_to or "", "items": items, "failures": failures}
