@@ -12,7 +12,7 @@ LITELLM_PIN := 1.110.2
 LITELLM_WHEEL := tests/.deps/.litellm-$(LITELLM_PIN)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test test-deps bench
+.PHONY: demo test test-deps system-deps bench
 
 demo:
 	@rm -rf "$(DEMO_OUT)" && mkdir -p "$(DEMO_OUT)"
@@ -41,8 +41,12 @@ demo:
 	@echo "summary-pr-652.md: the PR comments, rendered without posting, and analytics/:"
 	@echo "analytics.csv, analytics.md, analytics.json and dashboard.html from the local transcripts)"
 
-test-deps: $(BROWSER_DEPS) $(LITELLM_WHEEL)
+test-deps: system-deps $(BROWSER_DEPS) $(LITELLM_WHEEL)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+# gh, openssl, cmark-gfm, chromium, node: installed with apt-get where it can, else the command to run
+system-deps:
+	@bash tests/install-system-deps.sh
 
 $(LITELLM_WHEEL):
 	$(PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
@@ -50,7 +54,7 @@ $(LITELLM_WHEEL):
 	touch $@
 
 # Mermaid and Chart.js for the browser tests, exactly as pinned in the lock file.
-$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json | system-deps
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -181,3 +181,19 @@ def test_hook_input_errors_are_one_line(stdin, message):
     proc = run_cli("--phase", "stats", "--hook-input", input=stdin)
     assert proc.returncode == 4
     assert proc.stderr.startswith(f"session-analytics: error: {message}") and proc.stderr.count("\n") == 1
+
+
+def test_the_installer_says_the_one_command_to_run_where_it_cannot_install(tmp_path):
+    """Not root (or no apt-get): no install is tried, and the message names every package."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "id").write_text("#!/bin/sh\necho 1000\n")
+    (fake_bin / "id").chmod(0o755)
+    proc = subprocess.run(["/bin/bash", str(ROOT / "tests" / "install-system-deps.sh")], capture_output=True,
+                          text=True, env={"PATH": str(fake_bin)})
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == ("  sudo apt-get install -y make git python3 gh openssl cmark-gfm "
+                                            "chromium nodejs npm python3-pip")
+    done = subprocess.run(["/bin/bash", str(ROOT / "tests" / "install-system-deps.sh")], capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and done.stderr == ""          # everything is here: nothing to do
