@@ -7,7 +7,6 @@ the scan it leads to equals the scan of the decoded line.
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 import sys
@@ -214,7 +213,7 @@ def test_an_inline_sidechain_result_is_decoded_so_its_chain_stays_linked(tmp_pat
     line = result_line("z" * 10000, extra_top={"isSidechain": True})
     state = sa._ScanState(sa.FileScan(path=tmp_path / "t.jsonl", session_id="s"))
     state.tool_names.update(PLAIN_TOOLS)
-    fast = functools.partial(sa.fast_line, options=sa.ReadOptions())
+    fast = sa.fast_lines(sa.FULL, sa.ReadOptions())
     assert len(line) > sa.ReadOptions().skim_min_bytes
     sa.interpret_line(state, line, True, None, fast)
     assert state.inline_parent == {"u1": "p1"} and state.scan.skimmed == 0

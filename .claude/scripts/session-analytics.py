@@ -817,7 +817,7 @@ def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str 
         scan.skipped["unreadable files"] += 1
         return scan
     cache = options.cache
-    fast = functools.partial(fast_line, options=options) if options.fast_lines else None
+    fast = fast_lines(depth, options) if options.fast_lines else None
     with handle:
         if cache and os.fstat(handle.fileno()).st_size < CACHE_MIN_BYTES:
             cache = None        # most subagent files: storing them would cost a first run a third
@@ -845,10 +845,11 @@ def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str 
 
 def interpret_line(state: _ScanState, line: bytes, terminated: bool, agent_hint: str | None,
                    fast=None) -> None:
-    """One line into the scan state. `fast` is the hook of "Reading fast": it may read the line
-    without decoding it (True: done; a dict: the record to interpret) or decline (None)."""
+    """One line into the scan state. `fast` is the hook of "Reading fast" (fast_lines): for lines
+    of at least its min_bytes it may read the line without decoding it (True: done; a dict: the
+    record to interpret) or decline (None)."""
     rec = None
-    if fast is not None and terminated and state.scan.session_id:
+    if fast is not None and terminated and len(line) >= fast.min_bytes and state.scan.session_id:
         rec = fast(state, line, agent_hint)
         if rec is True:
             return
@@ -4210,26 +4211,35 @@ def glance_tool_result(line: bytes, tool_names: dict, agent_hint: str | None) ->
     return stamp.decode("ascii", "replace")
 
 
-def fast_line(state: "_ScanState", line: bytes, agent_hint: str | None, options: ReadOptions):
+def fast_lines(depth: str, options: ReadOptions):
     """The interpreter's hook before decoding a whole line: at ROW depth a glance (True: the time
-    is taken, nothing else to read), else a skim of a big tool result (its record), else None."""
-    scan = state.scan
-    if scan.depth == ROW:
-        stamp = glance_tool_result(line, state.tool_names, agent_hint)
-        if stamp is not None:
-            ts = parse_ts(stamp)
-            if ts is not None:
-                scan.timestamps.append(ts)
-            scan.glanced += 1
-            return True
-    if len(line) < options.skim_min_bytes:
-        return None
-    rec = skim_tool_result(line, state.tool_names, state.text_tools, options.quote_steps)
-    if rec is not None and rec.get("isSidechain") is True and agent_hint is None and not rec.get("agentId"):
-        return None                      # an inline sidechain line: its uuid links the chain
-    if rec is not None:
-        scan.skimmed += 1
-    return rec
+    is taken, nothing else to read), else a skim of a big tool result (its record), else None.
+    Its min_bytes spares the call for lines neither could take: a glance takes any, a skim big
+    ones. A plain function, not an object: it runs for most lines of a history."""
+    glance = depth == ROW
+    skim_min_bytes, quote_steps = options.skim_min_bytes, options.quote_steps
+
+    def hook(state: "_ScanState", line: bytes, agent_hint: str | None):
+        scan = state.scan
+        if glance:
+            stamp = glance_tool_result(line, state.tool_names, agent_hint)
+            if stamp is not None:
+                ts = parse_ts(stamp)
+                if ts is not None:
+                    scan.timestamps.append(ts)
+                scan.glanced += 1
+                return True
+            if len(line) < skim_min_bytes:
+                return None
+        rec = skim_tool_result(line, state.tool_names, state.text_tools, quote_steps)
+        if rec is not None and rec.get("isSidechain") is True and agent_hint is None and not rec.get("agentId"):
+            return None                  # an inline sidechain line: its uuid links the chain
+        if rec is not None:
+            scan.skimmed += 1
+        return rec
+
+    hook.min_bytes = 0 if glance else skim_min_bytes
+    return hook
 
 
 # ── the cache: unchanged files are nearly free, grown files resume ──
