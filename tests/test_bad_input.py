@@ -109,6 +109,10 @@ def test_usage_errors_are_one_line(args, code, tmp_path):
     ("{", "is not valid JSON"),
     ('{"models": {"m": {"input": "cheap"}}}', "needs numeric 'input' and 'output'"),
     ("[1, 2]", "expected a JSON object"),
+    ('{"models": {"m": {"rates": [{"from": "soon", "input": 1, "output": 1}]}}}', "'from' must be a date"),
+    ('{"models": {"m": {"input": 1, "output": 1, "tier": {"input": 2}}}}', "'tier' needs 'above_tokens'"),
+    ('{"models": {"m": {"input": 1, "output": 1, "cache_read": "cheap"}}}', "'cache_read' must be a number"),
+    ('{"models": {"m": [1, 2, 3]}}', "needs five numbers"),
 ])
 def test_bad_pricing_file(tmp_path, content, message):
     t = Transcript(tmp_path / "p" / "s1.jsonl", "s1")
@@ -118,7 +122,7 @@ def test_bad_pricing_file(tmp_path, content, message):
     bad.write_text(content)
     proc = run_cli("--phase", "stats", "--projects-dir", tmp_path, "--session-id", "s1", "--pricing", bad)
     assert proc.returncode == 4 and message in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
 def test_bad_problems_file(tmp_path):

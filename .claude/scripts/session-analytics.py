@@ -121,9 +121,14 @@ _FAST_PAGE = "https://platform.claude.com/docs/en/build-with-claude/fast-mode"
 _CODE_FAST_PAGE = "https://code.claude.com/docs/en/fast-mode"
 
 
-def _rates(input, output, write_5m, write_1h, read, **extra) -> dict:
-    return {**extra, "input": input, "output": output, "cache_write_5m": write_5m,
-            "cache_write_1h": write_1h, "cache_read": read}
+def _rates(input, output, write_5m, write_1h, read, since: str | None = None,
+           above_tokens: int | None = None) -> dict:
+    """One period of rates (or a tier, above_tokens) as the table writes it."""
+    rates = {"from": since} if since else {}
+    if above_tokens is not None:
+        rates["above_tokens"] = above_tokens
+    return {**rates, "input": input, "output": output, "cache_write_5m": write_5m, "cache_write_1h": write_1h,
+            "cache_read": read}
 
 
 PRICE_TABLE = {
@@ -140,28 +145,28 @@ PRICE_TABLE = {
     "models": {
         "claude-fable-5-2": {
             "source": "pricing page; models/fable-5-2 overview (released 2026-11-09); fast: " + _FAST_PAGE,
-            "rates": [_rates(8, 40, 10, 16, 0.20, **{"from": "2026-11-09"})], "fast_multiplier": 2.0},
+            "rates": [_rates(8, 40, 10, 16, 0.20, since="2026-11-09")], "fast_multiplier": 2.0},
         "claude-mythos-5-2": {
             "source": "models/mythos-5 overview: Mythos shares Fable's specifications and pricing; " + _FAST_PAGE,
-            "rates": [_rates(8, 40, 10, 16, 0.20, **{"from": "2026-11-09"})], "fast_multiplier": 2.0},
+            "rates": [_rates(8, 40, 10, 16, 0.20, since="2026-11-09")], "fast_multiplier": 2.0},
         "claude-fable-5-1": {
             "source": _PRICING_PAGE + " (cache hits 0.025x input, released 2026-09-01)",
-            "rates": [_rates(10, 50, 12.50, 20, 0.25, **{"from": "2026-09-01"})]},
+            "rates": [_rates(10, 50, 12.50, 20, 0.25, since="2026-09-01")]},
         "claude-mythos-5-1": {
             "source": _PRICING_PAGE + " (limited availability)",
-            "rates": [_rates(10, 50, 12.50, 20, 0.25, **{"from": "2026-09-01"})]},
+            "rates": [_rates(10, 50, 12.50, 20, 0.25, since="2026-09-01")]},
         "claude-fable-5": {
             "source": _PRICING_PAGE + "; models/fable-5 overview (released 2026-06-09)",
-            "rates": [_rates(10, 50, 12.50, 20, 1.00, **{"from": "2026-06-09"})]},
+            "rates": [_rates(10, 50, 12.50, 20, 1.00, since="2026-06-09")]},
         "claude-mythos-5": {
             "source": _PRICING_PAGE + " (limited availability)",
-            "rates": [_rates(10, 50, 12.50, 20, 1.00, **{"from": "2026-06-09"})]},
+            "rates": [_rates(10, 50, 12.50, 20, 1.00, since="2026-06-09")]},
         "claude-opus-5-5": {
             "source": "models/opus-5-5 overview (cache hits 0.05x input); fast $8/$40: " + _FAST_PAGE,
             "rates": [_rates(4, 20, 5, 8, 0.20)], "fast_multiplier": 2.0},
         "claude-opus-5": {
             "source": _PRICING_PAGE + "; models/opus-5 overview (released 2026-07-24); fast 2x: " + _FAST_PAGE,
-            "rates": [_rates(5, 25, 6.25, 10, 0.50, **{"from": "2026-07-24"})], "fast_multiplier": 2.0},
+            "rates": [_rates(5, 25, 6.25, 10, 0.50, since="2026-07-24")], "fast_multiplier": 2.0},
         "claude-opus-4-8": {
             "source": _PRICING_PAGE + "; fast $10/$50, deprecated 2026-10-30: " + _CODE_FAST_PAGE,
             "rates": [_rates(5, 25, 6.25, 10, 0.50)], "fast_multiplier": 2.0},
@@ -179,11 +184,11 @@ PRICE_TABLE = {
             "source": "models/sonnet-5-5 overview; cache hits cut from $0.20 to $0.10 on 2026-10-07: "
                       + _PRICING_PAGE,
             "rates": [_rates(2, 10, 2.50, 4, 0.20),
-                      _rates(2, 10, 2.50, 4, 0.10, **{"from": "2026-10-07"})]},
+                      _rates(2, 10, 2.50, 4, 0.10, since="2026-10-07")]},
         "claude-sonnet-5": {
             "source": "models/sonnet-5 overview (released 2026-06-30; the planned $3/$15 increase "
                       "was cancelled)",
-            "rates": [_rates(2, 10, 2.50, 4, 0.20, **{"from": "2026-06-30"})]},
+            "rates": [_rates(2, 10, 2.50, 4, 0.20, since="2026-06-30")]},
         "claude-sonnet-4-6": {"source": _PRICING_PAGE, "rates": [_rates(3, 15, 3.75, 6, 0.30)]},
         "claude-sonnet-4-5": {
             "source": _PRICING_PAGE + " (long context: requests over 200k input tokens)",
@@ -198,7 +203,7 @@ PRICE_TABLE = {
         "claude-haiku-5-5": {
             "source": "models/haiku-5-5 overview (released 2026-10-07; prompts over 100k tokens "
                       "billed whole at the higher rates): " + _PRICING_PAGE,
-            "rates": [_rates(0.10, 0.50, 0.125, 0.20, 0.01, **{"from": "2026-10-07"})],
+            "rates": [_rates(0.10, 0.50, 0.125, 0.20, 0.01, since="2026-10-07")],
             "tier": _rates(0.50, 2.50, 0.625, 1.00, 0.05, above_tokens=100_000)},
         "claude-haiku-4-5": {"source": _PRICING_PAGE, "rates": [_rates(1, 5, 1.25, 2, 0.10)]},
         "claude-3-5-haiku": {"source": _PRICING_PAGE, "rates": [_rates(0.80, 4, 1, 1.6, 0.08)]},
