@@ -633,6 +633,7 @@ class FileScan:
     agent_first_prompt: dict = field(default_factory=dict)   # agent id -> first prompt text
     compactions: int = 0
     skipped: collections.Counter = field(default_factory=collections.Counter)
+    cost_state: dict | None = None     # Claude Code's own cost record: the file's last cost-state
     # how many lines the fast paths read without decoding them (speed only: not compared)
     skimmed: int = field(default=0, compare=False)
     glanced: int = field(default=0, compare=False)
@@ -657,6 +658,8 @@ class SessionFacts:
     compactions: int
     skipped: collections.Counter
     depth: str = FULL
+    cost_state: dict | None = None # Claude Code's own record of the session's cost (cost_state_of)
+    replayed: dict = field(default_factory=dict)   # model -> Usage of calls another session owns
 
 
 @dataclass(frozen=True)
@@ -887,6 +890,8 @@ def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
     if kind != "assistant" and kind != "user":
         if kind == "system" and get("subtype") == "compact_boundary":
             scan.compactions += 1
+        elif kind == "cost-state" and agent_hint is None:
+            scan.cost_state = cost_state_of(rec)
         return                            # progress, attachment, summary, unknown: nothing to count
     message = get("message")
     if type(message) is not dict:
@@ -927,6 +932,29 @@ def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
         _read_results(state, rec, results, ts)
     else:
         _read_prompt(state, rec, message, ts, agent, sidechain, uuid)
+
+
+# Claude Code writes its own running total of the session's cost as `cost-state` records (2.1.x):
+# the record is cumulative over every process that wrote to the session (a --resume or --continue
+# carries the total on), and a --fork-session starts from its parent's total.
+_COST_STATE_FIELDS = (("input", "inputTokens"), ("output", "outputTokens"),
+                      ("cache_creation", "cacheCreationInputTokens"), ("cache_read", "cacheReadInputTokens"))
+
+
+def cost_state_of(rec: dict) -> dict | None:
+    """The parts of a cost-state record the stats compare with their own: total and per model."""
+    total = rec.get("totalCostUSD")
+    if not isinstance(total, (int, float)) or isinstance(total, bool):
+        return None
+    models = {}
+    for model, raw in as_dict(rec.get("modelUsage")).items():
+        raw = as_dict(raw)
+        cost = raw.get("costUSD")
+        models[as_str(model)] = {**{ours: as_int(raw.get(theirs)) for ours, theirs in _COST_STATE_FIELDS},
+                                 "cost_usd": round(cost, 6) if isinstance(cost, (int, float))
+                                 and not isinstance(cost, bool) else None}
+    return {"total_cost_usd": round(total, 6), "models": models,
+            "has_unknown_model_cost": rec.get("hasUnknownModelCost") is True}
 
 
 def call_key(rec: dict, message: dict) -> tuple:
@@ -1327,11 +1355,13 @@ def lost_calls(results: list[SessionResult], sessions: list[tuple[str, str]]) ->
 def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
                      scans: list[FileScan], owner: dict) -> SessionFacts:
     """Merge a session's file scans, keeping only the API calls it owns."""
-    calls = {}
+    calls, replayed = {}, {}
     for scan in scans:
         for call in scan.calls.values():
             if owner.get(call.key, sid) == sid:
                 merge_call(calls, ApiCall(call.key, call.model, call.usage, call.first_ts, call.agent))
+            else:
+                merge_call(replayed, ApiCall(call.key, call.model, call.usage, call.first_ts, call.agent))
     tool_uses, seen_uses = [], set()
     for scan in scans:
         for use in scan.tool_uses:
@@ -1359,7 +1389,11 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
         cwds=collections.Counter(), branches=collections.Counter(), versions=set(),
         agent_meta=meta, agent_first_prompt={}, compactions=0, skipped=collections.Counter(),
         depth=ROW if any(scan.depth == ROW for scan in scans) else FULL,
+        cost_state=next((scan.cost_state for tf, scan in zip(files, scans)
+                         if tf.agent_hint is None and scan.cost_state is not None), None),
     )
+    for call in replayed.values():
+        _add_usage(facts.replayed.setdefault(call.model, Usage()), call.usage)
     seen_prompts = set()
     agent_cwds, agent_branches = collections.Counter(), collections.Counter()
     for scan in scans:
@@ -1618,6 +1652,77 @@ def session_cost(cost_total: float, model_rows: dict, unpriced: set) -> float | 
     return round_cost(cost_total)
 
 
+# Claude Code's own record of a session's cost (its last cost-state, the design's "/cost output,
+# used for verification") beside ours. Where the two differ, the reasons say why in data:
+#   replayed                 - calls this session replays from the one it resumes or forks: Claude
+#                              Code's record carries that session's cost over, ours counts them there
+#   not in transcript        - tokens Claude Code billed that no transcript line records (side calls)
+#   not in Claude Code's record - calls the transcript has after the last cost-state (a process that
+#                              ended before writing it)
+#   price                    - the same tokens, priced differently (our table vs Claude Code's)
+#   no price here            - a model our table lacks and Claude Code priced
+COST_AGREEMENT = 0.005              # relative difference below which the two costs agree
+
+
+def _tokens_of(row: dict) -> dict:
+    return {"input": row["input_tokens"], "output": row["output_tokens"],
+            "cache_creation": row["cache_creation_tokens"], "cache_read": row["cache_read_tokens"]}
+
+
+def reconcile(facts: SessionFacts, model_rows: dict, cost: float | None) -> dict | None:
+    """Claude Code's record next to our estimate, with the reasons where they differ; None when
+    the transcript has no cost-state (before 2.1.x, or a session Claude Code never finished)."""
+    record = facts.cost_state
+    if record is None:
+        return None
+    zero = dict.fromkeys(("input", "output", "cache_creation", "cache_read"), 0)
+    ours, theirs, replayed = {}, {}, {}
+    for name, row in model_rows.items():
+        slot = ours.setdefault(normalize_model_id(name), {**zero, "cost_usd": 0.0})
+        for key, value in _tokens_of(row).items():
+            slot[key] += value
+        slot["cost_usd"] = None if slot["cost_usd"] is None or row["cost_usd"] is None \
+            else slot["cost_usd"] + row["cost_usd"]
+    for name, row in record["models"].items():
+        slot = theirs.setdefault(normalize_model_id(name), {**zero, "cost_usd": 0.0})
+        for key in zero:
+            slot[key] += row[key]
+        slot["cost_usd"] = None if slot["cost_usd"] is None or row["cost_usd"] is None \
+            else slot["cost_usd"] + row["cost_usd"]
+    for name, usage in facts.replayed.items():
+        slot = replayed.setdefault(normalize_model_id(name), dict(zero))
+        for key, value in token_dict(usage).items():
+            slot[key] += value
+    reasons = []
+    if replayed:
+        reasons.append({"reason": "replayed", "models": dict(sorted(replayed.items()))})
+    for model in sorted(set(ours) | set(theirs)):
+        mine, claude = ours.get(model, {**zero, "cost_usd": 0.0}), theirs.get(model, {**zero, "cost_usd": 0.0})
+        gap = {key: claude[key] - mine[key] - replayed.get(model, zero)[key] for key in zero}
+        if any(v > 0 for v in gap.values()):
+            reasons.append({"reason": "not in transcript", "model": model,
+                            "tokens": {k: max(v, 0) for k, v in gap.items()}})
+        if any(v < 0 for v in gap.values()):
+            reasons.append({"reason": "not in Claude Code's record", "model": model,
+                            "tokens": {k: max(-v, 0) for k, v in gap.items()}})
+        if any(gap.values()) or model in replayed:
+            continue
+        if mine["cost_usd"] is None:
+            reasons.append({"reason": "no price here", "model": model, "claude_code_usd": claude["cost_usd"]})
+        elif claude["cost_usd"] is not None and not _costs_agree(mine["cost_usd"], claude["cost_usd"]):
+            reasons.append({"reason": "price", "model": model, "ours_usd": round_cost(mine["cost_usd"]),
+                            "claude_code_usd": round_cost(claude["cost_usd"])})
+    total = record["total_cost_usd"]
+    return {"total_cost_usd": round_cost(total), "models": record["models"],
+            "has_unknown_model_cost": record["has_unknown_model_cost"],
+            "difference_usd": None if cost is None else round_cost(cost - total),
+            "agrees": cost is not None and _costs_agree(cost, total), "reasons": reasons}
+
+
+def _costs_agree(ours: float, theirs: float) -> bool:
+    return abs(ours - theirs) <= max(COST_AGREEMENT * max(abs(ours), abs(theirs)), 0.00005)
+
+
 def session_times(facts: SessionFacts) -> dict:
     """started_at, ended_at, wall and active minutes, and turns, as the stats show them."""
     start = facts.timestamps[0] if facts.timestamps else None
@@ -1652,6 +1757,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "estimated_cost_usd": session_cost(cost_total, model_rows, unpriced),
         "cost_complete": not unpriced,
         "unpriced_models": sorted(unpriced),
+        "claude_code_cost": reconcile(facts, model_rows, session_cost(cost_total, model_rows, unpriced)),
         "tools": _sorted_counts(tools_main + tools_sub),
         "tools_by_thread": {"main": _sorted_counts(tools_main), "subagents": _sorted_counts(tools_sub)},
         "skills_invoked": skills_invoked(facts),
@@ -2440,6 +2546,8 @@ def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
     because list does this for every session on the machine.
     """
     model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
+    cost = session_cost(cost_total, model_rows, unpriced)
+    record = reconcile(facts, model_rows, cost)
     return {
         "session_id": facts.session_id,
         "project": _most_common(facts.cwds) or facts.project_dir,
@@ -2448,9 +2556,11 @@ def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
         **session_times(facts),
         "models": sorted(model_rows),
         "total_tokens": token_dict(totals),
-        "estimated_cost_usd": session_cost(cost_total, model_rows, unpriced),
+        "estimated_cost_usd": cost,
         "cost_complete": not unpriced,
         "unpriced_models": sorted(unpriced),
+        "claude_code_cost_usd": record and record["total_cost_usd"],
+        "claude_code_agrees": record and record["agrees"],
         "subagents": len(session_subagents(facts, pricing)),
         "resume_command": f"claude -r {facts.session_id}",
     }
@@ -2789,6 +2899,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
     unpriced = stats.get("unpriced_models") or []
     no_price = ("\n_No price is known for " + ", ".join(md_code(m) for m in unpriced)
                 + "; their tokens are not in the cost, which is a lower bound._\n") if unpriced else ""
+    no_price += claude_code_note(stats.get("claude_code_cost"))
 
     subagent_rows, more = _capped([s for s in stats.get("subagents") or [] if isinstance(s, dict)], rows)
     more += as_int(as_dict(stats.get("omitted")).get("subagents"))
@@ -2838,6 +2949,35 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
         skills=skill_table, tools=tool_table, workflows=workflow_text, problems=problem_table,
         commits=commit_list, data_title=SESSION_DATA_TITLE,
         data=data_block(trim_stats(stats, keep), indent))
+
+
+_REASON_TEXT = {
+    "replayed": "this session replays calls of the one it resumes or forks, whose cost Claude Code "
+                "carries over (they count in their own session here)",
+    "not in transcript": "Claude Code billed {model} tokens that no transcript line records ({tokens})",
+    "not in Claude Code's record": "the transcript has {model} calls after Claude Code's last record ({tokens})",
+    "price": "{model} priced at {ours} here, {claude} by Claude Code",
+    "no price here": "{model} has no price here; Claude Code priced it at {claude}",
+}
+
+
+def claude_code_note(record) -> str:
+    """One line under the token table: Claude Code's own record of the cost, and why it differs."""
+    if not isinstance(record, dict) or not isinstance(record.get("total_cost_usd"), (int, float)):
+        return ""
+    line = f"\n**Claude Code's own record:** {format_cost(record['total_cost_usd'])}"
+    if record.get("agrees"):
+        return line + " (agrees with the estimate).\n"
+    reasons = []
+    for r in record.get("reasons") or []:
+        if not isinstance(r, dict) or r.get("reason") not in _REASON_TEXT:
+            continue
+        tokens = as_dict(r.get("tokens"))
+        reasons.append(_REASON_TEXT[r["reason"]].format(
+            model=md_code(r.get("model") or "-"), ours=format_cost(r.get("ours_usd")),
+            claude=format_cost(r.get("claude_code_usd")),
+            tokens=", ".join(f"{format_tokens(v)} {k.replace('_', ' ')}" for k, v in tokens.items() if v)))
+    return line + (": " + "; ".join(reasons) if reasons else "") + ".\n"
 
 
 def _marker_id(short: str) -> str:
@@ -3757,6 +3897,7 @@ def analytics_view(data: dict) -> dict:
         "pr_count": len(prs), "issue_count": sum(1 for i in items if i.get("type") == "issue"),
         "session_count": len(sessions), "total_cost": round(total_cost, 4),
         "cost_complete": not unpriced, "unpriced_models": unpriced,
+        "claude_code": claude_code_totals(sessions),
         "total_commits": sum(list_total(s, "commits") for s in sessions),
         "total_tokens": sum(sum(as_int(v) for v in as_dict(s.get("total_tokens")).values()) for s in sessions),
         "avg_cost_per_pr": round(sum(p["cost"] for p in per_item if p["type"] == "pr") / len(prs), 4) if prs else None,
@@ -3772,11 +3913,30 @@ def analytics_view(data: dict) -> dict:
     }
 
 
+def claude_code_totals(sessions: list[dict]) -> dict:
+    """Claude Code's own records summed over the sessions that have one, beside our estimate of
+    the same sessions, and how many of them disagree."""
+    records = [(s, as_dict(s.get("claude_code_cost"))) for s in sessions]
+    records = [(s, r) for s, r in records if isinstance(r.get("total_cost_usd"), (int, float))]
+    return {"sessions": len(records), "cost_usd": round(sum(r["total_cost_usd"] for _, r in records), 4),
+            "estimated_usd": round(sum(s.get("estimated_cost_usd") or 0 for s, _ in records), 4),
+            "disagree": sum(1 for _, r in records if not r.get("agrees"))}
+
+
 def period_text(view: dict, markdown: bool = True) -> str:
     escape = md_text if markdown else str
     if not view["from"] and not view["to"]:
         return "all sessions"
     return f"{escape(view['from'] or 'the first session')} to {escape(view['to'] or 'the last session')}"
+
+
+def claude_code_text(totals: dict) -> str:
+    """'$1.23 for 4 sessions (estimate $1.20; 1 differs)'."""
+    n = totals["sessions"]
+    text = (f"{format_cost(totals['cost_usd'])} for {n} session{'' if n == 1 else 's'} "
+            f"(estimate {format_cost(totals['estimated_usd'])}")
+    return text + (f"; {totals['disagree']} differ{'s' if totals['disagree'] == 1 else ''})" if totals["disagree"]
+                   else ")")
 
 
 def _percent(value) -> str:
@@ -3819,7 +3979,8 @@ def render_report(data: dict) -> str:
         ["Average cost per PR", format_cost(v["avg_cost_per_pr"], v["cost_complete"])
          if v["avg_cost_per_pr"] is not None else "-"],
         ["PR acceptance rate", _percent(v["acceptance_rate"])],
-        ["Average time to merge", _hours(v["avg_hours_to_merge"])]])
+        ["Average time to merge", _hours(v["avg_hours_to_merge"])]]
+        + ([["Claude Code's own record", claude_code_text(v["claude_code"])]] if v["claude_code"]["sessions"] else []))
     per_item = md_table(
         ["Item", "Type", "Title", "Status", "Sessions", "Cost", "Commits", "Tokens", "CI pass rate", "Time to merge"],
         [[md_text(p["label"]), md_text(p["type"] or "session"), md_text(p["title"] or "-", 80),
