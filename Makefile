@@ -10,9 +10,12 @@ BROWSER_DEPS := tests/browser/node_modules/.installed
 # Only the wheel is fetched (never installed): the test reads the JSON inside it.
 LITELLM_PIN := 1.110.2
 LITELLM_WHEEL := tests/.deps/.litellm-$(LITELLM_PIN)
+# The real Claude Code, pinned in tests/claude/package-lock.json, that the tests run offline.
+CLAUDE_CODE := tests/claude/node_modules/.installed
+CLAUDE_CODE_VERSION ?=
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test test-deps system-deps bench
+.PHONY: demo test test-deps system-deps bench claude-transcripts
 
 demo:
 	@rm -rf "$(DEMO_OUT)" && mkdir -p "$(DEMO_OUT)"
@@ -41,7 +44,7 @@ demo:
 	@echo "summary-pr-652.md: the PR comments, rendered without posting, and analytics/:"
 	@echo "analytics.csv, analytics.md, analytics.json and dashboard.html from the local transcripts)"
 
-test-deps: system-deps $(BROWSER_DEPS) $(LITELLM_WHEEL)
+test-deps: system-deps $(BROWSER_DEPS) $(CLAUDE_CODE) $(LITELLM_WHEEL)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 # gh, openssl, cmark-gfm, chromium, node: installed with apt-get where it can, else the command to run
@@ -57,6 +60,15 @@ $(LITELLM_WHEEL):
 $(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json | system-deps
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+$(CLAUDE_CODE): tests/claude/package.json tests/claude/package-lock.json | system-deps
+	cd tests/claude && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The tests' scripted Claude Code sessions, run with another release to see what it changed:
+#   make claude-transcripts CLAUDE_CODE_VERSION=2.1.400   (the pinned one when left out)
+claude-transcripts: test-deps
+	$(PYTHON) tests/claude/regenerate.py --out claude-transcripts $(if $(CLAUDE_CODE_VERSION),--version $(CLAUDE_CODE_VERSION))
 
 test: test-deps
 	$(PYTHON) -m pytest -q tests

@@ -60,11 +60,20 @@ def _text(content) -> str:
     return ""
 
 
+def _session_of(body: dict) -> str:
+    """The session a request comes from: Claude Code sends it in metadata.user_id (a JSON text)."""
+    try:
+        return json.loads(body["metadata"]["user_id"])["session_id"]
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
 class FakeAnthropic:
     def __init__(self, script: dict, side_usage: tuple = (20, 5)):
         self.script = script
         self.side_usage = side_usage
         self.requests = []           # (conversation, turn index, request body)
+        self.served = []             # one dict per reply: id, conversation, session, model, usage
         self.lock = threading.Lock()
         self._ids = itertools.count(1)
         self.server = None
@@ -91,14 +100,18 @@ class FakeAnthropic:
             turn = Turn(text="OK.", input_tokens=self.side_usage[0], output_tokens=self.side_usage[1])
         else:
             turn = turns[index]
+            if callable(turn):                  # a turn that reads the conversation so far
+                turn = turn(body)
         return conv, index, turn
 
     def events(self, body: dict) -> list:
         conv, index, turn = self.reply_for(body)
+        model = turn.model or body.get("model") or "claude-opus-5-5"
         with self.lock:
             self.requests.append((conv, index, body))
             msg_id = f"msg_fake_{next(self._ids):04d}"
-        model = turn.model or body.get("model") or "claude-opus-5-5"
+            self.served.append({"id": msg_id, "conversation": conv, "index": index, "model": model,
+                                "session_id": _session_of(body), "usage": turn.usage(turn.output_tokens)})
         stop = turn.stop_reason or ("tool_use" if turn.tools else "end_turn")
         out = [("message_start", {"type": "message_start", "message": {
             "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],

@@ -1,0 +1,231 @@
+"""The real Claude Code (pinned in tests/claude) runs offline against a scripted Messages API: it
+discovers the session skill, runs session:post through its Bash tool and the real gh against the
+fake GitHub, runs the README's SessionEnd hook, and writes transcripts of today's format. Our
+numbers must equal its own cost record, and every API call must be counted once, in its owner."""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import subprocess
+
+import pytest
+
+import claude_sessions as cs
+from conftest import make_cert, run_cli, sa, FakeGitHub
+from fake_anthropic import FakeAnthropic
+from test_reader import facts_of
+
+RESUMED = "22222222-2222-4222-8222-222222222222"
+
+# Every record type and attachment type the pinned client writes, and what we do with it. A type
+# not listed here fails test_every_record_type_is_read_or_knowingly_skipped: raising the pin
+# (`make claude-transcripts CLAUDE_CODE_VERSION=...`) shows what changed.
+READ_TYPES = {
+    "user": "prompts, tool results, slash commands",
+    "assistant": "API calls, tool calls",
+    "system": "compact_boundary counts compactions; other subtypes only give their time",
+    "cost-state": "Claude Code's own cost record, reconciled with ours",
+}
+SKIPPED_TYPES = {
+    "attachment": "context Claude Code adds (skill listing, environment, prompt snapshot): no usage",
+    "api-request": "what was sent: the reply's assistant lines carry the usage",
+    "api-request-blob": "request payloads",
+    "api-request-shape": "request shapes",
+    "queue-operation": "prompt queue bookkeeping",
+    "atis-latch": "client state",
+    "last-prompt": "resume bookkeeping",
+    "tools-used": "tool list bookkeeping; tool calls are read from assistant lines",
+    "mode": "permission mode",
+}
+KNOWN_ATTACHMENTS = {"prompt_snapshot", "environment", "model", "deferred_tools_delta", "agent_listing_delta",
+                     "skill_listing", "session_context", "date", "remote_session_change", "command_permissions",
+                     "queued_command", "total_tokens_reminder"}
+
+
+@pytest.fixture(scope="module")
+def claude_bin():
+    assert cs.CLAUDE_BIN.exists(), f"Claude Code is not installed in tests/claude: run `make test-deps`"
+    version = subprocess.run([str(cs.CLAUDE_BIN), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout.startswith(cs.PINNED_VERSION), version.stdout
+    return cs.CLAUDE_BIN
+
+
+@pytest.fixture(scope="module")
+def post_flow(claude_bin, tmp_path_factory):
+    """One scripted session: two commits, an asynchronous subagent, session:post through gh."""
+    root = tmp_path_factory.mktemp("post-flow")
+    github = FakeGitHub(*make_cert(root)).start()
+    (root / "gh-config").mkdir()
+    github.add_pull(cs.REPO, 7, cs.BRANCH, title="Fix the parser")
+    api = FakeAnthropic(cs.post_flow_script()).start()
+    ws = cs.Workspace(root, api, extra_env=github.gh_env(root / "gh-config"))
+    proc = ws.run("Fix the parser and post the session")
+    assert proc.returncode == 0, proc.stderr
+    [transcript] = [t for t in ws.transcripts() if "subagents" not in t.parts]
+    yield ws, api, github, transcript
+    api.stop()
+    github.stop()
+
+
+@pytest.fixture(scope="module")
+def lifecycle(claude_bin, tmp_path_factory):
+    """A session resumed, continued, compacted, continued again, then forked."""
+    api = FakeAnthropic(cs.resume_script()).start()
+    ws = cs.Workspace(tmp_path_factory.mktemp("lifecycle"), api)
+    for args in (("Start", "--session-id", RESUMED), ("Go on", "--resume", RESUMED), ("And more", "--continue"),
+                 ("/compact", "--continue"), ("After compaction", "--continue"),
+                 ("Fork it", "--resume", RESUMED, "--fork-session")):
+        proc = ws.run(*args)
+        assert proc.returncode == 0, (args, proc.stderr)
+    yield ws, api
+    api.stop()
+
+
+def stats_of_transcript(ws, transcript, *extra) -> dict:
+    proc = run_cli("--phase", "stats", "--transcript", transcript, "--quiet", *extra,
+                   env={"HOME": str(ws.home)}, cwd=ws.work)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def records(paths) -> list[dict]:
+    return [json.loads(line) for path in paths for line in path.read_text().splitlines()]
+
+
+# ── the skills and the hook, run by Claude Code ───────────────────────────────
+
+def test_the_session_skill_is_discovered_and_its_sub_skills_are_not_listed(post_flow):
+    ws, _, _, transcript = post_flow
+    [listing] = [r["attachment"] for r in records([transcript])
+                 if r["type"] == "attachment" and r["attachment"].get("type") == "skill_listing"]
+    names = listing.get("names") or re.findall(r"^- ([\w:-]+):", listing["content"], re.M)
+    assert "session" in names
+    assert not {"post", "summary", "extract", "dashboard", "session:post"} & set(names)
+
+
+def test_session_post_as_the_skills_tell_it_posts_one_comment_and_one_summary(post_flow):
+    ws, api, github, transcript = post_flow
+    sid = transcript.stem
+    bodies = [c["body"] for c in github.comments_on(cs.REPO, 7)]
+    assert [b.splitlines()[0] for b in bodies] == [f"<!-- SESSION:{sid[:8]} -->", "<!-- SESSION_SUMMARY -->"]
+    # the command the agent ran is step 3 of post/SKILL.md, with the id the router skill gave it
+    [command] = [t["input"]["command"] for r in records([transcript]) if r["type"] == "assistant"
+                 for t in r["message"]["content"] if t.get("type") == "tool_use" and t["name"] == "Bash"
+                 and "session-analytics.py" in t["input"]["command"]]
+    assert command == f'python3 .claude/scripts/session-analytics.py --session-id "{sid}"'
+    # posting again once the session is over: the report now has the session's last turns, then
+    # nothing changes
+    env = {**ws.env(), "PATH": ws.env()["PATH"]}
+    first = subprocess.run(command, shell=True, cwd=ws.work, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    writes = len(github.writes)
+    again = subprocess.run(command, shell=True, cwd=ws.work, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("comment unchanged: ") and "\nsummary unchanged: " in again.stdout
+    assert len(github.writes) == writes and len(github.comments_on(cs.REPO, 7)) == 2
+    summary = sa.comment_data(github.comments_on(cs.REPO, 7)[1]["body"], sa.SUMMARY_DATA_TITLE)
+    posted = sa.comment_data(github.comments_on(cs.REPO, 7)[0]["body"], sa.SESSION_DATA_TITLE)
+    assert summary["session_count"] == 1 and summary["total_tokens"] == posted["total_tokens"]
+    assert summary["commits"] == 2
+
+
+def test_the_readme_session_end_hook_saves_what_stats_says(post_flow):
+    ws, _, _, transcript = post_flow
+    saved = ws.work / ".claude" / "session-stats" / f"{transcript.stem}.json"
+    assert saved.is_file(), "the SessionEnd hook did not run"
+    assert json.loads(saved.read_text()) == stats_of_transcript(ws, transcript)
+
+
+def test_stats_equal_claude_codes_own_record(post_flow):
+    ws, api, _, transcript = post_flow
+    stats = stats_of_transcript(ws, transcript)
+    record = stats["claude_code_cost"]
+    assert record["agrees"] is True and record["reasons"] == []
+    for model, row in stats["models"].items():
+        assert {k: row[f"{k}_tokens"] for k in ("input", "output", "cache_creation", "cache_read")} == \
+            {k: record["models"][model][k] for k in ("input", "output", "cache_creation", "cache_read")}, model
+        assert row["cost_usd"] == pytest.approx(record["models"][model]["cost_usd"], rel=0.005, abs=1e-4)
+    assert stats["estimated_cost_usd"] == pytest.approx(record["total_cost_usd"], rel=0.005)
+    # and both equal what the fake API served
+    served = collections.Counter()
+    for reply in api.served:
+        for key, value in reply["usage"].items():
+            if key in ("input_tokens", "output_tokens"):
+                served[key] += value
+    assert stats["total_tokens"]["input"] == served["input_tokens"]
+    assert stats["total_tokens"]["output"] == served["output_tokens"]
+    assert [c["message"] for c in stats["commits"]] == ["Add the parser", "Test the parser"]
+    [agent] = stats["subagents"]
+    assert agent["model"] == "claude-haiku-5-5" and agent["description"] == "Review the parser"
+    assert agent["type"] == "general-purpose" and agent["tokens"]["output"] == 75
+    assert [s["skill"] for s in stats["skills_invoked"]] == ["session"]
+
+
+def test_the_comment_shows_claude_codes_record_beside_the_estimate(post_flow):
+    ws, _, _, transcript = post_flow
+    proc = run_cli("--phase", "comment", "--dry-run", "--transcript", transcript, "--quiet",
+                   env={"HOME": str(ws.home)}, cwd=ws.work)
+    cost = sa.format_cost(stats_of_transcript(ws, transcript)["claude_code_cost"]["total_cost_usd"])
+    assert f"**Claude Code's own record:** {cost} (agrees with the estimate)." in proc.stdout
+    listed = json.loads(run_cli("--phase", "list", "--json", "--projects-dir", ws.projects).stdout)
+    assert listed[0]["claude_code_agrees"] is True and listed[0]["claude_code_cost_usd"] > 0
+
+
+# ── resume, continue, compaction, fork ────────────────────────────────────────
+
+def test_each_api_call_is_counted_once_in_the_session_that_made_it(lifecycle):
+    ws, api = lifecycle
+    every = sa.HistoryReader(ws.projects, sa.ReadOptions(workers=1)).each_session(sa.FULL, facts_of)
+    counted = collections.defaultdict(list)
+    for facts in every:
+        for call in facts.calls:
+            counted[call.key[0]].append(facts.session_id)
+    served = {reply["id"]: reply for reply in api.served}
+    in_transcripts = {r["message"]["id"] for r in records(ws.transcripts()) if r["type"] == "assistant"}
+    assert in_transcripts <= set(served)
+    assert {msg: owners for msg, owners in counted.items()} == \
+        {msg: [served[msg]["session_id"]] for msg in in_transcripts}
+    # the resumed and continued runs share the session (one file); the fork has its own
+    assert len({reply["session_id"] for reply in api.served}) == 2
+    rows = {r["session_id"]: r for r in json.loads(run_cli("--phase", "list", "--json", "--projects-dir",
+                                                           ws.projects).stdout)}
+    for sid, row in rows.items():
+        own = [served[m]["usage"] for m in in_transcripts if served[m]["session_id"] == sid]
+        assert row["total_tokens"]["output"] == sum(u["output_tokens"] for u in own), sid
+
+
+def test_claude_codes_record_across_resume_continue_compaction_and_fork(lifecycle):
+    """cost-state is cumulative over every process of a session; compaction's summary calls are
+    billed but never written as assistant lines; a fork starts from its parent's total."""
+    ws, api = lifecycle
+    main = ws.projects.glob(f"*/{RESUMED}.jsonl").__next__()
+    stats = stats_of_transcript(ws, main)
+    record = stats["claude_code_cost"]
+    billed = [r["usage"] for r in api.served if r["session_id"] == RESUMED]
+    assert record["models"]["claude-opus-5-5"]["output"] == sum(u["output_tokens"] for u in billed)
+    gaps = [r for r in record["reasons"] if r["reason"] == "not in transcript"]
+    unwritten = {r["id"] for r in api.served if r["session_id"] == RESUMED} - \
+        {r["message"]["id"] for r in records([main]) if r["type"] == "assistant"}
+    assert len(unwritten) >= 1 and stats["compactions"] >= 1              # the compaction's own calls
+    assert gaps and gaps[0]["tokens"]["output"] == sum(r["usage"]["output_tokens"] for r in api.served
+                                                       if r["id"] in unwritten)
+    [fork] = [t for t in ws.transcripts() if t.stem != RESUMED]
+    forked = stats_of_transcript(ws, fork)["claude_code_cost"]
+    assert forked["agrees"] is False and forked["reasons"][0]["reason"] == "replayed"
+    assert forked["total_cost_usd"] > record["total_cost_usd"]               # the parent's total, and more
+
+
+# ── the format itself ─────────────────────────────────────────────────────────
+
+def test_every_record_type_is_read_or_knowingly_skipped(post_flow, lifecycle):
+    paths = post_flow[0].transcripts() + lifecycle[0].transcripts()
+    seen = records(paths)
+    types = {r.get("type") for r in seen}
+    assert types - READ_TYPES.keys() - SKIPPED_TYPES.keys() == set(), "unclassified record types"
+    attachments = {r["attachment"].get("type") for r in seen if r.get("type") == "attachment"}
+    assert attachments - KNOWN_ATTACHMENTS == set(), "unclassified attachment types"
+    assert {"user", "assistant", "cost-state", "attachment", "api-request"} <= types
+    assert {"skill_listing", "prompt_snapshot"} <= attachments
+    assert all(r.get("version") == cs.PINNED_VERSION for r in seen if r.get("type") in ("user", "assistant"))
