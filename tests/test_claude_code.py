@@ -61,8 +61,10 @@ def post_flow(claude_bin, tmp_path_factory):
     github.add_pull(cs.REPO, 7, cs.BRANCH, title="Fix the parser")
     api = FakeAnthropic(cs.post_flow_script()).start()
     ws = cs.Workspace(root, api, extra_env=github.gh_env(root / "gh-config"))
-    proc = ws.run("Fix the parser and post the session")
+    proc = ws.run("Fix the parser and post the session", "--output-format", "stream-json", "--verbose")
     assert proc.returncode == 0, proc.stderr
+    (root / "captures").mkdir()
+    (root / "captures" / "run.jsonl").write_text(proc.stdout)      # what a CI job would keep
     [transcript] = [t for t in ws.transcripts() if "subagents" not in t.parts]
     yield ws, api, github, transcript
     api.stop()

@@ -31,6 +31,7 @@ import functools
 import hashlib
 import html
 import io
+import itertools
 import json
 import os
 import pickle
@@ -580,6 +581,7 @@ class ApiCall:
     usage: Usage
     first_ts: float | None
     agent: str | None            # None for the main thread, else the subagent id
+    correction: bool = False     # a capture's tokens its result counted beyond the streamed messages
 
 
 @dataclass(slots=True)
@@ -659,6 +661,7 @@ class SessionFacts:
     skipped: collections.Counter
     depth: str = FULL
     cost_state: dict | None = None # Claude Code's own record of the session's cost (cost_state_of)
+    capture: dict | None = None    # for a stream-json capture: its format, results, completeness
     replayed: dict = field(default_factory=dict)   # model -> Usage of calls another session owns
 
 
@@ -1446,9 +1449,12 @@ class HistoryReader:
     speed of ReadOptions, deciding who owns each API call, and counting what it skipped. It knows
     nothing of prices or templates: what a session becomes is the `summarise` function passed in."""
 
-    def __init__(self, projects_dir: Path | None = None, options: ReadOptions = ReadOptions()):
+    def __init__(self, projects_dir: Path | None = None, options: ReadOptions = ReadOptions(),
+                 captures_dir: Path | None = None):
         self.projects_dir = Path(projects_dir).expanduser() if projects_dir else default_projects_dir()
         self.options = options
+        self.captures_dir = Path(captures_dir).expanduser() if captures_dir else None
+        self.from_captures = 0                    # sessions known only from a stream-json capture
         self.skipped = collections.Counter()      # what was skipped, by reason
         self.empty_sessions = 0                   # sessions with no records at all
         self.sessions_read = []                   # sessions read this run (not taken from the cache)
@@ -1506,7 +1512,8 @@ class HistoryReader:
         few that lose a call to another (resumed and forked sessions replay calls) are read
         again. Only small per-session results come back, so memory stays flat."""
         try:
-            projects = sorted(p for p in self.projects_dir.iterdir() if p.is_dir())
+            projects = sorted(p for p in self.projects_dir.iterdir() if p.is_dir()) \
+                if self.projects_dir.is_dir() or self.captures_dir is None else []
         except OSError as exc:
             raise UserError(f"cannot read projects folder {self.projects_dir}: {exc.strerror or exc}",
                             EXIT_NO_SESSION) from None
@@ -1520,7 +1527,7 @@ class HistoryReader:
             if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
                 self.skipped.update(hit["skipped"])
                 self.empty_sessions += hit["empty"]
-                return hit["rows"]
+                return hit["rows"] + self._captured(summarise, set(hit["sessions"]))
         # Grouping reads the first lines of flat agent files, so it waits until the cache missed
         # (the fingerprint covers those files' bytes through their size, mtime and inode).
         jobs = [SessionJob(project, sid, files, depth, summarise, self.options, settings=settings)
@@ -1545,7 +1552,30 @@ class HistoryReader:
         self.skipped.update(skipped)
         self.empty_sessions += empty
         if whole:
-            cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty})
+            cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty,
+                                           "sessions": [job.sid for job in jobs]})
+        return rows + self._captured(summarise, {job.sid for job in jobs})
+
+    def _captured(self, summarise, known: set) -> list:
+        """summarise(facts) of each capture in captures_dir whose session no transcript holds."""
+        if self.captures_dir is None:
+            return []
+        if not self.captures_dir.is_dir():
+            raise UserError(f"captures folder not found: {self.captures_dir}", EXIT_NO_SESSION)
+        rows = []
+        for path in sorted(p for p in self.captures_dir.rglob("*") if p.is_file()):
+            if not is_capture(path):
+                continue
+            facts = read_capture(path)
+            self.skipped.update(facts.skipped)
+            if facts.session_id in known:
+                continue                          # the transcript of the same run was read
+            known.add(facts.session_id)
+            if facts.timestamps or facts.calls:
+                rows.append(summarise(facts))
+                self.from_captures += 1
+            else:
+                self.empty_sessions += 1
         return rows
 
     def note(self) -> str | None:
@@ -1553,7 +1583,11 @@ class HistoryReader:
         parts = [f"{n} {what}" for what, n in sorted(self.skipped.items()) if n]
         if self.empty_sessions:
             parts.append(f"{self.empty_sessions} empty or summary-only sessions")
-        return f"{PROG}: note: skipped " + ", ".join(parts) if parts else None
+        line = f"{PROG}: note: skipped " + ", ".join(parts) if parts else None
+        if self.from_captures:
+            captured = f"{self.from_captures} session{'s' if self.from_captures != 1 else ''} read from captures"
+            line = f"{line}; {captured}" if line else f"{PROG}: note: {captured}"
+        return line
 
 
 @dataclass
@@ -1591,6 +1625,122 @@ def read_and_summarise(job: SessionJob) -> SessionResult:
                          end, facts.skipped)
 
 
+# ── Captures: a `claude -p --output-format stream-json` run is a session too ──────
+#
+# A headless run (CI job, pod, Agent SDK) leaves the stream it printed, one JSON object a line:
+# system/init (session_id, cwd, model, claude_code_version), assistant and user messages (snake_case
+# session_id, timestamp, parent_tool_use_id and agent_id for a subagent's, tool_use_result), system
+# task and vcs events, and one `result` per prompt (total_cost_usd, duration_ms, modelUsage per
+# model, cumulative). Each message is translated into the transcript record it stands for and read
+# by the same interpreter. But a streamed message's usage is the placeholder from its start
+# (output_tokens 1): the true totals are the last result's modelUsage, so the difference per model
+# is added as one call of that model. A capture cut off before any result (the pod died) gives
+# lower bounds, and says so.
+
+CAPTURE_FORMAT = "stream-json"
+
+
+def is_capture(path: Path) -> bool:
+    """Does the file start like a stream-json capture (a system/init line with session_id)?"""
+    try:
+        with open(path, "rb") as handle:
+            for raw in itertools.islice(handle, 20):
+                rec, _ = decode_line(raw.rstrip(b"\n"), True)
+                if rec is not None:
+                    return rec.get("type") == "system" and rec.get("subtype") == "init" \
+                        and isinstance(rec.get("session_id"), str)
+    except OSError:
+        return False
+    return False
+
+
+def read_capture(path: Path) -> SessionFacts:
+    """One captured stream as a session's facts, totals corrected from its last result."""
+    scan = FileScan(path=Path(path), depth=FULL)
+    state = _ScanState(scan)
+    init, results, branch = {}, [], None
+    try:
+        handle = open(path, "rb", buffering=0)
+    except OSError:
+        scan.skipped["unreadable files"] += 1
+        handle = None
+    if handle is not None:
+        with handle:
+            for line, _, terminated in iter_lines(handle, 0):
+                rec, problem = decode_line(line, terminated)
+                if problem:
+                    scan.skipped[problem] += 1
+                if rec is None:
+                    continue
+                kind, subtype = rec.get("type"), rec.get("subtype")
+                if kind == "system" and subtype == "init":
+                    init = init or rec
+                    scan.session_id = scan.session_id or as_str(rec.get("session_id"))
+                elif kind == "system" and subtype == "vcs_state_changed" and as_str(rec.get("branch")):
+                    branch = rec["branch"]
+                elif kind == "result":
+                    results.append(rec)
+                    if rec.get("origin") is None:         # a prompt's result, not a notification's
+                        scan.prompts.append((as_str(rec.get("uuid")), None))
+                elif kind in ("assistant", "user") and isinstance(rec.get("message"), dict):
+                    _scan_record(state, _transcript_record(rec, init, branch), None)
+    if state.inline_lines:
+        _resolve_inline_sidechains(scan, state.inline_parent, state.inline_lines, state.uuid_prompt)
+    sid = scan.session_id or Path(path).stem
+    project_dir = encode_project_dir(as_str(init.get("cwd"))) if init.get("cwd") else "captures"
+    facts = assemble_session(sid, project_dir, [TranscriptFile(Path(path), sid, None)], [scan], {})
+    last = results[-1] if results else None
+    facts.capture = {"format": CAPTURE_FORMAT, "complete": last is not None,
+                     "results": len(results), "duration_ms": sum(as_int(r.get("duration_ms")) for r in results),
+                     "num_turns": sum(as_int(r.get("num_turns")) for r in results)}
+    if last is not None:
+        facts.cost_state = cost_state_of({"totalCostUSD": last.get("total_cost_usd"),
+                                          "modelUsage": last.get("modelUsage")})
+        _correct_from_result(facts)
+    return facts
+
+
+def _transcript_record(rec: dict, init: dict, branch: str | None) -> dict:
+    """A streamed message as the transcript line it stands for."""
+    agent = as_str(rec.get("agent_id")) or (as_str(rec.get("parent_tool_use_id")) or None)
+    out = {"type": rec["type"], "sessionId": as_str(rec.get("session_id")), "uuid": as_str(rec.get("uuid")),
+           "timestamp": rec.get("timestamp"), "message": rec["message"], "cwd": as_str(init.get("cwd")),
+           "version": as_str(init.get("claude_code_version"))}
+    if branch:
+        out["gitBranch"] = branch
+    if agent:
+        out["agentId"], out["isSidechain"] = agent, True
+    if isinstance(rec.get("tool_use_result"), dict):
+        out["toolUseResult"] = rec["tool_use_result"]
+    if rec.get("isSynthetic") is True:
+        out["isMeta"] = True             # text Claude Code added itself (a skill's body): not a prompt
+    return out
+
+
+def _correct_from_result(facts: SessionFacts) -> None:
+    """Add per model what the result counted beyond the streamed placeholders, as one call. It
+    goes to the thread that used the model (a subagent on its own model gets its exact tokens);
+    where threads share a model it goes to the main thread, and subagents' output is a lower bound."""
+    if facts.cost_state is None:
+        return
+    streamed, threads = {}, collections.defaultdict(set)
+    for call in facts.calls:
+        _add_usage(streamed.setdefault(normalize_model_id(call.model), Usage()), call.usage)
+        threads[normalize_model_id(call.model)].add(call.agent)
+    end = facts.timestamps[-1] if facts.timestamps else None
+    for model, counted in facts.cost_state["models"].items():
+        have = streamed.get(normalize_model_id(model), Usage())
+        extra = Usage(input=max(counted["input"] - have.input, 0), output=max(counted["output"] - have.output, 0),
+                      cache_creation=max(counted["cache_creation"] - have.cache_creation, 0),
+                      cache_read=max(counted["cache_read"] - have.cache_read, 0))
+        if extra.total:
+            owners = threads.get(normalize_model_id(model), set())
+            agent = next(iter(owners)) if len(owners) == 1 else None
+            if len(owners) > 1 and owners != {None}:
+                facts.capture["subagent_output_lower_bound"] = True
+            facts.calls.append(ApiCall(("result", model), model, extra, end, agent, correction=True))
+
+
 # ── Stats ─────────────────────────────────────────────────────────────────────
 #
 # compute_stats is pure: SessionFacts in, the design's per-session dict out.
@@ -1622,7 +1772,7 @@ def usage_by_model(facts: SessionFacts, pricing: Pricing) -> tuple[dict, Usage, 
     unpriced = set()
     for call in facts.calls:
         row = models.setdefault(call.model, {"messages": 0, "usage": Usage(), "cost": 0.0})
-        row["messages"] += 1
+        row["messages"] += not call.correction
         _add_usage(row["usage"], call.usage)
         _add_usage(totals, call.usage)
         dollars = pricing.cost(call.model, call.usage, call.first_ts)
@@ -1743,6 +1893,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
     if facts.depth != FULL:
         raise ValueError(f"compute_stats needs a FULL read of session {facts.session_id}, not {facts.depth}")
     model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
+    complete = not unpriced and (facts.capture is None or facts.capture["complete"])
     tools_main = collections.Counter(u.name for u in facts.tool_uses if u.agent is None)
     tools_sub = collections.Counter(u.name for u in facts.tool_uses if u.agent is not None)
     stats = {
@@ -1755,7 +1906,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "models": model_rows,
         "total_tokens": token_dict(totals),
         "estimated_cost_usd": session_cost(cost_total, model_rows, unpriced),
-        "cost_complete": not unpriced,
+        "cost_complete": complete,
         "unpriced_models": sorted(unpriced),
         "claude_code_cost": reconcile(facts, model_rows, session_cost(cost_total, model_rows, unpriced)),
         "tools": _sorted_counts(tools_main + tools_sub),
@@ -1771,6 +1922,8 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "cwd": _most_common(facts.cwds),
         "compactions": facts.compactions,
     }
+    if facts.capture is not None:
+        stats["capture"] = facts.capture
     return stats
 
 
@@ -1869,7 +2022,7 @@ def skills_invoked(facts: SessionFacts) -> list[dict]:
         return []
     windows = _SkillWindows(invocations)
     for call in facts.calls:
-        inv = windows.find(call.agent, call.first_ts)
+        inv = None if call.correction else windows.find(call.agent, call.first_ts)
         if inv is not None:
             _add_usage(inv.usage, call.usage)
     own_results = {inv.tool_use_id: inv for inv in invocations if inv.tool_use_id}
@@ -1950,7 +2103,7 @@ def session_subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
             "model": _most_common(model_counts),
             "tokens": token_dict(usage) if calls else None,
             "cost_usd": round_cost(dollars) if priced and calls else None,
-            "messages": len(calls),
+            "messages": sum(not call.correction for call in calls),
             "description": description,
             "tool_use_id": use.id if use else None,
         }
@@ -2548,6 +2701,7 @@ def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
     model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
     cost = session_cost(cost_total, model_rows, unpriced)
     record = reconcile(facts, model_rows, cost)
+    complete = not unpriced and (facts.capture is None or facts.capture["complete"])
     return {
         "session_id": facts.session_id,
         "project": _most_common(facts.cwds) or facts.project_dir,
@@ -2557,7 +2711,7 @@ def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
         "models": sorted(model_rows),
         "total_tokens": token_dict(totals),
         "estimated_cost_usd": cost,
-        "cost_complete": not unpriced,
+        "cost_complete": complete,
         "unpriced_models": sorted(unpriced),
         "claude_code_cost_usd": record and record["total_cost_usd"],
         "claude_code_agrees": record and record["agrees"],
@@ -2899,7 +3053,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
     unpriced = stats.get("unpriced_models") or []
     no_price = ("\n_No price is known for " + ", ".join(md_code(m) for m in unpriced)
                 + "; their tokens are not in the cost, which is a lower bound._\n") if unpriced else ""
-    no_price += claude_code_note(stats.get("claude_code_cost"))
+    no_price += claude_code_note(stats.get("claude_code_cost")) + capture_note(stats.get("capture"))
 
     subagent_rows, more = _capped([s for s in stats.get("subagents") or [] if isinstance(s, dict)], rows)
     more += as_int(as_dict(stats.get("omitted")).get("subagents"))
@@ -2959,6 +3113,19 @@ _REASON_TEXT = {
     "price": "{model} priced at {ours} here, {claude} by Claude Code",
     "no price here": "{model} has no price here; Claude Code priced it at {claude}",
 }
+
+
+def capture_note(capture) -> str:
+    """What a stream-json capture could not say, under the token table; nothing when it says all."""
+    if not isinstance(capture, dict):
+        return ""
+    if not capture.get("complete"):
+        return ("\n_From a stream-json capture cut off before its result: each streamed message carries "
+                "only the usage of its start, so tokens and cost are lower bounds._\n")
+    if capture.get("subagent_output_lower_bound"):
+        return ("\n_From a stream-json capture: subagents sharing a model with the main thread show "
+                "lower bounds of their output tokens (the totals are exact)._\n")
+    return ""
 
 
 def claude_code_note(record) -> str:
@@ -4715,7 +4882,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what to do; without it: stats, comment and summary in turn")
     pick = parser.add_argument_group("session selection")
     pick.add_argument("--session-id", help="session id or unique prefix")
-    pick.add_argument("--transcript", help="path to a session's .jsonl transcript")
+    pick.add_argument("--transcript", help="path to a session's .jsonl transcript, or to a captured "
+                      "`claude -p --output-format stream-json` run (recognised by its content)")
+    pick.add_argument("--format", choices=("transcript", CAPTURE_FORMAT), help="read --transcript as this "
+                      "format instead of recognising it")
+    pick.add_argument("--captures", metavar="DIR", help="list, extract --source local: also read the "
+                      "stream-json captures in DIR (a session with a transcript is counted once)")
     pick.add_argument("--projects-dir", help="folder of Claude Code project transcripts")
     pick.add_argument("--hook-input", action="store_true",
                       help="read the session from the JSON a Claude Code hook gets on stdin "
@@ -4840,13 +5012,20 @@ def session_stats(args, reader: HistoryReader, templates: list) -> dict:
         return {**stats, "target": flag_target(args) or stats.get("target")}
     pricing = load_pricing(args.pricing)
     extra = load_problems(args.problems) if args.problems else []
-    ref = reader.locate(args.session_id or os.environ.get("CLAUDE_CODE_SESSION_ID"), args.transcript)
-    facts = reader.session(ref)
+    if args.transcript and (args.format == CAPTURE_FORMAT or (args.format is None and is_capture(
+            Path(args.transcript).expanduser()))):
+        if not Path(args.transcript).expanduser().is_file():
+            raise UserError(f"transcript not found: {args.transcript}", EXIT_NO_SESSION)
+        facts, project_name = read_capture(Path(args.transcript).expanduser()), "captures"
+        reader.skipped.update(facts.skipped)
+    else:
+        ref = reader.locate(args.session_id or os.environ.get("CLAUDE_CODE_SESSION_ID"), args.transcript)
+        facts, project_name = reader.session(ref), ref.project.name
     note(args, reader)
     if not facts.timestamps and not facts.calls:
-        raise UserError(f"session {ref.sid} has no readable records", EXIT_NO_SESSION)
+        raise UserError(f"session {facts.session_id} has no readable records", EXIT_NO_SESSION)
     session_cwd = _most_common(facts.cwds)
-    name = detect_repo(args, session_cwd) or ref.project.name
+    name = detect_repo(args, session_cwd) or project_name
     return compute_stats(facts, pricing, name, flag_target(args), extra, templates)
 
 
@@ -5021,7 +5200,7 @@ def read_chartjs(args) -> str | None:
 
 
 def require_projects_dir(reader: HistoryReader) -> None:
-    if not reader.projects_dir.is_dir():
+    if not reader.projects_dir.is_dir() and reader.captures_dir is None:
         raise UserError(f"projects folder not found: {reader.projects_dir} "
                         "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
 
@@ -5107,7 +5286,8 @@ def main(argv=None) -> int:
         flag_target(args)    # reject a bad --target/--number pair before any slow work
         if args.hook_input:
             apply_hook_input(args, sys.stdin)
-        reader = HistoryReader(args.projects_dir, ReadOptions(cache=None if args.no_cache else ReadCache.default()))
+        reader = HistoryReader(args.projects_dir, ReadOptions(cache=None if args.no_cache else ReadCache.default()),
+                               args.captures)
         github = GitHub(None, warn=warner(args))
         return (PHASES[args.phase] if args.phase else run_pipeline)(args, reader, github)
     except UserError as exc:
