@@ -4833,6 +4833,8 @@ examples:
   %(prog)s --phase stats                         stats of the newest session in this folder
   %(prog)s --phase stats --session-id 00b11888   a session by id (or unique prefix)
   %(prog)s --phase stats --transcript ~/.claude/projects/-repo/ID.jsonl -o stats.json
+  %(prog)s --phase comment --transcript run.jsonl   post from a `claude -p --output-format stream-json` capture
+  %(prog)s --phase list --captures captures/     sessions kept only as captures count too
   %(prog)s --phase list                          every session on this machine
   %(prog)s --phase list --json --since 2026-02-01 --project kagenti
   %(prog)s --phase comment --dry-run             print this session's PR comment, post nothing
