@@ -122,7 +122,8 @@ def test_nasty_data_breaks_no_table_code_span_or_marker(demo_stats):
     assert "<strong>bold" not in parsed.html and "<em>it" not in parsed.html and ">link</a>" not in parsed.html
     assert "@octocat" not in body.split(sa.SESSION_DATA_TITLE)[0]   # inside the code block it pings no one
     # and the JSON block gives back the exact data
-    assert sa.comment_data(body, sa.SESSION_DATA_TITLE) == nasty_stats(demo_stats)
+    posted = {k: v for k, v in nasty_stats(demo_stats).items() if k not in sa.NEVER_POSTED}
+    assert sa.comment_data(body, sa.SESSION_DATA_TITLE) == posted
     assert sa.session_marker_id(body) == "00b11888"
 
 
@@ -265,3 +266,10 @@ def test_comment_dry_run_is_byte_identical_and_offline(tmp_path):
     assert first.stdout == run_cli(*args).stdout
     data = sa.comment_data(first.stdout, sa.SESSION_DATA_TITLE)
     assert data["target"] == {"type": "pr", "number": 652} and data["project"] == "kagenti/kagenti"
+
+
+def test_the_title_is_never_posted(demo_stats):
+    """A session's title may be its first prompt: it stays in local outputs."""
+    stats = {**demo_stats, "title": "secret plan: rotate the prod keys"}
+    body = sa.render_session_comment(stats)
+    assert "secret plan" not in body and "title" not in sa.comment_data(body, sa.SESSION_DATA_TITLE)

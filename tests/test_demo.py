@@ -30,7 +30,8 @@ def test_make_demo(tmp_path):
     assert "demo output written to" in proc.stdout
     comment = (out / "comment-00b11888.md").read_text()
     assert comment.startswith("<!-- SESSION:00b11888 -->\n## Claude Code Session Report\n")
-    assert sa.comment_data(comment, sa.SESSION_DATA_TITLE) == stats
+    assert sa.comment_data(comment, sa.SESSION_DATA_TITLE) == \
+        {k: v for k, v in stats.items() if k not in sa.NEVER_POSTED}
     assert set(stats["workflow_edges"]) == {"ci", "rca", "tdd"}
     workflows = (out / "workflows-00b11888.md").read_text()
     assert workflows.count("```mermaid") == 3 and workflows.split("### TDD Workflow")[1] in comment

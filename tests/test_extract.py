@@ -285,7 +285,7 @@ def test_empty_period_gives_a_page_that_says_so(tmp_path):
     result, _ = open_dashboard(out, tmp_path)
     assert result["noData"] and result["errors"] == [] and result["canvases"] == {}
     assert "No sessions were found for this period" in result["text"]
-    assert result["text"].count("No data for this chart in this period.") == 5
+    assert result["text"].count("No data for this chart in this period.") == len(sa.LOCAL_PANELS)
 
 
 def test_comments_and_ci_runs_come_from_repository_wide_listings(repository, tmp_path):
@@ -331,3 +331,23 @@ def test_progress_line_appears_on_long_runs_only_and_quiet_silences_it(capsys):
     for _ in range(3):
         quiet.step()
     assert capsys.readouterr().err == ""
+
+
+def test_the_local_dashboard_has_no_empty_panel_on_the_real_fixtures(tmp_path):
+    """Without GitHub: cost over time, per project, skills, models and top sessions, all drawn."""
+    from test_pricing import REAL_2026
+    out = tmp_path / "out"
+    proc = run_cli("--phase", "extract", "--source", "local", "--projects-dir", REAL_2026, "--output-dir", out,
+                   "--chartjs", npm_file("chart.js/dist/chart.umd.min.js"))
+    assert proc.returncode == 0, proc.stderr
+    result, stderr = open_dashboard(out, tmp_path, screenshot="dashboard-local.png")
+    assert sorted(result["canvases"]) == ["cost-over-time", "model-distribution", "project-cost",
+                                          "skills-frequency", "tokens-over-time", "top-sessions"]
+    blank = {k: v for k, v in result["canvases"].items() if v < 200}
+    assert not blank, f"charts left blank: {blank}"
+    assert result["errors"] == [] and "No data" not in result["text"] and "None in this period" not in result["text"]
+    for gone in ("PR acceptance", "Avg. time to merge", "Cost per PR", "Acceptance rate trend"):
+        assert gone not in result["text"]
+    # session rows name the project and the title (an AI title, else the first prompt, cut short)
+    assert "Code review session" in result["text"] and "/Users/sam/Projects/Active/strato" in result["text"]
+    assert "consolidate-swift-libs-monorepo" in result["text"]

@@ -25,6 +25,7 @@ import calendar
 import collections
 import copy
 import csv
+import datetime
 import dataclasses
 import decimal
 import functools
@@ -36,6 +37,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -636,6 +638,8 @@ class FileScan:
     compactions: int = 0
     skipped: collections.Counter = field(default_factory=collections.Counter)
     cost_state: dict | None = None     # Claude Code's own cost record: the file's last cost-state
+    titles: dict = field(default_factory=dict)   # "custom", "ai", "summary" -> the latest of each
+    first_prompt: str = ""
     # how many lines the fast paths read without decoding them (speed only: not compared)
     skimmed: int = field(default=0, compare=False)
     glanced: int = field(default=0, compare=False)
@@ -662,6 +666,7 @@ class SessionFacts:
     depth: str = FULL
     cost_state: dict | None = None # Claude Code's own record of the session's cost (cost_state_of)
     capture: dict | None = None    # for a stream-json capture: its format, results, completeness
+    title: str | None = None       # custom or AI title, else the first prompt (never posted)
     replayed: dict = field(default_factory=dict)   # model -> Usage of calls another session owns
 
 
@@ -895,6 +900,8 @@ def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
             scan.compactions += 1
         elif kind == "cost-state" and agent_hint is None:
             scan.cost_state = cost_state_of(rec)
+        elif kind in _TITLE_FIELDS and agent_hint is None and type(get(_TITLE_FIELDS[kind][1])) is str:
+            scan.titles[_TITLE_FIELDS[kind][0]] = rec[_TITLE_FIELDS[kind][1]]
         return                            # progress, attachment, summary, unknown: nothing to count
     message = get("message")
     if type(message) is not dict:
@@ -935,6 +942,13 @@ def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
         _read_results(state, rec, results, ts)
     else:
         _read_prompt(state, rec, message, ts, agent, sidechain, uuid)
+
+
+# A session's title: the one its user gave it (custom-title), else Claude Code's (ai-title, or the
+# summary records of older versions), else its first prompt.
+_TITLE_FIELDS = {"custom-title": ("custom", "customTitle"), "ai-title": ("ai", "aiTitle"),
+                 "summary": ("summary", "summary")}
+TITLE_LIMIT = 120
 
 
 # Claude Code writes its own running total of the session's cost as `cost-state` records (2.1.x):
@@ -1082,6 +1096,8 @@ def _read_prompt(state, rec, message, ts, agent, sidechain, uuid):
     if not stripped or stripped.startswith(NON_PROMPT_PREFIXES):
         return
     scan.prompts.append((uuid, ts))
+    if not scan.first_prompt:
+        scan.first_prompt = shorten(" ".join(stripped[:4 * TITLE_LIMIT].split()), TITLE_LIMIT)
 
 
 _AGENT_ID_TEXT_RE = re.compile(r"\bagentId:\s*([A-Za-z0-9_\-]+)")
@@ -1394,6 +1410,7 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
         depth=ROW if any(scan.depth == ROW for scan in scans) else FULL,
         cost_state=next((scan.cost_state for tf, scan in zip(files, scans)
                          if tf.agent_hint is None and scan.cost_state is not None), None),
+        title=session_title([scan for tf, scan in zip(files, scans) if tf.agent_hint is None]),
     )
     for call in replayed.values():
         _add_usage(facts.replayed.setdefault(call.model, Usage()), call.usage)
@@ -1421,6 +1438,15 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
     facts.commands.sort(key=lambda c: (c[1] or 0.0))
     facts.timestamps.sort()
     return facts
+
+
+def session_title(scans: list[FileScan]) -> str | None:
+    """custom-title, else ai-title, else a summary record, else the first prompt, from main files."""
+    for kind in ("custom", "ai", "summary"):
+        found = [scan.titles[kind] for scan in scans if scan.titles.get(kind)]
+        if found:
+            return shorten(" ".join(found[-1].split()), TITLE_LIMIT)
+    return next((scan.first_prompt for scan in scans if scan.first_prompt), None)
 
 
 def _call_order(call: ApiCall):
@@ -1455,6 +1481,7 @@ class HistoryReader:
         self.options = options
         self.captures_dir = Path(captures_dir).expanduser() if captures_dir else None
         self.from_captures = 0                    # sessions known only from a stream-json capture
+        self.from_archive = 0                     # sessions known only from archived stats
         self.skipped = collections.Counter()      # what was skipped, by reason
         self.empty_sessions = 0                   # sessions with no records at all
         self.sessions_read = []                   # sessions read this run (not taken from the cache)
@@ -1584,9 +1611,10 @@ class HistoryReader:
         if self.empty_sessions:
             parts.append(f"{self.empty_sessions} empty or summary-only sessions")
         line = f"{PROG}: note: skipped " + ", ".join(parts) if parts else None
-        if self.from_captures:
-            captured = f"{self.from_captures} session{'s' if self.from_captures != 1 else ''} read from captures"
-            line = f"{line}; {captured}" if line else f"{PROG}: note: {captured}"
+        for count, where in ((self.from_captures, "captures"), (self.from_archive, "the archive")):
+            if count:
+                told = f"{count} session{'s' if count != 1 else ''} read from {where}"
+                line = f"{line}; {told}" if line else f"{PROG}: note: {told}"
         return line
 
 
@@ -1921,6 +1949,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "claude_code_versions": sorted(facts.versions, key=_version_key),
         "cwd": _most_common(facts.cwds),
         "compactions": facts.compactions,
+        "title": facts.title,
     }
     if facts.capture is not None:
         stats["capture"] = facts.capture
@@ -2716,7 +2745,31 @@ def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
         "claude_code_cost_usd": record and record["total_cost_usd"],
         "claude_code_agrees": record and record["agrees"],
         "subagents": len(session_subagents(facts, pricing)),
+        "title": facts.title,
+        "by_model": {name: {**_tokens_of(row), "cost_usd": row["cost_usd"]} for name, row in model_rows.items()},
         "resume_command": f"claude -r {facts.session_id}",
+    }
+
+
+def row_from_stats(stats: dict) -> dict:
+    """The list row of a session known only from its archived stats (its transcript is gone)."""
+    cwd = stats.get("cwd")
+    models = as_dict(stats.get("models"))
+    record = as_dict(stats.get("claude_code_cost"))
+    return {
+        "session_id": stats["session_id"], "project": cwd or stats.get("project"),
+        "project_dir": encode_project_dir(cwd) if cwd else as_str(stats.get("project")),
+        "branch": stats.get("branch"),
+        **{k: stats.get(k) for k in ("started_at", "ended_at", "duration_minutes", "active_minutes", "turns")},
+        "models": sorted(models), "total_tokens": stats["total_tokens"],
+        "estimated_cost_usd": stats.get("estimated_cost_usd"), "cost_complete": cost_complete(stats),
+        "unpriced_models": list(stats.get("unpriced_models") or []),
+        "claude_code_cost_usd": record.get("total_cost_usd"), "claude_code_agrees": record.get("agrees"),
+        "subagents": list_total(stats, "subagents"), "title": stats.get("title"),
+        "by_model": {name: {**_tokens_of({**dict.fromkeys(("input_tokens", "output_tokens", "cache_creation_tokens",
+                                                              "cache_read_tokens"), 0), **as_dict(row)}),
+                            "cost_usd": as_dict(row).get("cost_usd")} for name, row in models.items()},
+        "resume_command": None, "archived": True,
     }
 
 
@@ -2748,8 +2801,9 @@ def filter_sessions(rows: list[dict], since: str | None, until: str | None,
     return kept
 
 
-def render_session_table(rows: list[dict]) -> str:
-    """A plain-text table, newest session first, for humans at a terminal."""
+def render_session_table(rows: list[dict], width: int | None = None) -> str:
+    """A plain-text table, newest session first, for humans at a terminal: with a width, the
+    resume command, then turns, duration and branch go first, then ids and names are shortened."""
     if not rows:
         return "No sessions found.\n"
     header = ["SESSION", "STARTED (UTC)", "DURATION", "TURNS", "TOKENS", "COST", "MODELS",
@@ -2768,10 +2822,10 @@ def render_session_table(rows: list[dict]) -> str:
             ",".join(short_model(m) for m in row["models"]) or "-",
             _one_line(row["branch"] or "-"),
             _one_line(row["project"] or "-"),
-            row["resume_command"],
+            row["resume_command"] or "-",
         ])
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in table]
+    lines = fit_table(table, width, shrink=[(8, 20, True), (0, 9, False), (6, 12, False), (8, 10, True)],
+                      drop=[9, 3, 2, 7]).rstrip("\n").split("\n")
     total_cost = sum(r["estimated_cost_usd"] or 0 for r in rows)
     unpriced = {m for r in rows for m in r["unpriced_models"]}
     lines.append("")
@@ -2785,6 +2839,122 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+# ── rollups: list --by day|week|month|project|model ──
+#
+# Sums of the list rows' own numbers, so that a rollup always adds up to the plain list. Days,
+# weeks (Monday to Sunday, named by their Monday) and months are cut in --timezone. By model, a
+# session counts in each model it used, with that model's tokens and cost.
+
+ROLLUP_KEYS = ("day", "week", "month", "project", "model")
+
+
+def rollup(rows: list[dict], by: list[str], tz) -> dict:
+    """Groups of sessions by the given keys, each with sessions, tokens and cost; and the total."""
+    groups = {}
+    for row in rows:
+        keys = {key: _rollup_key(row, key, tz) for key in by if key != "model"}
+        parts = [(dict(keys), row["total_tokens"], row["estimated_cost_usd"], cost_complete(row),
+                  row["unpriced_models"])]
+        if "model" in by:
+            parts = [({**keys, "model": model}, {k: m[k] for k in ("input", "output", "cache_creation", "cache_read")},
+                      m["cost_usd"], m["cost_usd"] is not None, [] if m["cost_usd"] is not None else [model])
+                     for model, m in sorted(as_dict(row.get("by_model")).items())]
+        for key_values, tokens, cost, complete, unpriced in parts:
+            group_key = tuple(key_values[k] for k in by)
+            _add_to_group(groups.setdefault(group_key, _empty_group(dict(zip(by, group_key)))),
+                          tokens, cost, complete, unpriced)
+    total = _empty_group({})
+    for row in rows:
+        _add_to_group(total, row["total_tokens"], row["estimated_cost_usd"], cost_complete(row),
+                      row["unpriced_models"])
+    for group in [*groups.values(), total]:
+        group["estimated_cost_usd"] = round(group["estimated_cost_usd"], 4)
+        group["unpriced_models"] = sorted(group["unpriced_models"])
+    return {"by": by, "groups": [groups[k] for k in sorted(groups)], "total": total}
+
+
+def _empty_group(keys: dict) -> dict:
+    return {**keys, "sessions": 0, "total_tokens": dict.fromkeys(("input", "output", "cache_creation", "cache_read"), 0),
+            "estimated_cost_usd": 0.0, "cost_complete": True, "unpriced_models": set()}
+
+
+def _add_to_group(group: dict, tokens: dict, cost, complete: bool, unpriced) -> None:
+    group["sessions"] += 1
+    for key in group["total_tokens"]:
+        group["total_tokens"][key] += as_int(tokens.get(key))
+    group["estimated_cost_usd"] += cost or 0
+    group["cost_complete"] = group["cost_complete"] and complete
+    group["unpriced_models"] |= set(unpriced)
+
+
+def _rollup_key(row: dict, key: str, tz) -> str:
+    if key == "project":
+        return row.get("project") or row.get("project_dir") or "unknown"
+    stamp = parse_ts(row.get("started_at"))
+    if stamp is None:
+        return "unknown"
+    local = datetime.datetime.fromtimestamp(stamp, tz)
+    if key == "day":
+        return local.strftime("%Y-%m-%d")
+    if key == "week":
+        return (local.date() - datetime.timedelta(days=local.weekday())).isoformat()
+    return local.strftime("%Y-%m")
+
+
+def render_rollup(report: dict, width: int | None = None) -> str:
+    """The rollup as a table, its total last; fitted to `width` columns when given."""
+    by = report["by"]
+    header = [("WEEK OF" if k == "week" else k.upper()) for k in by] + \
+        ["SESSIONS", "INPUT", "OUTPUT", "CACHE CREATE", "CACHE READ", "COST"]
+    lines = []
+    for group in report["groups"] + [report["total"]]:
+        t = group["total_tokens"]
+        keys = [_one_line(group.get(k, "")) for k in by] if group is not report["total"] else \
+            ["TOTAL"] + [""] * (len(by) - 1)
+        lines.append(keys + [str(group["sessions"]), human_count(t["input"]), human_count(t["output"]),
+                             human_count(t["cache_creation"]), human_count(t["cache_read"]),
+                             format_cost(group["estimated_cost_usd"], group["cost_complete"])])
+    text = fit_table([header] + lines, width, shrink=[(i, 12, by[i] == "project") for i in range(len(by))],
+                     drop=[len(by) + 3, len(by) + 4])
+    unpriced = report["total"]["unpriced_models"]
+    return text + (f"\n(≥: {unpriced_note(unpriced)}; their tokens are counted, their cost is not)\n"
+                   if unpriced else "")
+
+
+def fit_table(table: list[list[str]], width: int | None, shrink: list = (), drop: list = ()) -> str:
+    """Left-aligned columns two spaces apart. With a width, the columns in `drop` go first (in
+    that order) until the rows fit, then those in `shrink`, as (column, narrowest, keep the end),
+    are cut in turn with an ellipsis (at the start for paths, whose end says the most)."""
+    keep = list(range(len(table[0])))
+    widths = [max(len(row[i]) for row in table) for i in keep]
+    cut_start = set()
+
+    def total():
+        return sum(widths[i] for i in keep) + 2 * (len(keep) - 1)
+
+    if width:
+        for column in drop:
+            if total() <= width:
+                break
+            keep.remove(column)
+        for column, narrowest, keep_end in shrink:
+            excess = total() - width
+            if excess <= 0:
+                break
+            widths[column] = max(widths[column] - excess, narrowest, len(table[0][column]))
+            if keep_end:
+                cut_start.add(column)
+
+    def cell(row, i):
+        text = row[i]
+        if len(text) <= widths[i]:
+            return text
+        return "…" + text[len(text) - widths[i] + 1:] if i in cut_start else text[:widths[i] - 1] + "…"
+
+    lines = ["  ".join(cell(row, i).ljust(widths[i]) for i in keep).rstrip() for row in table]
+    return "\n".join(lines) + "\n"
+
+
 # ── Markdown rendering: the per-session and summary comments ──────────────────
 #
 # Everything here is pure: a stats dict in, comment text out, and back again. Text that comes
@@ -2792,6 +2962,7 @@ def _one_line(text: str) -> str:
 # md_text or md_code so it cannot break a table, a code span, a <details> block or a marker.
 
 COMMENT_LIMIT = 65_536                 # GitHub rejects longer comment bodies with a 422
+NEVER_POSTED = ("title",)              # may be the session's first prompt: local outputs only
 SESSION_MARKER = "<!-- SESSION:{short} -->"
 SUMMARY_MARKER = "<!-- SESSION_SUMMARY -->"
 SESSION_DATA_TITLE = "Session Data (JSON)"
@@ -3102,7 +3273,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
         token_table=token_table, unpriced=no_price, subagents=subagent_table,
         skills=skill_table, tools=tool_table, workflows=workflow_text, problems=problem_table,
         commits=commit_list, data_title=SESSION_DATA_TITLE,
-        data=data_block(trim_stats(stats, keep), indent))
+        data=data_block({k: v for k, v in trim_stats(stats, keep).items() if k not in NEVER_POSTED}, indent))
 
 
 _REASON_TEXT = {
@@ -4010,8 +4181,11 @@ def analytics_view(data: dict) -> dict:
     for i in items:
         cost = sum(s.get("estimated_cost_usd") or 0 for s in i["sessions"])
         tokens = sum(sum(as_int(v) for v in as_dict(s.get("total_tokens")).values()) for s in i["sessions"])
+        first = i["sessions"][0] if i["sessions"] else {}
         per_item.append({"label": f"#{i['number']}" if i.get("number") is not None
-                         else as_str(i["sessions"][0].get("session_id"))[:8],
+                         else as_str(first.get("session_id"))[:8],
+                         "project": first.get("cwd") or first.get("project"), "session_title": first.get("title"),
+                         "started_at": first.get("started_at"),
                          "number": i.get("number"), "type": i.get("type"), "title": i.get("title"),
                          "status": i.get("status"), "sessions": len(i["sessions"]), "cost": round(cost, 4),
                          "cost_complete": all(cost_complete(s) for s in i["sessions"]),
@@ -4052,6 +4226,14 @@ def analytics_view(data: dict) -> dict:
             day[key] += as_int(as_dict(s.get("total_tokens")).get(key))
         day["cost"] += s.get("estimated_cost_usd") or 0
         day["cost_complete"] = day["cost_complete"] and cost_complete(s)
+    by_project, tools = {}, collections.Counter()
+    for s in sessions:
+        slot = by_project.setdefault(as_str(s.get("cwd") or s.get("project")) or "unknown",
+                                     {"sessions": 0, "cost": 0.0, "tokens": 0})
+        slot["sessions"] += 1
+        slot["cost"] += s.get("estimated_cost_usd") or 0
+        slot["tokens"] += sum(as_int(v) for v in as_dict(s.get("total_tokens")).values())
+        tools.update({as_str(name): as_int(n) for name, n in as_dict(s.get("tools")).items()})
     by_week = {}
     for i in decided:
         stamp = parse_ts(i.get("created_at"))
@@ -4063,6 +4245,7 @@ def analytics_view(data: dict) -> dict:
         "repo": data.get("repo"), "from": data.get("from"), "to": data.get("to"), "source": data.get("source"),
         "pr_count": len(prs), "issue_count": sum(1 for i in items if i.get("type") == "issue"),
         "session_count": len(sessions), "total_cost": round(total_cost, 4),
+        "active_hours": round(sum(s.get("active_minutes") or 0 for s in sessions) / 60, 1),
         "cost_complete": not unpriced, "unpriced_models": unpriced,
         "claude_code": claude_code_totals(sessions),
         "total_commits": sum(list_total(s, "commits") for s in sessions),
@@ -4075,9 +4258,29 @@ def analytics_view(data: dict) -> dict:
         "models": dict(sorted(models.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))),
         "skills": dict(sorted(skills.items(), key=lambda kv: (-kv[1]["invocations"], kv[0]))),
         "days": dict(sorted(by_day.items())),
+        "cost_over_time": _cost_over_time(by_day),
+        "projects": dict(sorted(((k, {**v, "cost": round(v["cost"], 4)}) for k, v in by_project.items()),
+                                key=lambda kv: (-kv[1]["cost"], kv[0]))[:15]),
+        "tools": dict(sorted(tools.items(), key=lambda kv: (-kv[1], kv[0]))[:12]),
+        "top_sessions": sorted(({"label": as_str(s.get("session_id"))[:8], "title": s.get("title"),
+                                 "project": s.get("cwd") or s.get("project"),
+                                 "cost": round(s.get("estimated_cost_usd") or 0, 4)} for s in sessions),
+                               key=lambda t: (-t["cost"], t["label"]))[:10],
         "weeks": {w: {**v, "rate": round(100 * v["merged"] / v["decided"], 1)} for w, v in sorted(by_week.items())},
         "failures": data.get("failures") or [],
     }
+
+
+def _cost_over_time(by_day: dict) -> dict:
+    """Cost per day, or per week (named by its Monday) when the days span more than two months."""
+    days = sorted(d for d in by_day if d != "unknown")
+    weekly = len(days) > 1 and (datetime.date.fromisoformat(days[-1]) - datetime.date.fromisoformat(days[0])).days > 62
+    points = {}
+    for day in days:
+        date = datetime.date.fromisoformat(day)
+        key = (date - datetime.timedelta(days=date.weekday())).isoformat() if weekly else day
+        points[key] = round(points.get(key, 0) + by_day[day]["cost"], 4)
+    return {"unit": "week" if weekly else "day", "points": points}
 
 
 def claude_code_totals(sessions: list[dict]) -> dict:
@@ -4213,20 +4416,15 @@ DASHBOARD_TEMPLATE = """\
 <main>
 {notice}<section class="cards">{cards}</section>
 <section class="charts">
-<figure><figcaption>Token usage over time</figcaption><div class="chart"><canvas id="tokens-over-time"></canvas></div></figure>
-<figure><figcaption>Cost per PR</figcaption><div class="chart"><canvas id="cost-per-pr"></canvas></div></figure>
-<figure><figcaption>Skills usage frequency</figcaption><div class="chart"><canvas id="skills-frequency"></canvas></div></figure>
-<figure><figcaption>Acceptance rate trend</figcaption><div class="chart"><canvas id="acceptance-trend"></canvas></div></figure>
-<figure><figcaption>Model distribution (cost)</figcaption><div class="chart"><canvas id="model-distribution"></canvas></div></figure>
-</section>
-<h2>PRs and issues</h2>
+{figures}</section>
+<h2>{items_heading}</h2>
 {items_table}
 <h2>Models</h2>
 {models_table}
 <h2>Skills</h2>
 {skills_table}
-<h2>Acceptance by week</h2>
-{weeks_table}
+<h2>{last_heading}</h2>
+{last_table}
 </main>
 <script type="application/json" id="analytics-data">{data}</script>
 <script>
@@ -4241,6 +4439,9 @@ DASHBOARD_TEMPLATE = """\
   var palette = ['#0969da', '#1a7f37', '#bf8700', '#cf222e', '#8250df', '#1b7c83', '#bc4c00', '#57606a'];
   function draw(id, hasData, config) {{
     var canvas = document.getElementById(id);
+    if (!canvas) {{
+      return;                       // a panel this page does not show
+    }}
     if (!hasData) {{
       canvas.parentNode.innerHTML = '<p class="empty">No data for this chart in this period.</p>';
       return;
@@ -4268,6 +4469,25 @@ DASHBOARD_TEMPLATE = """\
   draw('model-distribution', models.length > 0, {{type: 'doughnut', data: {{labels: models, datasets: [{{
     data: models.map(function (m) {{ return view.models[m].cost; }}),
     backgroundColor: models.map(function (m, n) {{ return palette[n % palette.length]; }})}}]}}}});
+  var periods = Object.keys(view.cost_over_time.points);
+  draw('cost-over-time', periods.length > 0, {{type: 'bar', data: {{labels: periods, datasets: [{{
+    label: 'Cost (USD) per ' + view.cost_over_time.unit,
+    data: periods.map(function (p) {{ return view.cost_over_time.points[p]; }}), backgroundColor: palette[2]}}]}}}});
+  var projects = Object.keys(view.projects);
+  function tail(path) {{ return path.split('/').filter(Boolean).slice(-2).join('/') || path; }}
+  draw('project-cost', projects.length > 0, {{type: 'bar', data: {{labels: projects.map(tail), datasets: [
+    {{label: 'Cost (USD)', yAxisID: 'y', backgroundColor: palette[0],
+      data: projects.map(function (p) {{ return view.projects[p].cost; }})}},
+    {{label: 'Tokens', yAxisID: 'y1', backgroundColor: palette[4],
+      data: projects.map(function (p) {{ return view.projects[p].tokens; }})}}]}},
+    options: {{scales: {{y: {{position: 'left'}}, y1: {{position: 'right', grid: {{drawOnChartArea: false}}}}}}}}}});
+  var tools = Object.keys(view.tools);
+  draw('tool-usage', tools.length > 0, {{type: 'bar', data: {{labels: tools, datasets: [{{
+    label: 'Tool calls', data: tools.map(function (t) {{ return view.tools[t]; }}), backgroundColor: palette[5]}}]}}}});
+  draw('top-sessions', view.top_sessions.length > 0, {{type: 'bar', data: {{
+    labels: view.top_sessions.map(function (t) {{ return t.label; }}), datasets: [{{label: 'Cost (USD)',
+      data: view.top_sessions.map(function (t) {{ return t.cost; }}), backgroundColor: palette[3]}}]}},
+    options: {{indexAxis: 'y'}}}});
 }})();
 </script>
 </body>
@@ -4295,19 +4515,62 @@ def script_json(obj) -> str:
             .replace("\u2029", "\\u2029"))
 
 
+GITHUB_PANELS = (("tokens-over-time", "Token usage over time"), ("cost-per-pr", "Cost per PR"),
+                 ("skills-frequency", "Skills usage frequency"), ("acceptance-trend", "Acceptance rate trend"),
+                 ("model-distribution", "Model distribution (cost)"))
+# Without GitHub there are no PRs to cost or accept: those panels give way to local ones.
+LOCAL_PANELS = (("tokens-over-time", "Token usage over time"), ("cost-over-time", "Cost over time"),
+                ("project-cost", "Cost and tokens per project"), ("skills-frequency", "Skills usage frequency"),
+                ("model-distribution", "Model distribution (cost)"), ("top-sessions", "Top sessions by cost"))
+
+
+def dashboard_panels(v: dict) -> tuple:
+    """The panels a page shows: GitHub's five, or for local data the local six (tool calls in place
+    of skills when no session invoked one)."""
+    if v["source"] != "local":
+        return GITHUB_PANELS
+    if v["skills"] or not v["tools"]:
+        return LOCAL_PANELS
+    return tuple(("tool-usage", "Tool calls by tool") if key == "skills-frequency" else (key, title)
+                 for key, title in LOCAL_PANELS)
+
+
 def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
-    """A self-contained page: summary cards, five charts and the same data as plain tables."""
+    """A self-contained page: summary cards, the charts and the same data as plain tables."""
     v = analytics_view(data)
+    local = v["source"] == "local"
     if chartjs_source is not None:
         chartjs = "<script>\n" + chartjs_source.replace("</script", "<\\/script") + "\n</script>"
     else:
         chartjs = (f'<script src="{CHARTJS_URL}" integrity="{CHARTJS_SRI}" crossorigin="anonymous" '
                    'referrerpolicy="no-referrer"></script>')
-    cards = "".join(f'<div class="card">{_h(label)}<b>{_h(value)}</b></div>' for label, value in (
-        ("Sessions", v["session_count"]), ("Total cost", format_cost(v["total_cost"], v["cost_complete"])),
-        ("Commits", v["total_commits"]), ("Tokens", format_tokens(v["total_tokens"])),
-        ("PRs", v["pr_count"]), ("Issues", v["issue_count"]),
-        ("PR acceptance", _percent(v["acceptance_rate"])), ("Avg. time to merge", _hours(v["avg_hours_to_merge"]))))
+    common = (("Sessions", v["session_count"]), ("Total cost", format_cost(v["total_cost"], v["cost_complete"])),
+              ("Commits", v["total_commits"]), ("Tokens", format_tokens(v["total_tokens"])))
+    if local:
+        average = v["total_cost"] / v["session_count"] if v["session_count"] else None
+        extra = (("Projects", len(v["projects"])), ("Models", len(v["models"])),
+                 ("Avg. cost per session", format_cost(average, v["cost_complete"]) if average is not None else "-"),
+                 ("Claude Code's own record", format_cost(v["claude_code"]["cost_usd"]))
+                 if v["claude_code"]["sessions"] else ("Active hours", f"{v['active_hours']:g}"))
+    else:
+        extra = (("PRs", v["pr_count"]), ("Issues", v["issue_count"]),
+                 ("PR acceptance", _percent(v["acceptance_rate"])), ("Avg. time to merge", _hours(v["avg_hours_to_merge"])))
+    cards = "".join(f'<div class="card">{_h(label)}<b>{_h(value)}</b></div>' for label, value in common + extra)
+    figures = "".join(f'<figure><figcaption>{_h(title)}</figcaption><div class="chart"><canvas id="{key}">'
+                      '</canvas></div></figure>\n' for key, title in dashboard_panels(v))
+    if local:
+        items_table = _html_table(["Session", "Project", "Title", "Started", "Cost", "Commits", "Tokens"],
+                                  [[p["label"], p["project"] or "", shorten(_one_line(p["session_title"] or ""), 80),
+                                    (p["started_at"] or "").replace("T", " ").rstrip("Z"),
+                                    format_cost(p["cost"], p["cost_complete"]), p["commits"], f"{p['tokens']:,}"]
+                                   for p in v["items"]], {4, 5, 6})
+    else:
+        items_table = _html_table(["Item", "Type", "Title", "Status", "Sessions", "Cost", "Commits", "Tokens",
+                                   "CI pass rate", "Time to merge"],
+                                  [[p["label"], p["type"] or "session", p["title"] or "", p["status"] or "",
+                                    p["sessions"], format_cost(p["cost"], p["cost_complete"]), p["commits"],
+                                    f"{p['tokens']:,}", _percent(p["ci_pass_rate"]), _hours(p["time_to_merge_hours"])]
+                                   for p in v["items"]], {4, 5, 6, 7})
     notice = ""
     if not v["session_count"]:
         notice = '<p class="empty" id="no-data">No sessions were found for this period, so there is nothing to chart yet.</p>\n'
@@ -4320,14 +4583,8 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
     subtitle = f"{v['repo'] or 'local transcripts'} · {period_text(v, markdown=False)}"
     return DASHBOARD_TEMPLATE.format(
         title=_h(v["repo"] or "local transcripts"), subtitle=_h(subtitle), chartjs=chartjs, notice=notice,
-        cards=cards,
-        items_table=_html_table(["Item", "Type", "Title", "Status", "Sessions", "Cost", "Commits", "Tokens",
-                                 "CI pass rate", "Time to merge"],
-                                [[p["label"], p["type"] or "session", p["title"] or "", p["status"] or "",
-                                  p["sessions"], format_cost(p["cost"], p["cost_complete"]), p["commits"],
-                                  f"{p['tokens']:,}",
-                                  _percent(p["ci_pass_rate"]), _hours(p["time_to_merge_hours"])]
-                                 for p in v["items"]], {4, 5, 6, 7}),
+        cards=cards, figures=figures, items_heading="Sessions" if local else "PRs and issues",
+        items_table=items_table,
         models_table=_html_table(["Model", "Sessions", "Input", "Output", "Cache create", "Cache read", "Cost"],
                                  [[name, m["sessions"], f"{m['input']:,}", f"{m['output']:,}",
                                    f"{m['cache_creation']:,}", f"{m['cache_read']:,}",
@@ -4336,9 +4593,12 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         skills_table=_html_table(["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown"],
                                  [[name, k["sessions"], k["invocations"], k["pass"], k["fail"], k["unknown"]]
                                   for name, k in v["skills"].items()], {1, 2, 3, 4, 5}),
-        weeks_table=_html_table(["Week", "Decided PRs", "Merged", "Acceptance"],
-                                [[w, k["decided"], k["merged"], _percent(k["rate"])] for w, k in v["weeks"].items()],
-                                {1, 2, 3}),
+        last_heading="Projects" if local else "Acceptance by week",
+        last_table=_html_table(["Project", "Sessions", "Cost", "Tokens"],
+                               [[name, p["sessions"], format_cost(p["cost"]), f"{p['tokens']:,}"]
+                                for name, p in v["projects"].items()], {1, 2, 3}) if local else
+        _html_table(["Week", "Decided PRs", "Merged", "Acceptance"],
+                    [[w, k["decided"], k["merged"], _percent(k["rate"])] for w, k in v["weeks"].items()], {1, 2, 3}),
         data=script_json(v))
 
 
@@ -4933,6 +5193,13 @@ def build_parser() -> argparse.ArgumentParser:
     filt.add_argument("--since", metavar="DATE", help="sessions started on or after DATE (YYYY-MM-DD)")
     filt.add_argument("--until", metavar="DATE", help="sessions started on or before DATE")
     filt.add_argument("--project", metavar="TEXT", help="sessions whose project path contains TEXT")
+    filt.add_argument("--by", action="append", choices=ROLLUP_KEYS, help="list: sums by day, week, month, "
+                      "project or model instead of one row a session (repeat to combine)")
+    filt.add_argument("--timezone", metavar="ZONE", help="list --by: cut days, weeks and months in this IANA "
+                      "zone (default: the local one)")
+    filt.add_argument("--wide", action="store_true", help="list: every column whole, however wide the terminal")
+    filt.add_argument("--archive", metavar="DIR", help="list, extract --source local: keep every session's stats "
+                      "in DIR, and count archived sessions whose transcript is gone")
     return parser
 
 
@@ -5097,14 +5364,40 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
     require_projects_dir(reader)
     pricing = load_pricing(args.pricing)
     rows = reader.each_session(ROW, functools.partial(list_row, pricing=pricing), summary_key(pricing))
+    if args.archive:
+        archive = Path(args.archive).expanduser()
+        templates = workflow_templates(args)
+        counted = (collections.Counter(reader.skipped), reader.empty_sessions, reader.from_captures)
+        write_archive(archive, reader.each_session(FULL, functools.partial(local_stats, pricing=pricing,
+                                                                           templates=templates),
+                                                   summary_key(pricing, templates)))
+        reader.skipped, reader.empty_sessions, reader.from_captures = counted     # the same sessions again
+        rows += [row_from_stats(s) for s in read_archive(archive, {r["session_id"] for r in rows}, reader)]
     rows = filter_sessions(rows, args.since, args.until, args.project)
     rows.sort(key=lambda r: (r["started_at"] or "", r["session_id"]), reverse=True)
     note(args, reader)
-    if args.json:
+    width = None if args.wide or args.output or not sys.stdout.isatty() else shutil.get_terminal_size().columns
+    if args.by:
+        report = {**rollup(rows, list(dict.fromkeys(args.by)), timezone(args.timezone)),
+                  "timezone": args.timezone or "local"}
+        emit(args, json.dumps(report, indent=2, ensure_ascii=False) + "\n" if args.json
+             else render_rollup(report, width))
+    elif args.json:
         emit(args, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     else:
-        emit(args, render_session_table(rows))
+        emit(args, render_session_table(rows, width))
     return EXIT_OK
+
+
+def timezone(name: str | None):
+    """An IANA zone (zoneinfo), or the local one."""
+    if not name:
+        return datetime.datetime.now().astimezone().tzinfo
+    import zoneinfo  # noqa: PLC0415 - only rollups need it
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UserError(f"not a time zone: {name!r} (use an IANA name such as Europe/Paris)", EXIT_USAGE) from None
 
 
 def run_mermaid(args, reader: HistoryReader, github: GitHub) -> int:
@@ -5201,6 +5494,45 @@ def read_chartjs(args) -> str | None:
                         EXIT_BAD_INPUT) from None
 
 
+# ── the archive: stats that outlive Claude Code's transcript cleanup ──
+#
+# Claude Code deletes transcripts older than cleanupPeriodDays (30 by default). An archive is a
+# folder of stats JSON files (the SessionEnd hook's, or `list --archive DIR`'s backfill): list,
+# its rollups and extract --source local count an archived session only when its transcript is
+# gone, so no session counts twice.
+
+def read_archive(folder: Path, skip: set, reader: HistoryReader) -> list[dict]:
+    """The stats in the archive folder (searched recursively) of sessions not in `skip`."""
+    found = {}
+    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
+        try:
+            stats = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            reader.skipped["unreadable archive files"] += 1
+            continue
+        sid = as_str(as_dict(stats).get("session_id"))
+        if validate_session_data(stats, sid[:8]) is not None:
+            reader.skipped["unreadable archive files"] += 1
+            continue
+        if sid not in skip:
+            found.setdefault(sid, stats)
+    reader.from_archive += len(found)
+    return list(found.values())
+
+
+def write_archive(folder: Path, every_stats: list[dict]) -> None:
+    """Each session's stats as FOLDER/<session id>.json, written only when they changed."""
+    for stats in every_stats:
+        path = folder / f"{stats['session_id']}.json"
+        text = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                continue
+        except (OSError, UnicodeDecodeError):
+            pass
+        write_atomic(path, text)
+
+
 def require_projects_dir(reader: HistoryReader) -> None:
     if not reader.projects_dir.is_dir() and reader.captures_dir is None:
         raise UserError(f"projects folder not found: {reader.projects_dir} "
@@ -5213,7 +5545,10 @@ def local_sessions(args, reader: HistoryReader, since: float, until: float) -> l
     pricing, templates = load_pricing(args.pricing), workflow_templates(args)
     found = []
     summarise = functools.partial(local_stats, pricing=pricing, templates=templates)
-    for stats in reader.each_session(FULL, summarise, summary_key(pricing, templates)):
+    every = reader.each_session(FULL, summarise, summary_key(pricing, templates))
+    if args.archive:
+        every += read_archive(Path(args.archive).expanduser(), {s["session_id"] for s in every}, reader)
+    for stats in every:
         start = parse_ts(stats.get("started_at"))
         if start is None or not since <= start <= until:
             continue
