@@ -2941,7 +2941,7 @@ def fit_table(table: list[list[str]], width: int | None, shrink: list = (), drop
             excess = total() - width
             if excess <= 0:
                 break
-            widths[column] = max(widths[column] - excess, narrowest, len(table[0][column]))
+            widths[column] = min(widths[column], max(widths[column] - excess, narrowest, len(table[0][column])))
             if keep_end:
                 cut_start.add(column)
 
