@@ -84,6 +84,8 @@ class FakeGitHub:
         self.faults: list[Fault] = []
         self.requests: list[tuple] = []   # (method, path, query) of every request
         self.writes: list[tuple] = []     # (method, path) of every successful write
+        self.graphql_queries: list[str] = []
+        self.graphql_unresolved: set = set()  # PR numbers the GraphQL query cannot resolve
         self.server = None
         self.clock = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -186,6 +188,8 @@ class FakeGitHub:
 
     def handle(self, method: str, path: str, query: dict, body: bytes | None, login: str | None):
         """Returns (status, headers, payload) for one request."""
+        if path == "/api/graphql" and method == "POST":
+            return self._graphql(body, login)
         m = re.fullmatch(r"/api/v3(/.*)", path)
         if not m:
             return 404, {}, {"message": "Not Found"}
@@ -202,6 +206,36 @@ class FakeGitHub:
         if not any(r == repo for r, _ in self.issues):
             return 404, {}, {"message": "Not Found"}
         return self._repo_route(method, repo, rest, query, body, login)
+
+    def _graphql(self, body, login):
+        """The one GraphQL query extract sends: PR facts for up to 100 PRs, one alias each, answered
+        as GitHub answers it (a PR that does not exist is null, with an error naming it)."""
+        if login is None:
+            return 401, {}, {"message": "Bad credentials"}
+        request = json.loads(body or b"{}")
+        query, variables = request.get("query", ""), request.get("variables") or {}
+        self.graphql_queries.append(query)
+        aliases = re.findall(r"(\w+): pullRequest\(number: (\d+)\)", query)
+        if "repository(owner: $owner, name: $name)" not in query or not aliases:
+            return 200, {}, {"errors": [{"message": "this fake answers only extract's PR facts query"}]}
+        repo = f"{variables.get('owner')}/{variables.get('name')}"
+        data, errors = {}, []
+        for alias, number in aliases:
+            pull = self.pulls.get((repo, int(number)))
+            if pull is None or int(number) in self.graphql_unresolved:
+                data[alias] = None
+                errors.append({"type": "NOT_FOUND", "path": ["repository", alias],
+                               "message": f"Could not resolve to a PullRequest with the number of {number}."})
+                continue
+            reviewed = pull["review_comments"]
+            data[alias] = {"number": int(number), "additions": pull["additions"], "deletions": pull["deletions"],
+                           "mergedAt": pull["merged_at"], "headRefOid": pull["head"]["sha"],
+                           "reviews": {"totalCount": 1 if reviewed else 0,
+                                       "nodes": [{"comments": {"totalCount": reviewed}}] if reviewed else []}}
+        reply = {"data": {"repository": data}}
+        if errors:
+            reply["errors"] = errors
+        return 200, {}, reply
 
     def _repo_route(self, method, repo, rest, query, body, login):
         m = re.fullmatch(r"issues/(\d+)", rest)

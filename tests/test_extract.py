@@ -67,6 +67,7 @@ def repository(github, base_stats):
     github.add_pull(REPO, 5, "feat/five", title="Flaky", created_at="2026-03-08T08:00:00Z")
     post(github, 5, session(base_stats, 5, 3.0, 1, "2026-03-08T09:00:00Z"))
     github.fail("GET", r"/pulls/5$", 500, times=99)
+    github.graphql_unresolved.add(5)        # so the batched query leaves #5 to REST, which fails
     github.add_pull(REPO, 6, "feat/six", title="Too late", created_at="2026-04-02T08:00:00Z")
     post(github, 6, session(base_stats, 6, 5.0, 1, "2026-04-02T09:00:00Z"))
     return github
@@ -297,7 +298,7 @@ def test_comments_and_ci_runs_come_from_repository_wide_listings(repository, tmp
     assert [q for _, p, q in repository.requests if p.endswith("/actions/runs")] == [
         {"created": ">=2026-02-15", "per_page": "100", "page": "1"}]               # 14 days before --from
     assert sorted(p for p in paths if re.search(r"/pulls/\d+$", p)) == [
-        "/api/v3/repos/o/r/pulls/1", "/api/v3/repos/o/r/pulls/2"] + ["/api/v3/repos/o/r/pulls/5"] * sa.GH_ATTEMPTS
+        "/api/v3/repos/o/r/pulls/5"] * sa.GH_ATTEMPTS                       # the rest came in one query
 
 
 def test_more_runs_than_github_lists_falls_back_to_each_pull_requests_own(github, base_stats, tmp_path):
@@ -351,3 +352,43 @@ def test_the_local_dashboard_has_no_empty_panel_on_the_real_fixtures(tmp_path):
     # session rows name the project and the title (an AI title, else the first prompt, cut short)
     assert "Code review session" in result["text"] and "/Users/sam/Projects/Active/strato" in result["text"]
     assert "consolidate-swift-libs-monorepo" in result["text"]
+
+
+# ── PR facts: one GraphQL query for up to 100 PRs, REST where it cannot answer ──
+
+def gathered(github, monkeypatch, graphql: bool):
+    for key, value in github.env.items():
+        monkeypatch.setenv(key, value)              # the environment gh runs in, as a user's shell
+    client = sa.GitHub(REPO, base_delay=0.01)
+    return sa.gather_github(client, sa.parse_ts("2026-03-01T00:00:00Z"), sa.parse_ts("2026-03-31T23:59:59Z"),
+                            set(), True, graphql=graphql)
+
+
+def test_the_graphql_path_gives_what_the_rest_path_gives(repository, monkeypatch):
+    repository.graphql_unresolved.clear()
+    repository.faults.clear()
+    over_rest = gathered(repository, monkeypatch, graphql=False)
+    requests = len(repository.requests)
+    over_graphql = gathered(repository, monkeypatch, graphql=True)
+    assert over_graphql == over_rest and over_rest[0]
+    assert len(repository.graphql_queries) == 1
+    pull_calls = [p for _, p, _ in repository.requests[requests:] if re.search(r"/pulls/\d+$", p)]
+    assert pull_calls == []
+
+
+def test_a_failed_graphql_query_falls_back_to_rest(repository, monkeypatch):
+    repository.graphql_unresolved.clear()
+    repository.faults.clear()
+    expected = gathered(repository, monkeypatch, graphql=False)
+    repository.fail("POST", r"/api/graphql$", 502, times=99)
+    assert gathered(repository, monkeypatch, graphql=True) == expected
+
+
+def test_200_prs_in_batches_of_100(github, base_stats, monkeypatch):
+    for n in range(1, 201):
+        github.add_pull(REPO, n, f"feat/{n}", created_at=f"2026-03-{1 + n % 28:02d}T08:00:00Z", additions=n)
+        post(github, n, session(base_stats, n, 0.01, 0, f"2026-03-{1 + n % 28:02d}T09:00:00Z"))
+    items, failures = gathered(github, monkeypatch, graphql=True)
+    assert failures == [] and len(items) == 200 and sorted(i["additions"] for i in items) == list(range(1, 201))
+    assert len(github.graphql_queries) == 2
+    assert not [p for _, p, _ in github.requests if re.search(r"/pulls/\d+$", p)]

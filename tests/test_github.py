@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -372,9 +373,14 @@ def test_every_gh_call_is_a_rest_api_call_of_the_documented_form(github, tmp_pat
     assert proc.returncode == 0, proc.stderr
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(calls) >= 8
+    # GraphQL only for extract's batched PR facts: one query for the one PR
+    [query] = [argv for argv in calls if argv[1] == "graphql"]
+    assert query[:4] == ["api", "graphql", "--include", "-f"] and query[4].startswith("query=query($owner")
+    assert query[5:] == ["-f", "owner=o", "-f", "name=r"]
+    calls = [argv for argv in calls if argv[1] != "graphql"]
+    assert not [argv for argv in calls if re.search(r"/pulls/\d+$", argv[1])]   # no REST call per PR
     for argv in calls:
-        assert argv[0] == "api", argv                                    # never `gh pr …` (GraphQL)
-        assert not argv[1].startswith("graphql"), argv
+        assert argv[0] == "api", argv                                    # never `gh pr …`
         if "--paginate" in argv:
             assert argv[argv.index("--jq") + 1] == ".[]", argv
         if "-f" in argv:

@@ -3614,6 +3614,24 @@ class GitHub:
         once = lambda: self._request_once(method, path, payload, fields or {})  # noqa: E731
         return self._with_retries(once, f"{method} {path}") if retry else once()
 
+    def graphql(self, query: str, **variables) -> tuple[dict, list]:
+        """(data, errors) of one `gh api graphql` query; a reply with data and some errors (a PR
+        that does not exist) is data, one with no data a failure. Retried like REST."""
+        def once():
+            argv = ["graphql", "--include", "-f", f"query={query}"]
+            for key, value in variables.items():
+                argv += ["-F" if isinstance(value, int) else "-f", f"{key}={value}"]
+            proc = self._run(argv, None)
+            reply = parse_included(proc.stdout)
+            body = as_dict(reply.data)
+            if reply.status == 200 and isinstance(body.get("data"), dict):
+                return body["data"], [as_dict(e) for e in body.get("errors") or []]
+            if proc.returncode == 0 and reply.status == 200:
+                messages = "; ".join(as_str(as_dict(e).get("message")) for e in body.get("errors") or [])
+                raise GitHubError(f"POST graphql: {messages or 'no data in the reply'}", EXIT_GITHUB)
+            raise gh_failure(proc, reply, "POST graphql")
+        return self._with_retries(once, "POST graphql")
+
     def repo_path(self, rest: str) -> str:
         return f"repos/{self.repo}/{rest}"
 
@@ -4021,8 +4039,46 @@ def ci_summary(runs: list) -> tuple[int, float | None]:
     return len(runs), round(100 * passed / len(completed), 1)
 
 
+# What extract needs of each PR, for up to 100 PRs a query (gh api graphql is the one use of
+# GraphQL: one process for 100 PRs instead of 100 REST calls). The answer is made to look like
+# REST's pulls/N, so both paths feed github_item alike; a PR the query cannot give (an error, more
+# reviews than one page holds) is read over REST.
+PR_FACTS_QUERY = "query($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { %s } }"
+PR_FACTS_FIELDS = ("number additions deletions mergedAt headRefOid "
+                   "reviews(first: 100) { totalCount nodes { comments { totalCount } } }")
+PR_FACTS_BATCH = 100
+
+
+def pull_facts(github: GitHub, numbers: list[int]) -> dict[int, dict]:
+    """PR number -> REST-shaped facts (additions, deletions, review_comments, merged_at, head sha)
+    for the PRs the GraphQL query gave; a failed query leaves its PRs to REST, with a warning."""
+    owner, name = github.repo.split("/", 1)
+    found = {}
+    for start in range(0, len(numbers), PR_FACTS_BATCH):
+        batch = numbers[start:start + PR_FACTS_BATCH]
+        aliases = " ".join(f"p{n}: pullRequest(number: {n}) {{ {PR_FACTS_FIELDS} }}" for n in batch)
+        try:
+            data, _ = github.graphql(PR_FACTS_QUERY % aliases, owner=owner, name=name)
+        except GitHubError as exc:
+            if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
+                raise
+            github.warn(f"PR facts over GraphQL failed ({exc}); reading those {len(batch)} PRs over REST")
+            continue
+        repository = as_dict(data.get("repository"))
+        for number in batch:
+            pr = repository.get(f"p{number}")
+            reviews = as_dict(as_dict(pr).get("reviews"))
+            if not isinstance(pr, dict) or as_int(reviews.get("totalCount")) > len(reviews.get("nodes") or []):
+                continue
+            found[number] = {"additions": pr.get("additions"), "deletions": pr.get("deletions"),
+                             "merged_at": pr.get("mergedAt"), "head": {"sha": as_str(pr.get("headRefOid"))},
+                             "review_comments": sum(as_int(as_dict(as_dict(r).get("comments")).get("totalCount"))
+                                                    for r in reviews.get("nodes") or [])}
+    return found
+
+
 def github_item(github: GitHub, issue: dict, comments: list, runs: dict | None, trusted: set,
-                warn) -> dict | None:
+                warn, pull: dict | None = None) -> dict | None:
     """One PR or issue with its trusted sessions and PR facts; None when it has no sessions."""
     number = as_int(issue.get("number"))
     is_pr = bool(issue.get("pull_request"))
@@ -4037,7 +4093,7 @@ def github_item(github: GitHub, issue: dict, comments: list, runs: dict | None, 
             "merged_at": None, "additions": None, "deletions": None, "review_comments": None,
             "ci_runs": None, "ci_pass_rate": None, "sessions": sessions}
     if is_pr:
-        pull = as_dict(github.get(github.repo_path(f"pulls/{number}")))
+        pull = pull if pull is not None else as_dict(github.get(github.repo_path(f"pulls/{number}")))
         item.update(merged_at=pull.get("merged_at"), additions=pull.get("additions"),
                     deletions=pull.get("deletions"), review_comments=pull.get("review_comments"))
         if pull.get("merged_at"):
@@ -4053,19 +4109,22 @@ def github_item(github: GitHub, issue: dict, comments: list, runs: dict | None, 
 
 
 def gather_github(github: GitHub, since: float, until: float, trusted: set, quiet: bool,
-                  workers: int = EXTRACT_WORKERS) -> tuple[list, list]:
+                  workers: int = EXTRACT_WORKERS, graphql: bool = True) -> tuple[list, list]:
     """Items with sessions, and failures (number, message), read with a bounded thread pool."""
     issues = list_created_between(github, since, until)
     comments = comments_by_number(github, since) if issues else {}
     issues = [i for i in issues if comments.get(as_int(i.get("number")))]
     runs = runs_by_sha(github, since) if any(i.get("pull_request") for i in issues) else {}
+    pulls = pull_facts(github, [as_int(i.get("number")) for i in issues if i.get("pull_request")]) \
+        if graphql else {}
     progress = Progress("extract: PRs and issues read", len(issues), quiet)
     items, failures = [], []
 
     def one(issue):
         number = as_int(issue.get("number"))
         try:
-            return github_item(github, issue, comments[number], runs, trusted, github.warn), None
+            return github_item(github, issue, comments[number], runs, trusted, github.warn,
+                               pulls.get(number)), None
         except GitHubError as exc:
             if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
                 raise
