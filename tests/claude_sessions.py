@@ -73,8 +73,8 @@ class Workspace:
                 **self.api.env(), **self.extra_env}
 
     def run(self, prompt: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-        argv = [str(self.claude), "-p", prompt, "--model", MODEL,
-                "--allowedTools", "Bash Agent Skill Read", *args]
+        model = [] if "--model" in args else ["--model", MODEL]
+        argv = [str(self.claude), "-p", prompt, *model, "--allowedTools", "Bash Agent Skill Read", *args]
         return subprocess.run(argv, cwd=self.work, env=self.env(), capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
 

@@ -41,6 +41,8 @@ class Turn:
     output_tokens: int = 50
     cache_creation: int = 0
     cache_read: int = 0
+    cache_1h: int = 0                    # of cache_creation, written with a 1-hour TTL
+    speed: str = "standard"
     model: str | None = None             # default: the model the request asked for
     stop_reason: str | None = None       # default: tool_use when there are tools, else end_turn
 
@@ -48,8 +50,9 @@ class Turn:
         return {"input_tokens": self.input_tokens, "output_tokens": output,
                 "cache_creation_input_tokens": self.cache_creation,
                 "cache_read_input_tokens": self.cache_read,
-                "cache_creation": {"ephemeral_5m_input_tokens": self.cache_creation,
-                                   "ephemeral_1h_input_tokens": 0}}
+                "cache_creation": {"ephemeral_5m_input_tokens": self.cache_creation - self.cache_1h,
+                                   "ephemeral_1h_input_tokens": self.cache_1h},
+                "speed": self.speed}
 
 
 def _text(content) -> str:

@@ -231,3 +231,42 @@ def test_every_record_type_is_read_or_knowingly_skipped(post_flow, lifecycle):
     assert {"user", "assistant", "cost-state", "attachment", "api-request"} <= types
     assert {"skill_listing", "prompt_snapshot"} <= attachments
     assert all(r.get("version") == cs.PINNED_VERSION for r in seen if r.get("type") in ("user", "assistant"))
+
+
+# ── prices: ours against Claude Code's own, model by model ─────────────────────
+
+# One call per case; Claude Code prices it in its cost-state record with its own table.
+PRICE_CASES = [(model, {}) for model in (
+    "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-opus-5-5", "claude-opus-4-8", "claude-opus-4-6",
+    "claude-haiku-5-5", "claude-haiku-4-5", "claude-fable-5", "claude-fable-5-1", "claude-fable-5-2",
+    "claude-mythos-5", "claude-sonnet-4-5")] + [
+    (model, {"speed": "fast"}) for model in ("claude-opus-5-5", "claude-opus-5", "claude-opus-4-8",
+                                             "claude-opus-4-6", "claude-fable-5-2")] + [
+    ("claude-haiku-5-5", {"input_tokens": 60_001, "cache_read": 40_000}),      # over 100k: the higher tier
+    ("claude-opus-5-5", {"cache_creation": 30_000, "cache_1h": 10_000}),         # 1-hour cache writes
+]
+
+
+def test_our_prices_are_claude_codes_own_for_every_current_model(claude_bin, tmp_path):
+    """Claude Code 2.1.332 prices every call it makes; each of ours must be the same (Sonnet 4/4.5
+    calls over 200k are the one known difference: Claude Code prices them at the standard rate,
+    the pricing page's long-context rate applies, see the README)."""
+    from fake_anthropic import Turn
+    turns = [Turn(text="ok", **{"input_tokens": 10_000, "output_tokens": 20_000, "cache_read": 40_000, **extra})
+             for _, extra in PRICE_CASES]
+    script = {"main": turns[:1]}
+    api = FakeAnthropic(script).start()
+    ws = cs.Workspace(tmp_path, api)
+    try:
+        for (model, extra), turn in zip(PRICE_CASES, turns):
+            script["main"] = [turn]
+            before = set(ws.transcripts())
+            proc = ws.run("price check", "--model", model)
+            assert proc.returncode == 0, proc.stderr
+            [new] = set(ws.transcripts()) - before
+            stats = stats_of_transcript(ws, new)
+            record = stats["claude_code_cost"]
+            assert record["reasons"] == [] and record["agrees"], (model, extra, record)
+            assert stats["estimated_cost_usd"] == pytest.approx(record["total_cost_usd"], rel=1e-3), (model, extra)
+    finally:
+        api.stop()
