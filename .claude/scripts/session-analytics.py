@@ -808,6 +808,7 @@ class _ScanState:
     inline_lines: list = field(default_factory=list)    # (uuid, ApiCall or ToolUse) awaiting an agent
     uuid_prompt: dict = field(default_factory=dict)
     tool_names: dict = field(default_factory=dict)      # tool_use id -> tool name, for its result
+    commit_calls: set = field(default_factory=set)      # ids of Bash calls that run git commit
 
     @property
     def text_tools(self) -> tuple:
@@ -1017,6 +1018,8 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
         use = ToolUse(id=use_id, name=name, ts=ts, agent=agent, call_key=key)
         if name == "Bash":
             use.command = as_str(tool_input.get("command"))
+            if _GIT_COMMIT_CMD_RE.search(use.command):
+                state.commit_calls.add(use_id)
         elif name == "Skill":
             use.skill = as_str(tool_input.get("skill")) or as_str(tool_input.get("command"))
         elif name in TASK_TOOLS:
@@ -1046,7 +1049,8 @@ def _read_results(state, rec, blocks, ts):
         text = _text_of(block.get("content"))
         reported = meta.get("usage")
         state.scan.tool_results.append(ToolResult(
-            tool_use_id=use_id, is_error=is_error, text=kept_result_text(text), ts=ts,
+            tool_use_id=use_id, is_error=is_error,
+            text=kept_result_text(text) if use_id in state.commit_calls else text[:RESULT_TEXT_LIMIT], ts=ts,
             agent_id=as_str(meta.get("agentId")) or _agent_id_in_text(text),
             agent_type=as_str(meta.get("agentType")),
             reported={**token_dict(_usage_of(reported)), "total_tokens": as_int(meta.get("totalTokens"))}
@@ -1054,8 +1058,9 @@ def _read_results(state, rec, blocks, ts):
         ))
 
 
-# A commit line can come after pages of pre-commit hook output (lint, tests): the head of the
-# text is kept, and from the rest only the lines that read as `[branch sha] message`.
+# A commit line can come after pages of pre-commit hook output (lint, tests): of a `git commit`
+# call's result the head of the text is kept, and from the rest only the lines that read as
+# `[branch sha] message`; of any other result, only the head.
 _COMMIT_LINE_RE = re.compile(r"^\[(.+?) ([0-9a-f]{7,40})\] (.*)$", re.MULTILINE)
 
 
