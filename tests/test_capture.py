@@ -118,3 +118,33 @@ def test_a_capture_with_a_garbage_line_and_an_empty_one(capture, tmp_path):
     proc = run_cli("--phase", "stats", "--transcript", empty, "--format", "stream-json")
     assert proc.returncode == sa.EXIT_NO_SESSION and "has no readable records" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_subagent_on_the_main_threads_model_gets_its_exact_tokens_from_a_capture(claude_bin, tmp_path):  # noqa: F811
+    """Subagents inherit the main thread's model by default. Each result's `usage` is the main
+    thread's exact total, so what is left of the model is the subagent's."""
+    import claude_sessions as cs
+    from fake_anthropic import FakeAnthropic, Tool, Turn
+    script = {"main_key": "Look into it", "main": [
+        Turn(tools=[Tool("Agent", {"description": "Dig", "prompt": "Dig into the logs and report",
+                                   "subagent_type": "general-purpose"})], input_tokens=500, output_tokens=70,
+             cache_creation=2000, cache_1h=2000),
+        Turn(text="Done.", input_tokens=60, output_tokens=30, cache_read=2000)],
+        "agents": {"Dig into the logs": [Turn(text="Nothing odd.", input_tokens=400, output_tokens=90,
+                                              cache_creation=1000)]}}
+    api = FakeAnthropic(script).start()
+    ws = cs.Workspace(tmp_path, api)
+    try:
+        proc = ws.run("Look into it", "--output-format", "stream-json", "--verbose")
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        api.stop()
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(proc.stdout)
+    [transcript] = [t for t in ws.transcripts() if "subagents" not in t.parts]
+    ours, theirs = capture_stats(ws, capture), stats_of_transcript(ws, transcript)
+    assert ours["total_tokens"] == theirs["total_tokens"] and ours["models"] == theirs["models"]
+    assert [s["tokens"] for s in ours["subagents"]] == [s["tokens"] for s in theirs["subagents"]] == \
+        [{"input": 400, "output": 90, "cache_creation": 1000, "cache_read": 0}]
+    assert ours["estimated_cost_usd"] == theirs["estimated_cost_usd"]
+    assert "subagent_output_lower_bound" not in ours["capture"]

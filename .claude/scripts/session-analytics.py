@@ -969,6 +969,7 @@ def cost_state_of(rec: dict) -> dict | None:
         raw = as_dict(raw)
         cost = raw.get("costUSD")
         models[as_str(model)] = {**{ours: as_int(raw.get(theirs)) for ours, theirs in _COST_STATE_FIELDS},
+                                 "cache_creation_1h": as_int(raw.get("cacheCreationEphemeral1hInputTokens")),
                                  "cost_usd": round(cost, 6) if isinstance(cost, (int, float))
                                  and not isinstance(cost, bool) else None}
     return {"total_cost_usd": round(total, 6), "models": models,
@@ -1729,7 +1730,10 @@ def read_capture(path: Path) -> SessionFacts:
     if last is not None:
         facts.cost_state = cost_state_of({"totalCostUSD": last.get("total_cost_usd"),
                                           "modelUsage": last.get("modelUsage")})
-        _correct_from_result(facts)
+        main = Usage()
+        for result in results:
+            _add_usage(main, _usage_of(as_dict(result.get("usage"))))
+        _correct_from_result(facts, main)
     return facts
 
 
@@ -1750,28 +1754,50 @@ def _transcript_record(rec: dict, init: dict, branch: str | None) -> dict:
     return out
 
 
-def _correct_from_result(facts: SessionFacts) -> None:
-    """Add per model what the result counted beyond the streamed placeholders, as one call. It
-    goes to the thread that used the model (a subagent on its own model gets its exact tokens);
-    where threads share a model it goes to the main thread, and subagents' output is a lower bound."""
+def _correct_from_result(facts: SessionFacts, main: Usage) -> None:
+    """Add what the results counted beyond the streamed placeholders, as one call per thread and
+    model. Each result's `usage` is the main thread's exact total since the one before, and
+    modelUsage everything per model; so the main thread gets its exact tokens, and what is left
+    of a model goes to the subagent that used it. Where several subagents share a model their
+    split is unknown: the rest goes to the first, and the capture says their output is a bound."""
     if facts.cost_state is None:
         return
-    streamed, threads = {}, collections.defaultdict(set)
+    streamed, threads = {}, collections.defaultdict(list)
     for call in facts.calls:
-        _add_usage(streamed.setdefault(normalize_model_id(call.model), Usage()), call.usage)
-        threads[normalize_model_id(call.model)].add(call.agent)
+        model = normalize_model_id(call.model)
+        _add_usage(streamed.setdefault(model, Usage()), call.usage)
+        if call.agent not in threads[model]:
+            threads[model].append(call.agent)
     end = facts.timestamps[-1] if facts.timestamps else None
-    for model, counted in facts.cost_state["models"].items():
-        have = streamed.get(normalize_model_id(model), Usage())
-        extra = Usage(input=max(counted["input"] - have.input, 0), output=max(counted["output"] - have.output, 0),
-                      cache_creation=max(counted["cache_creation"] - have.cache_creation, 0),
-                      cache_read=max(counted["cache_read"] - have.cache_read, 0))
+    main_calls = [call for call in facts.calls if call.agent is None]
+    if main_calls and main.total:
+        model = collections.Counter(call.model for call in main_calls).most_common(1)[0][0]
+        have = Usage()
+        for call in main_calls:
+            _add_usage(have, call.usage)
+        extra = _usage_beyond(main, have)
         if extra.total:
-            owners = threads.get(normalize_model_id(model), set())
-            agent = next(iter(owners)) if len(owners) == 1 else None
-            if len(owners) > 1 and owners != {None}:
-                facts.capture["subagent_output_lower_bound"] = True
-            facts.calls.append(ApiCall(("result", model), model, extra, end, agent, correction=True))
+            facts.calls.append(ApiCall(("result", "main", model), model, extra, end, None, correction=True))
+            _add_usage(streamed[normalize_model_id(model)], extra)
+    for model, counted in facts.cost_state["models"].items():
+        key = normalize_model_id(model)
+        extra = _usage_beyond(Usage(counted["input"], counted["output"], counted["cache_creation"],
+                                    counted["cache_read"], cache_1h=counted["cache_creation_1h"]),
+                              streamed.get(key, Usage()))
+        if not extra.total:
+            continue
+        agents = [a for a in threads.get(key, []) if a is not None] if main.total else threads.get(key, [])
+        if len(agents) > 1:
+            facts.capture["subagent_output_lower_bound"] = True
+        agent = agents[0] if agents else None
+        facts.calls.append(ApiCall(("result", model), model, extra, end, agent, correction=True))
+
+
+def _usage_beyond(total: Usage, have: Usage) -> Usage:
+    return Usage(input=max(total.input - have.input, 0), output=max(total.output - have.output, 0),
+                 cache_creation=max(total.cache_creation - have.cache_creation, 0),
+                 cache_read=max(total.cache_read - have.cache_read, 0),
+                 cache_1h=max(total.cache_1h - have.cache_1h, 0))
 
 
 # ── Stats ─────────────────────────────────────────────────────────────────────
@@ -1791,6 +1817,7 @@ def _add_usage(total: Usage, usage: Usage) -> None:
     total.output += usage.output
     total.cache_creation += usage.cache_creation
     total.cache_read += usage.cache_read
+    total.cache_1h += usage.cache_1h
 
 
 def round_cost(value: float | None) -> float | None:
