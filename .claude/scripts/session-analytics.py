@@ -1807,9 +1807,18 @@ def _usage_beyond(total: Usage, have: Usage) -> Usage:
 _GIT_COMMIT_CMD_RE = re.compile(r"\bgit\b[^\n|;&]*\bcommit\b")
 
 
+TOKEN_KINDS = ("input", "output", "cache_creation", "cache_read")    # the keys of every token dict
+
+
 def token_dict(usage_like) -> dict:
     return {"input": usage_like.input, "output": usage_like.output,
             "cache_creation": usage_like.cache_creation, "cache_read": usage_like.cache_read}
+
+
+def _tokens_of(row) -> dict:
+    """The token dict of a per-model stats row ({input_tokens, ...}), missing counts as 0."""
+    row = as_dict(row)
+    return {kind: as_int(row.get(kind + "_tokens")) for kind in TOKEN_KINDS}
 
 
 def _add_usage(total: Usage, usage: Usage) -> None:
@@ -1862,6 +1871,20 @@ def session_cost(cost_total: float, model_rows: dict, unpriced: set) -> float | 
     return round_cost(cost_total)
 
 
+def priced_session(facts: SessionFacts, pricing: Pricing) -> tuple[dict, dict, dict | None]:
+    """(per-model rows, the totals fields the stats and a list row share, Claude Code's record
+    reconciled): a cost that leaves out unpriced models, or a cut-off capture's, is incomplete."""
+    model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
+    cost = session_cost(cost_total, model_rows, unpriced)
+    totals_fields = {
+        "total_tokens": token_dict(totals),
+        "estimated_cost_usd": cost,
+        "cost_complete": not unpriced and (facts.capture is None or facts.capture["complete"]),
+        "unpriced_models": sorted(unpriced),
+    }
+    return model_rows, totals_fields, reconcile(facts, model_rows, cost)
+
+
 # Claude Code's own record of a session's cost (its last cost-state, the design's "/cost output,
 # used for verification") beside ours. Where the two differ, the reasons say why in data:
 #   replayed                 - calls this session replays from the one it resumes or forks: Claude
@@ -1874,41 +1897,23 @@ def session_cost(cost_total: float, model_rows: dict, unpriced: set) -> float | 
 COST_AGREEMENT = 0.005              # relative difference below which the two costs agree
 
 
-def _tokens_of(row: dict) -> dict:
-    return {"input": row["input_tokens"], "output": row["output_tokens"],
-            "cache_creation": row["cache_creation_tokens"], "cache_read": row["cache_read_tokens"]}
-
-
 def reconcile(facts: SessionFacts, model_rows: dict, cost: float | None) -> dict | None:
     """Claude Code's record next to our estimate, with the reasons where they differ; None when
     the transcript has no cost-state (before 2.1.x, or a session Claude Code never finished)."""
     record = facts.cost_state
     if record is None:
         return None
-    zero = dict.fromkeys(("input", "output", "cache_creation", "cache_read"), 0)
-    ours, theirs, replayed = {}, {}, {}
-    for name, row in model_rows.items():
-        slot = ours.setdefault(normalize_model_id(name), {**zero, "cost_usd": 0.0})
-        for key, value in _tokens_of(row).items():
-            slot[key] += value
-        slot["cost_usd"] = None if slot["cost_usd"] is None or row["cost_usd"] is None \
-            else slot["cost_usd"] + row["cost_usd"]
-    for name, row in record["models"].items():
-        slot = theirs.setdefault(normalize_model_id(name), {**zero, "cost_usd": 0.0})
-        for key in zero:
-            slot[key] += row[key]
-        slot["cost_usd"] = None if slot["cost_usd"] is None or row["cost_usd"] is None \
-            else slot["cost_usd"] + row["cost_usd"]
-    for name, usage in facts.replayed.items():
-        slot = replayed.setdefault(normalize_model_id(name), dict(zero))
-        for key, value in token_dict(usage).items():
-            slot[key] += value
+    zero = {**dict.fromkeys(TOKEN_KINDS, 0), "cost_usd": 0.0}
+    ours = _by_normalised_model((name, _tokens_of(row), row["cost_usd"]) for name, row in model_rows.items())
+    theirs = _by_normalised_model((name, row, row["cost_usd"]) for name, row in record["models"].items())
+    replayed = {model: {kind: slot[kind] for kind in TOKEN_KINDS} for model, slot in
+                _by_normalised_model((name, token_dict(usage), 0.0) for name, usage in facts.replayed.items()).items()}
     reasons = []
     if replayed:
         reasons.append({"reason": "replayed", "models": dict(sorted(replayed.items()))})
     for model in sorted(set(ours) | set(theirs)):
-        mine, claude = ours.get(model, {**zero, "cost_usd": 0.0}), theirs.get(model, {**zero, "cost_usd": 0.0})
-        gap = {key: claude[key] - mine[key] - replayed.get(model, zero)[key] for key in zero}
+        mine, claude = ours.get(model, zero), theirs.get(model, zero)
+        gap = {key: claude[key] - mine[key] - replayed.get(model, zero)[key] for key in TOKEN_KINDS}
         if any(v > 0 for v in gap.values()):
             reasons.append({"reason": "not in transcript", "model": model,
                             "tokens": {k: max(v, 0) for k, v in gap.items()}})
@@ -1927,6 +1932,17 @@ def reconcile(facts: SessionFacts, model_rows: dict, cost: float | None) -> dict
             "has_unknown_model_cost": record["has_unknown_model_cost"],
             "difference_usd": None if cost is None else round_cost(cost - total),
             "agrees": cost is not None and _costs_agree(cost, total), "reasons": reasons}
+
+
+def _by_normalised_model(rows) -> dict:
+    """(model, tokens, cost or None) summed per normalised model id; a None cost makes the sum None."""
+    out = {}
+    for name, tokens, cost in rows:
+        slot = out.setdefault(normalize_model_id(name), {**dict.fromkeys(TOKEN_KINDS, 0), "cost_usd": 0.0})
+        for kind in TOKEN_KINDS:
+            slot[kind] += tokens[kind]
+        slot["cost_usd"] = None if slot["cost_usd"] is None or cost is None else slot["cost_usd"] + cost
+    return out
 
 
 def _costs_agree(ours: float, theirs: float) -> bool:
@@ -1952,8 +1968,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
     """The per-session stats dict of the design, every field computed from facts."""
     if facts.depth != FULL:
         raise ValueError(f"compute_stats needs a FULL read of session {facts.session_id}, not {facts.depth}")
-    model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
-    complete = not unpriced and (facts.capture is None or facts.capture["complete"])
+    model_rows, totals_fields, record = priced_session(facts, pricing)
     tools_main = collections.Counter(u.name for u in facts.tool_uses if u.agent is None)
     tools_sub = collections.Counter(u.name for u in facts.tool_uses if u.agent is not None)
     stats = {
@@ -1964,11 +1979,8 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "target": target,
         **session_times(facts),
         "models": model_rows,
-        "total_tokens": token_dict(totals),
-        "estimated_cost_usd": session_cost(cost_total, model_rows, unpriced),
-        "cost_complete": complete,
-        "unpriced_models": sorted(unpriced),
-        "claude_code_cost": reconcile(facts, model_rows, session_cost(cost_total, model_rows, unpriced)),
+        **totals_fields,
+        "claude_code_cost": record,
         "tools": _sorted_counts(tools_main + tools_sub),
         "tools_by_thread": {"main": _sorted_counts(tools_main), "subagents": _sorted_counts(tools_sub)},
         "skills_invoked": skills_invoked(facts),
@@ -2759,10 +2771,7 @@ def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
     It takes only the parts of compute_stats a row shows (no skills, commits or problems),
     because list does this for every session on the machine.
     """
-    model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
-    cost = session_cost(cost_total, model_rows, unpriced)
-    record = reconcile(facts, model_rows, cost)
-    complete = not unpriced and (facts.capture is None or facts.capture["complete"])
+    model_rows, totals_fields, record = priced_session(facts, pricing)
     return {
         "session_id": facts.session_id,
         "project": _most_common(facts.cwds) or facts.project_dir,
@@ -2770,10 +2779,7 @@ def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
         "branch": _most_common(facts.branches),
         **session_times(facts),
         "models": sorted(model_rows),
-        "total_tokens": token_dict(totals),
-        "estimated_cost_usd": cost,
-        "cost_complete": complete,
-        "unpriced_models": sorted(unpriced),
+        **totals_fields,
         "claude_code_cost_usd": record and record["total_cost_usd"],
         "claude_code_agrees": record and record["agrees"],
         "subagents": len(session_subagents(facts, pricing)),
@@ -2798,9 +2804,8 @@ def row_from_stats(stats: dict) -> dict:
         "unpriced_models": list(stats.get("unpriced_models") or []),
         "claude_code_cost_usd": record.get("total_cost_usd"), "claude_code_agrees": record.get("agrees"),
         "subagents": list_total(stats, "subagents"), "title": stats.get("title"),
-        "by_model": {name: {**_tokens_of({**dict.fromkeys(("input_tokens", "output_tokens", "cache_creation_tokens",
-                                                              "cache_read_tokens"), 0), **as_dict(row)}),
-                            "cost_usd": as_dict(row).get("cost_usd")} for name, row in models.items()},
+        "by_model": {name: {**_tokens_of(row), "cost_usd": as_dict(row).get("cost_usd")}
+                     for name, row in models.items()},
         "resume_command": None, "archived": True,
     }
 
@@ -2888,7 +2893,7 @@ def rollup(rows: list[dict], by: list[str], tz) -> dict:
         parts = [(dict(keys), row["total_tokens"], row["estimated_cost_usd"], cost_complete(row),
                   row["unpriced_models"])]
         if "model" in by:
-            parts = [({**keys, "model": model}, {k: m[k] for k in ("input", "output", "cache_creation", "cache_read")},
+            parts = [({**keys, "model": model}, {k: m[k] for k in TOKEN_KINDS},
                       m["cost_usd"], m["cost_usd"] is not None, [] if m["cost_usd"] is not None else [model])
                      for model, m in sorted(as_dict(row.get("by_model")).items())]
         for key_values, tokens, cost, complete, unpriced in parts:
@@ -2906,7 +2911,7 @@ def rollup(rows: list[dict], by: list[str], tz) -> dict:
 
 
 def _empty_group(keys: dict) -> dict:
-    return {**keys, "sessions": 0, "total_tokens": dict.fromkeys(("input", "output", "cache_creation", "cache_read"), 0),
+    return {**keys, "sessions": 0, "total_tokens": dict.fromkeys(TOKEN_KINDS, 0),
             "estimated_cost_usd": 0.0, "cost_complete": True, "unpriced_models": set()}
 
 
@@ -3176,7 +3181,7 @@ def _token_rows(models: dict, bold_total: dict | None) -> list[list[str]]:
     if bold_total is not None:
         t = bold_total
         rows.append(["**Total**"] + [f"**{format_tokens(t['tokens'].get(k))}**"
-                                     for k in ("input", "output", "cache_creation", "cache_read")]
+                                     for k in TOKEN_KINDS]
                     + [f"**{format_cost(t['cost'], t['complete'])}**"])
     return rows
 
@@ -3410,7 +3415,7 @@ def validate_session_data(data, marker_id: str) -> str | None:
     totals = data.get("total_tokens")
     if not isinstance(totals, dict) or not all(
             isinstance(totals.get(k), int) and not isinstance(totals.get(k), bool) and totals[k] >= 0
-            for k in ("input", "output", "cache_creation", "cache_read")):
+            for k in TOKEN_KINDS):
         return "total_tokens missing or not counts"
     cost = data.get("estimated_cost_usd")
     if cost is not None and (not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0):
@@ -3546,8 +3551,7 @@ def _summary_comment(summary: dict, limit: int | None, indent: int | None, keep:
     model_rows = _token_rows(summary["models"], None)
     if len(summary["models"]) > 1:
         t = summary["total_tokens"]
-        model_rows.append(["**Total**"] + [f"**{format_tokens(t[k])}**" for k in
-                                           ("input", "output", "cache_creation", "cache_read")]
+        model_rows.append(["**Total**"] + [f"**{format_tokens(t[k])}**" for k in TOKEN_KINDS]
                           + [f"**{total}**"])
     token_table = md_table(TOKEN_HEADER, model_rows) if model_rows else "_No API calls recorded._\n"
 
@@ -4289,10 +4293,8 @@ def analytics_view(data: dict) -> dict:
             agg = models.setdefault(name, {"sessions": 0, "input": 0, "output": 0, "cache_creation": 0,
                                            "cache_read": 0, "cost": 0.0, "cost_complete": True})
             agg["sessions"] += 1
-            for key, field_name in (("input", "input_tokens"), ("output", "output_tokens"),
-                                    ("cache_creation", "cache_creation_tokens"),
-                                    ("cache_read", "cache_read_tokens")):
-                agg[key] += as_int(as_dict(m).get(field_name))
+            for key, count in _tokens_of(m).items():
+                agg[key] += count
             agg["cost"] += as_dict(m).get("cost_usd") or 0
             agg["cost_complete"] = agg["cost_complete"] and as_dict(m).get("cost_usd") is not None
     skills = {}
@@ -4313,7 +4315,7 @@ def analytics_view(data: dict) -> dict:
         day = by_day.setdefault(_day(s.get("started_at")) or "unknown",
                                 {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0, "cost": 0.0,
                                  "cost_complete": True})
-        for key in ("input", "output", "cache_creation", "cache_read"):
+        for key in TOKEN_KINDS:
             day[key] += as_int(as_dict(s.get("total_tokens")).get(key))
         day["cost"] += s.get("estimated_cost_usd") or 0
         day["cost_complete"] = day["cost_complete"] and cost_complete(s)
