@@ -11,6 +11,7 @@ import csv
 import glob
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -342,6 +343,8 @@ def test_extract_csv_report_and_dashboard_show_lower_bounds(mixed_history, tmp_p
     assert "| Total cost | ≥ $0.95 (no price for claude-nova-7) |" in report
     dashboard = (out / "dashboard.html").read_text()
     assert "≥ $0.95" in dashboard and 'id="unpriced"' in dashboard and "claude-nova-7" in dashboard
+    project_row = re.search(r"<tr><td>/repo</td>.*?</tr>", dashboard).group(0)   # the Projects table
+    assert "≥ $0.95" in project_row, project_row
 
 
 # ── Subagents whose transcript is missing ─────────────────────────────────────

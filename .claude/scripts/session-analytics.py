@@ -4322,9 +4322,10 @@ def analytics_view(data: dict) -> dict:
     by_project, tools = {}, collections.Counter()
     for s in sessions:
         slot = by_project.setdefault(as_str(s.get("cwd") or s.get("project")) or "unknown",
-                                     {"sessions": 0, "cost": 0.0, "tokens": 0})
+                                     {"sessions": 0, "cost": 0.0, "cost_complete": True, "tokens": 0})
         slot["sessions"] += 1
         slot["cost"] += s.get("estimated_cost_usd") or 0
+        slot["cost_complete"] = slot["cost_complete"] and cost_complete(s)
         slot["tokens"] += sum(as_int(v) for v in as_dict(s.get("total_tokens")).values())
         tools.update({as_str(name): as_int(n) for name, n in as_dict(s.get("tools")).items()})
     by_week = {}
@@ -4688,7 +4689,7 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
                                   for name, k in v["skills"].items()], {1, 2, 3, 4, 5}),
         last_heading="Projects" if local else "Acceptance by week",
         last_table=_html_table(["Project", "Sessions", "Cost", "Tokens"],
-                               [[name, p["sessions"], format_cost(p["cost"]), f"{p['tokens']:,}"]
+                               [[name, p["sessions"], format_cost(p["cost"], p["cost_complete"]), f"{p['tokens']:,}"]
                                 for name, p in v["projects"].items()], {1, 2, 3}) if local else
         _html_table(["Week", "Decided PRs", "Merged", "Acceptance"],
                     [[w, k["decided"], k["merged"], _percent(k["rate"])] for w, k in v["weeks"].items()], {1, 2, 3}),
