@@ -12,6 +12,8 @@ LITELLM_PIN := 1.110.2
 LITELLM_WHEEL := tests/.deps/.litellm-$(LITELLM_PIN)
 # The real Claude Code, pinned in tests/claude/package-lock.json, that the tests run offline.
 CLAUDE_CODE := tests/claude/node_modules/.installed
+# GitHub's published GraphQL schema, pinned, that extract's PR query is validated against.
+GITHUB_SCHEMA := tests/github-schema/node_modules/.installed
 CLAUDE_CODE_VERSION ?=
 DEMO_OUT ?= demo-output
 
@@ -44,7 +46,7 @@ demo:
 	@echo "summary-pr-652.md: the PR comments, rendered without posting, and analytics/:"
 	@echo "analytics.csv, analytics.md, analytics.json and dashboard.html from the local transcripts)"
 
-test-deps: system-deps $(BROWSER_DEPS) $(CLAUDE_CODE) $(LITELLM_WHEEL)
+test-deps: system-deps $(BROWSER_DEPS) $(CLAUDE_CODE) $(GITHUB_SCHEMA) $(LITELLM_WHEEL)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 # gh, openssl, cmark-gfm, chromium, node: installed with apt-get where it can, else the command to run
@@ -63,6 +65,10 @@ $(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json | sy
 
 $(CLAUDE_CODE): tests/claude/package.json tests/claude/package-lock.json | system-deps
 	cd tests/claude && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(GITHUB_SCHEMA): tests/github-schema/package.json tests/github-schema/package-lock.json | system-deps
+	cd tests/github-schema && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The tests' scripted Claude Code sessions, run with another release to see what it changed:

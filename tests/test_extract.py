@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -392,3 +393,30 @@ def test_200_prs_in_batches_of_100(github, base_stats, monkeypatch):
     assert failures == [] and len(items) == 200 and sorted(i["additions"] for i in items) == list(range(1, 201))
     assert len(github.graphql_queries) == 2
     assert not [p for _, p, _ in github.requests if re.search(r"/pulls/\d+$", p)]
+
+
+GITHUB_SCHEMA = ROOT / "tests" / "github-schema"
+
+
+def github_schema_errors(query: str) -> list[str]:
+    """The errors of validating a query against GitHub's published GraphQL schema (pinned)."""
+    assert (GITHUB_SCHEMA / "node_modules" / "@octokit" / "graphql-schema").is_dir(), \
+        "run `npm ci` in tests/github-schema (make test does)"
+    proc = subprocess.run(["node", "validate.mjs"], input=query, capture_output=True, text=True,
+                          cwd=GITHUB_SCHEMA, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_the_pr_facts_query_gh_sent_is_valid_against_githubs_schema(github, base_stats, monkeypatch):
+    """The fake server answers whatever it is asked; GitHub's schema is the check that GitHub would."""
+    for n in (1, 2, 3):
+        github.add_pull(REPO, n, f"feat/{n}", created_at="2026-03-02T08:00:00Z")
+        post(github, n, session(base_stats, n, 0.01, 0, "2026-03-02T09:00:00Z"))
+    gathered(github, monkeypatch, graphql=True)
+    assert len(github.graphql_queries) == 1
+    assert github_schema_errors(github.graphql_queries[0]) == []
+    # the validator is real: a field PullRequest lacks is caught
+    wrong = sa.pr_facts_query([1]).replace("headRefOid", "headSha")
+    errors = github_schema_errors(wrong)
+    assert len(errors) == 1 and errors[0].startswith('Cannot query field "headSha" on type "PullRequest".')

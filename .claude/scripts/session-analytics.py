@@ -4085,6 +4085,11 @@ PR_FACTS_FIELDS = ("number additions deletions mergedAt headRefOid "
 PR_FACTS_BATCH = 100
 
 
+def pr_facts_query(numbers: list[int]) -> str:
+    """The query for these PRs' facts, each under the alias p<number>."""
+    return PR_FACTS_QUERY % " ".join(f"p{n}: pullRequest(number: {n}) {{ {PR_FACTS_FIELDS} }}" for n in numbers)
+
+
 def pull_facts(github: GitHub, numbers: list[int]) -> dict[int, dict]:
     """PR number -> REST-shaped facts (additions, deletions, review_comments, merged_at, head sha)
     for the PRs the GraphQL query gave; a failed query leaves its PRs to REST, with a warning."""
@@ -4092,9 +4097,8 @@ def pull_facts(github: GitHub, numbers: list[int]) -> dict[int, dict]:
     found = {}
     for start in range(0, len(numbers), PR_FACTS_BATCH):
         batch = numbers[start:start + PR_FACTS_BATCH]
-        aliases = " ".join(f"p{n}: pullRequest(number: {n}) {{ {PR_FACTS_FIELDS} }}" for n in batch)
         try:
-            data, _ = github.graphql(PR_FACTS_QUERY % aliases, owner=owner, name=name)
+            data, _ = github.graphql(pr_facts_query(batch), owner=owner, name=name)
         except GitHubError as exc:
             if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
                 raise
