@@ -148,3 +148,19 @@ def test_a_subagent_on_the_main_threads_model_gets_its_exact_tokens_from_a_captu
         [{"input": 400, "output": 90, "cache_creation": 1000, "cache_read": 0}]
     assert ours["estimated_cost_usd"] == theirs["estimated_cost_usd"]
     assert "subagent_output_lower_bound" not in ours["capture"]
+
+
+def test_the_reader_locates_a_capture_by_content_or_by_format(capture, tmp_path):
+    """--transcript goes through HistoryReader.locate for both formats: a capture is recognised
+    and read on its own; --format transcript reads the same file as a transcript instead."""
+    _, _, path = capture
+    reader = sa.HistoryReader(tmp_path / "no-projects")
+    ref = reader.locate(transcript=str(path))
+    assert ref.capture == path and ref.groups == {}
+    facts = reader.session(ref)
+    assert facts.capture is not None and facts.capture["complete"] is True
+    assert facts.session_id == sa.read_capture(path).session_id != path.stem
+    as_transcript = reader.locate(transcript=str(path), transcript_format="transcript")
+    assert as_transcript.capture is None and as_transcript.sid == path.stem
+    assert reader.session(as_transcript).capture is None
+

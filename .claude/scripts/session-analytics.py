@@ -1298,6 +1298,7 @@ class SessionRef:
     project: Path
     sid: str
     groups: dict                 # session id -> [TranscriptFile]
+    capture: Path | None = None  # a stream-json capture, read on its own (no neighbours)
 
 
 # ── Ownership: every API call counted once, by the session that recorded it first ───
@@ -1495,13 +1496,16 @@ class HistoryReader:
     # ── one session ──
 
     def locate(self, session_id: str | None = None, transcript: str | None = None,
-               cwd: str | None = None) -> SessionRef:
-        """The session the user means, by the precedence in the README: a transcript file, else a
-        session id (or unique prefix), else the newest session of the folder cwd."""
+               cwd: str | None = None, transcript_format: str | None = None) -> SessionRef:
+        """The session the user means, by the precedence in the README: a transcript file (or a
+        stream-json capture: transcript_format, else recognised by its content), else a session
+        id (or unique prefix), else the newest session of the folder cwd."""
         if transcript:
             path = Path(transcript).expanduser()
             if not path.is_file():
                 raise UserError(f"transcript not found: {path}", EXIT_NO_SESSION)
+            if transcript_format == CAPTURE_FORMAT or (transcript_format is None and is_capture(path)):
+                return SessionRef(Path("captures"), path.stem, {}, capture=path)
             if path.parent.name == "subagents" or "subagents" in path.parts[-4:-1]:
                 idx = len(path.parts) - 1 - path.parts[::-1].index("subagents")
                 project, sid = Path(*path.parts[: idx - 1]), path.parts[idx - 1]
@@ -1514,14 +1518,17 @@ class HistoryReader:
         else:
             project, sid = newest_session(self.projects_dir, cwd or os.getcwd())
         groups = group_by_session(project_files(project))
-        if transcript and Path(transcript).expanduser().resolve() not in \
-                {tf.path.resolve() for tf in groups.get(sid, [])}:
-            groups.setdefault(sid, []).append(TranscriptFile(Path(transcript).expanduser(), sid, None))
+        if transcript and path.resolve() not in {tf.path.resolve() for tf in groups.get(sid, [])}:
+            groups.setdefault(sid, []).append(TranscriptFile(path, sid, None))
         return SessionRef(project, sid, groups)
 
     def session(self, ref: SessionRef) -> SessionFacts:
         """Everything one session recorded (FULL depth), without the API calls a neighbour in its
         project folder recorded first; the neighbours are only glanced at for that."""
+        if ref.capture is not None:
+            facts = read_capture(ref.capture)
+            self.skipped.update(facts.skipped)
+            return facts
         own_files = ref.groups.get(ref.sid, [])
         scans = [scan_file(tf.path, ref.sid, tf.agent_hint, FULL, self.options) for tf in own_files]
         claims = {ref.sid: session_claims(scans)}
@@ -5379,20 +5386,14 @@ def session_stats(args, reader: HistoryReader, templates: list) -> dict:
         return {**stats, "target": flag_target(args) or stats.get("target")}
     pricing = load_pricing(args.pricing)
     extra = load_problems(args.problems) if args.problems else []
-    if args.transcript and (args.format == CAPTURE_FORMAT or (args.format is None and is_capture(
-            Path(args.transcript).expanduser()))):
-        if not Path(args.transcript).expanduser().is_file():
-            raise UserError(f"transcript not found: {args.transcript}", EXIT_NO_SESSION)
-        facts, project_name = read_capture(Path(args.transcript).expanduser()), "captures"
-        reader.skipped.update(facts.skipped)
-    else:
-        ref = reader.locate(args.session_id or os.environ.get("CLAUDE_CODE_SESSION_ID"), args.transcript)
-        facts, project_name = reader.session(ref), ref.project.name
+    ref = reader.locate(args.session_id or os.environ.get("CLAUDE_CODE_SESSION_ID"), args.transcript,
+                        transcript_format=args.format)
+    facts = reader.session(ref)
     note(args, reader)
     if not facts.timestamps and not facts.calls:
         raise UserError(f"session {facts.session_id} has no readable records", EXIT_NO_SESSION)
     session_cwd = _most_common(facts.cwds)
-    name = detect_repo(args, session_cwd) or project_name
+    name = detect_repo(args, session_cwd) or ref.project.name
     return compute_stats(facts, pricing, name, flag_target(args), extra, templates)
 
 
