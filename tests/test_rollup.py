@@ -161,10 +161,13 @@ def test_an_archived_session_counts_when_its_transcript_is_gone_and_once_when_no
     for path in projects.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     archive = tmp_path / "archive"
+    with open(next(projects.glob("*/*.jsonl")), "a") as damaged:
+        damaged.write("{not json\n")
     before = list_json(projects)
     proc = run_cli("--phase", "list", "--json", "--projects-dir", projects, "--archive", archive)
     assert proc.returncode == 0 and json.loads(proc.stdout) == before       # both present: counted once
     assert "from the archive" not in proc.stderr
+    assert "skipped 1 invalid JSON lines" in proc.stderr                 # the backfill's read is not counted again
     assert sorted(p.stem for p in archive.glob("*.json")) == sorted(r["session_id"] for r in before)
     gone = next(projects.glob("-home-christso-projects-agentv/*.jsonl"))
     gone_id = gone.stem

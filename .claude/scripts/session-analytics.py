@@ -5466,11 +5466,10 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
     if args.archive:
         archive = Path(args.archive).expanduser()
         templates = workflow_templates(args)
-        counted = (collections.Counter(reader.skipped), reader.empty_sessions, reader.from_captures)
-        write_archive(archive, reader.each_session(FULL, functools.partial(local_stats, pricing=pricing,
-                                                                           templates=templates),
-                                                   summary_key(pricing, templates)))
-        reader.skipped, reader.empty_sessions, reader.from_captures = counted     # the same sessions again
+        full = HistoryReader(reader.projects_dir, reader.options, reader.captures_dir)   # its counts are the same
+        write_archive(archive, full.each_session(FULL, functools.partial(local_stats, pricing=pricing,
+                                                                         templates=templates),
+                                                 summary_key(pricing, templates)))
         rows += [row_from_stats(s) for s in read_archive(archive, {r["session_id"] for r in rows}, reader)]
     rows = filter_sessions(rows, args.since, args.until, args.project)
     rows.sort(key=lambda r: (r["started_at"] or "", r["session_id"]), reverse=True)
