@@ -495,3 +495,33 @@ def test_lines_are_split_exactly_across_chunk_boundaries(tmp_path):
         ends = [end for _, end, _ in got]
         assert ends[-1] == len(data) and all(data[e - 1:e] == b"\n" for e in ends[:-1])
         assert [t for _, _, t in got] == [True] * (len(expected) - 1) + [False]
+
+
+def test_each_reason_claude_codes_record_can_differ_for(tmp_path):
+    """A price that differs, a model only Claude Code priced, and calls after its last record:
+    each named with its figures, in the stats and under the comment's token table."""
+    t = Transcript(tmp_path / "p" / "s1.jsonl", "s1", start="2026-11-20T10:00:00Z")
+    t.prompt("go")
+    t.assistant("msg_1", usage(inp=1_000_000), model="claude-sonnet-5")          # $2.00 here
+    t.assistant("msg_2", usage(inp=1_000), model="claude-nova-7")                 # no price here
+    t.raw({"type": "cost-state", "sessionId": "s1", "totalCostUSD": 3.5, "hasUnknownModelCost": False,
+           "modelUsage": {"claude-sonnet-5": {"inputTokens": 1_000_000, "outputTokens": 0, "costUSD": 2.5,
+                                              "cacheReadInputTokens": 0, "cacheCreationInputTokens": 0},
+                          "claude-nova-7": {"inputTokens": 1_000, "outputTokens": 0, "costUSD": 1.0,
+                                            "cacheReadInputTokens": 0, "cacheCreationInputTokens": 0}}})
+    t.assistant("msg_3", usage(out=1_000), model="claude-opus-5-5")               # after the record: $0.02
+    t.write()
+    stats = stats_of(tmp_path, "s1")
+    record = stats["claude_code_cost"]
+    assert stats["estimated_cost_usd"] == pytest.approx(2.02)
+    assert record["total_cost_usd"] == 3.5 and record["difference_usd"] == pytest.approx(-1.48)
+    assert record["agrees"] is False
+    assert record["reasons"] == [
+        {"reason": "no price here", "model": "claude-nova-7", "claude_code_usd": 1.0},
+        {"reason": "not in Claude Code's record", "model": "claude-opus-5-5",
+         "tokens": {"input": 0, "output": 1_000, "cache_creation": 0, "cache_read": 0}},
+        {"reason": "price", "model": "claude-sonnet-5", "ours_usd": 2.0, "claude_code_usd": 2.5}]
+    note = sa.claude_code_note(record)
+    assert note == ("\n**Claude Code's own record:** $3.50: `claude-nova-7` has no price here; Claude Code "
+                    "priced it at $1.00; the transcript has `claude-opus-5-5` calls after Claude Code's last "
+                    "record (1,000 output); `claude-sonnet-5` priced at $2.00 here, $2.50 by Claude Code.\n")
