@@ -28,7 +28,8 @@ def uncached(projects: Path) -> tuple[list, str]:
 
 # A line with nothing to count (no time, no message) that makes a file big enough for the cache
 # to keep its scan: smaller files are read again instead.
-PADDING = json.dumps({"type": "file-history-snapshot", "snapshot": {"trackedFileBackups": {"big.py": "x" * 70000}}})
+PADDING = json.dumps({"type": "file-history-snapshot",
+                      "snapshot": {"trackedFileBackups": {"big.py": "x" * (sa.CACHE_MIN_BYTES + 1000)}}})
 
 
 @pytest.fixture

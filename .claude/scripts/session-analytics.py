@@ -101,7 +101,10 @@ GLANCE_HEAD_BYTES = 4096
 
 CACHE_VERSION = 1
 CACHE_PROBE_BYTES = 64 * 1024
-CACHE_MIN_BYTES = 64 * 1024      # a smaller file is read again faster than its state is stored
+# A file's scan state is stored only from this size: storing costs about a sixth of reading (its
+# calls pickled), paid for every file of a first read, while only the files still being written
+# ever resume; a smaller file that grew is read again in less than a tenth of a second.
+CACHE_MIN_BYTES = 4 << 20
 
 # The price table is data: one JSON-shaped literal, the same shape `--pricing FILE` takes. USD per
 # million tokens. Every rate is copied from Anthropic's pricing page or the model's overview page
@@ -428,8 +431,8 @@ _TS_RE = re.compile(
 @functools.lru_cache(maxsize=65536)
 def _minute_epoch(minute: str) -> int | None:
     """'2026-02-08T22:26' -> epoch of that minute, UTC (cached: consecutive lines share minutes)."""
-    if len(minute) != 16 or minute[4] != "-" or minute[7] != "-" or minute[10] != "T" or minute[13] != ":" \
-            or not (minute[:4] + minute[5:7] + minute[8:10] + minute[11:13] + minute[14:16]).isdigit():
+    if len(minute) != 16 or not minute.isascii() or minute[4] != "-" or minute[7] != "-" or minute[10] != "T" \
+            or minute[13] != ":" or not (minute[:4] + minute[5:7] + minute[8:10] + minute[11:13] + minute[14:16]).isdigit():
         return None
     try:
         return calendar.timegm((int(minute[0:4]), int(minute[5:7]), int(minute[8:10]),
@@ -438,16 +441,22 @@ def _minute_epoch(minute: str) -> int | None:
         return None
 
 
+# The seconds and milliseconds of the fast path, by their digits: a lookup costs less than
+# isdigit and int, and takes only ASCII digits.
+_SECONDS = {f"{n:02d}": n for n in range(100)}
+_MILLIS = {f"{n:03d}": n / 1000 for n in range(1000)}
+
+
 def parse_ts(value) -> float | None:
     """ISO-8601 timestamp -> epoch seconds (UTC), or None when unreadable."""
     if not isinstance(value, str):
         return None
     # Fast path for Claude Code's own form, 2026-02-08T22:26:37.123Z: one per line, so it matters.
-    if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[16] == ":" and value.isascii():
+    if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[16] == ":":
         minute = _minute_epoch(value[:16])
-        seconds, millis = value[17:19], value[20:23]
-        if minute is not None and seconds.isdigit() and millis.isdigit():
-            return minute + int(seconds) + int(millis) / 1000
+        seconds, millis = _SECONDS.get(value[17:19]), _MILLIS.get(value[20:23])
+        if minute is not None and seconds is not None and millis is not None:
+            return minute + seconds + millis
     m = _TS_RE.match(value.strip())
     if not m:
         return None
@@ -707,15 +716,14 @@ def _text_of(content) -> str:
 
 def _usage_of(raw: dict) -> Usage:
     get = raw.get
-    # One per API line: the usual whole non-negative ints skip as_int's checks.
+    # One per API line: the usual whole non-negative ints skip as_int's checks, and the
+    # arguments go by position (keywords cost a third of the call).
     inp, out = get("input_tokens"), get("output_tokens")
     cc, cr = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
-    usage = Usage(
-        input=inp if type(inp) is int and inp >= 0 else as_int(inp),
-        output=out if type(out) is int and out >= 0 else as_int(out),
-        cache_creation=cc if type(cc) is int and cc >= 0 else as_int(cc),
-        cache_read=cr if type(cr) is int and cr >= 0 else as_int(cr),
-    )
+    usage = Usage(inp if type(inp) is int and inp >= 0 else as_int(inp),
+                  out if type(out) is int and out >= 0 else as_int(out),
+                  cc if type(cc) is int and cc >= 0 else as_int(cc),
+                  cr if type(cr) is int and cr >= 0 else as_int(cr))
     cache = get("cache_creation")
     if cache and isinstance(cache, dict):
         usage.cache_5m = as_int(cache.get("ephemeral_5m_input_tokens"))
@@ -770,12 +778,12 @@ def iter_lines(handle, start: int, chunk_bytes: int = READ_CHUNK_BYTES):
 
 def decode_line(line: bytes, terminated: bool):
     """(object or None, skip reason or None) for one line; the caller counts what was skipped."""
-    if line[:1].isspace() or line[-1:].isspace():
+    if not line:
+        return None, None
+    if line[0] != 0x7B or line[-1] != 0x7D:          # not `{...}`: maybe wrapped in whitespace
         line = line.strip()
         if not line:
             return None, None
-    elif not line:
-        return None, None
     try:
         text, repaired = line.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -866,7 +874,8 @@ def interpret_line(state: _ScanState, line: bytes, terminated: bool, agent_hint:
     of at least its min_bytes it may read the line without decoding it (True: done; a dict: the
     record to interpret) or decline (None)."""
     rec = None
-    if fast is not None and terminated and len(line) >= fast.min_bytes and state.scan.session_id:
+    if fast is not None and terminated and len(line) >= fast.min_bytes and state.scan.session_id \
+            and _USER_CONTENT in line:
         rec = fast(state, line, agent_hint)
         if rec is True:
             return
@@ -1001,7 +1010,10 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
     usage_raw = billed_usage(message)
     if usage_raw is not None:
         call = ApiCall(key, model or "unknown", _usage_of(usage_raw), ts, agent)
-        merge_call(scan.calls, call)
+        if key in scan.calls:
+            merge_call(scan.calls, call)
+        else:
+            scan.calls[key] = call
         if pending_inline:
             state.inline_lines.append((as_str(rec.get("uuid")), call))
     content = message.get("content")
@@ -4724,6 +4736,9 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
 # bound, a repeated key) makes it decline, and the line is decoded whole; both ways give the same
 # scan, which tests check on every line of the real transcripts.
 
+# What both fast paths look for: the opening of a user message's list of blocks. A line without
+# it (an assistant line, a prompt given as a string) is never offered to them.
+_USER_CONTENT = b',"message":{"role":"user","content":['
 _SKIM_KEYS = ("type", "timestamp", "sessionId", "isSidechain", "agentId", "uuid", "parentUuid")
 
 
@@ -4816,13 +4831,13 @@ def skim_tool_result(line: bytes, tool_names: dict, text_tools: tuple = RESULT_T
     the result text is stepped over and toolUseResult is never read. tool_names maps the file's
     tool_use ids to tool names: a result of a tool whose text is read, or of a call this file
     does not hold, declines; text_tools names the tools whose text is read."""
-    start = line.find(b',"message":{"role":"user","content":[')
+    start = line.find(_USER_CONTENT)
     if start < 0 or line[:1] != b"{":
         return None
     head = _members(line[1:start])
     if head is None or head.get("type") != "user":
         return None
-    found = _skim_blocks(line, start + 37, tool_names, text_tools, quote_steps)
+    found = _skim_blocks(line, start + len(_USER_CONTENT), tool_names, text_tools, quote_steps)
     if found is None:
         return None
     blocks, at = found
@@ -4853,7 +4868,7 @@ def skim_tool_result(line: bytes, tool_names: dict, text_tools: tuple = RESULT_T
 # among those members or, in the layout that writes it after the message, at the exact place
 # after the message's close and the uuid. Anything else is skimmed or decoded as before.
 
-_GLANCE_OPENING = b',"message":{"role":"user","content":[{'
+_GLANCE_OPENING = _USER_CONTENT + b"{"
 
 
 def _flat_value(line: bytes, key: bytes, end: int) -> bytes | None:
