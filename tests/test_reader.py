@@ -151,3 +151,20 @@ def test_one_call_key_and_one_synthetic_rule(tmp_path):
     claims, _ = sa.light_claims([sa.TranscriptFile(path, "s1", None)])
     scan = sa.scan_file(path, "s1", None, sa.FULL, PLAIN)
     assert set(claims) == set(scan.calls) and len(claims) == 2
+
+
+def test_timestamps_taken_by_the_fast_path_are_what_the_general_parser_gives():
+    """parse_ts reads Claude Code's own form by lookups; any such stamp written with +00:00
+    instead of Z takes the regular-expression path, and both must agree to the last bit,
+    invalid months, days past the month's end and non-ASCII digits included."""
+    import random
+    rng = random.Random(5)
+    stamps = [f"{rng.choice(('2026', '1970', '0000', '9999'))}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}"
+              f"T{rng.randint(0, 99):02d}:{rng.randint(0, 99):02d}:{rng.randint(0, 99):02d}.{rng.randint(0, 999):03d}"
+              for _ in range(20000)]
+    stamps += ["2026-02-08T22:26:37.123", "２026-02-08T22:26:37.123", "2026-02-08T22:26:3７.123",
+               "2026-02-08T22:26:37.12３", "2026-02-08T2２:26:37.123", "2026-0２-08T22:26:37.123"]
+    for stamp in stamps:
+        assert sa.parse_ts(stamp + "Z") == sa.parse_ts(stamp + "+00:00"), stamp
+    assert sa.parse_ts("2026-02-08T22:26:37.123Z") == 1770589597.123
+    assert sa.parse_ts("２026-02-08T22:26:37.123Z") is None

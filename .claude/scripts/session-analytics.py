@@ -428,22 +428,20 @@ _TS_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$", re.ASCII)
 
 
-@functools.lru_cache(maxsize=65536)
-def _minute_epoch(minute: str) -> int | None:
-    """'2026-02-08T22:26' -> epoch of that minute, UTC (cached: consecutive lines share minutes)."""
-    if len(minute) != 16 or not minute.isascii() or minute[4] != "-" or minute[7] != "-" or minute[10] != "T" \
-            or minute[13] != ":" or not (minute[:4] + minute[5:7] + minute[8:10] + minute[11:13] + minute[14:16]).isdigit():
+@functools.lru_cache(maxsize=4096)
+def _day_epoch(day: str) -> int | None:
+    """'2026-02-08' -> epoch of that day's midnight, UTC (cached: a history spans few days)."""
+    if len(day) != 10 or not day.isascii() or day[4] != "-" or day[7] != "-" \
+            or not (day[:4] + day[5:7] + day[8:10]).isdigit():
         return None
     try:
-        return calendar.timegm((int(minute[0:4]), int(minute[5:7]), int(minute[8:10]),
-                                int(minute[11:13]), int(minute[14:16]), 0, 0, 0, 0))
+        return calendar.timegm((int(day[0:4]), int(day[5:7]), int(day[8:10]), 0, 0, 0, 0, 0, 0))
     except (ValueError, OverflowError):
         return None
 
 
-# The seconds and milliseconds of the fast path, by their digits: a lookup costs less than
-# isdigit and int, and takes only ASCII digits.
-_SECONDS = {f"{n:02d}": n for n in range(100)}
+# Two and three ASCII digits by their value: a lookup costs less than isdigit and int.
+_TWO_DIGITS = {f"{n:02d}": n for n in range(100)}
 _MILLIS = {f"{n:03d}": n / 1000 for n in range(1000)}
 
 
@@ -452,11 +450,15 @@ def parse_ts(value) -> float | None:
     if not isinstance(value, str):
         return None
     # Fast path for Claude Code's own form, 2026-02-08T22:26:37.123Z: one per line, so it matters.
-    if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[16] == ":":
-        minute = _minute_epoch(value[:16])
-        seconds, millis = _SECONDS.get(value[17:19]), _MILLIS.get(value[20:23])
-        if minute is not None and seconds is not None and millis is not None:
-            return minute + seconds + millis
+    # The sum is timegm's own (whole seconds, exact) before the milliseconds are added.
+    if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[16] == ":" and value[13] == ":" \
+            and value[10] == "T":
+        day, millis = _day_epoch(value[:10]), _MILLIS.get(value[20:23])
+        hour, minute, second = _TWO_DIGITS.get(value[11:13]), _TWO_DIGITS.get(value[14:16]), \
+            _TWO_DIGITS.get(value[17:19])
+        if day is not None and hour is not None and minute is not None and second is not None \
+                and millis is not None:
+            return day + hour * 3600 + minute * 60 + second + millis
     m = _TS_RE.match(value.strip())
     if not m:
         return None
