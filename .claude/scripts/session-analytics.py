@@ -97,6 +97,8 @@ READ_CHUNK_BYTES = 4 << 20
 SKIM_MIN_BYTES = 8192
 QUOTE_STEPS = 16
 PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
+SPLIT_MIN_BYTES = 32 << 20        # one session's file this big is read in two halves at once
+SPLIT_LOOK_BYTES = 8 << 20        # how far past the middle a prompt is looked for to split at
 GLANCE_HEAD_BYTES = 4096
 
 CACHE_VERSION = 1
@@ -692,6 +694,7 @@ class ReadOptions:
     workers: int = 0                        # processes to read with; 0: one per core, at most 8
     parallel_min_bytes: int = PARALLEL_MIN_BYTES   # below this, starting workers costs more
     chunk_bytes: int = READ_CHUNK_BYTES     # how much of a file one read takes
+    split_min_bytes: int = SPLIT_MIN_BYTES  # a file this big is read in two halves at once; 0: never
 
 
 # ── The line interpreter: one transcript line into a file's scan ──────────────
@@ -744,18 +747,21 @@ _decode_json = json.JSONDecoder().decode     # json.loads minus its per-call enc
 _scan_json = json.JSONDecoder().scan_once   # the C scanner itself: decode() adds two regex matches
 
 
-def iter_lines(handle, start: int, chunk_bytes: int = READ_CHUNK_BYTES):
+def iter_lines(handle, start: int, chunk_bytes: int = READ_CHUNK_BYTES, end: int | None = None):
     """(line without its newline, end offset, newline-terminated) for each line of an open binary
-    file from byte offset `start`, read in big chunks into one reused buffer (fresh memory for
-    every chunk costs more in page faults than the reading) and split with find."""
+    file from byte offset `start` (to `end`, a line's start, if given), read in big chunks into
+    one reused buffer (fresh memory for every chunk costs more in page faults than the reading)
+    and split with find."""
     pos = handle.seek(start)
-    buf = bytearray(max(min(chunk_bytes, os.fstat(handle.fileno()).st_size - start + 1), 1 << 16))
+    left = (os.fstat(handle.fileno()).st_size if end is None else end) - start
+    buf = bytearray(max(min(chunk_bytes, left + 1), 1 << 16))
     pieces = []                      # a line longer than what is left of a chunk, so far
     with memoryview(buf) as view:
         while True:
-            size = handle.readinto(view)
+            size = handle.readinto(view if end is None or left >= len(buf) else view[:max(left, 0)])
             if not size:
                 break
+            left -= size
             lo = 0
             nl = buf.find(b"\n", 0, size)
             if pieces and nl >= 0:
@@ -853,14 +859,11 @@ def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str 
         state, consumed, exact = cached or (
             _ScanState(FileScan(path=path, session_id=session_hint, depth=depth)), 0, False)
         start = consumed
-        snapshot = None
-        for line, pos, terminated in iter_lines(handle, consumed, options.chunk_bytes):
-            if not terminated and snapshot is None:
-                # An unterminated last line may still be growing: keep the state before it.
-                snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
-            interpret_line(state, line, terminated, agent_hint, fast)
-            if terminated:
-                consumed = pos
+        split = halfway_line(handle, consumed, options)
+        if split is None:
+            state, consumed, snapshot = read_range(state, handle, consumed, None, agent_hint, fast, options)
+        else:
+            state, consumed, snapshot = read_in_two(state, handle, consumed, split, agent_hint, fast, options)
         if cache and not (exact and consumed == start and snapshot is None):    # else it is stored
             if snapshot is None:
                 snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
@@ -868,6 +871,20 @@ def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str 
     if state.inline_lines:
         _resolve_inline_sidechains(state.scan, state.inline_parent, state.inline_lines, state.uuid_prompt)
     return state.scan
+
+
+def read_range(state: _ScanState, handle, start: int, end: int | None, agent_hint: str | None, fast,
+               options: ReadOptions) -> tuple[_ScanState, int, tuple | None]:
+    """Interpret the lines from `start` (to `end`): (state, offset read to, snapshot), where the
+    snapshot is the pickled state before an unterminated last line (it may still be growing)."""
+    consumed, snapshot = start, None
+    for line, pos, terminated in iter_lines(handle, start, options.chunk_bytes, end):
+        if not terminated and snapshot is None:
+            snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
+        interpret_line(state, line, terminated, agent_hint, fast)
+        if terminated:
+            consumed = pos
+    return state, consumed, snapshot
 
 
 def interpret_line(state: _ScanState, line: bytes, terminated: bool, agent_hint: str | None,
@@ -4957,6 +4974,160 @@ def fast_lines(depth: str, options: ReadOptions):
     return hook
 
 
+# ── one big file, two halves at once ──
+#
+# `stats` of one long session reads one big file, on one core. From SPLIT_MIN_BYTES a forked
+# child reads the second half while this process reads the first, and the two scans are joined.
+# The second half starts from an empty scan, so it is read ahead on a guess: that nothing in it
+# depends on what the first half held. Two things could: the tool names its results are read by
+# (a result of a call made in the first half) and inline sidechains (<= 2.0.27, linked across the
+# whole file). The child notes both; if either happened, the guess is dropped and the second
+# half is read again after the first, exactly as one pass would. Everything else joins as one
+# pass would have built it (firsts from the first half, lasts and sums over both). The halves
+# meet at a prompt, where no call waits for its result, so the guess almost always holds.
+
+class _NamesSeen(dict):
+    """A file's tool names that remember each id they were asked for and did not hold."""
+
+    def __init__(self):
+        super().__init__()
+        self.missed = set()
+
+    def get(self, key, default=None):
+        value = dict.get(self, key, default)
+        if value is None:
+            self.missed.add(key)
+        return value
+
+
+_NOT_SEEN = "not seen"      # a second half's cost_state until it reads a cost-state record
+
+
+def halfway_line(handle, start: int, options: ReadOptions) -> int | None:
+    """Where to split the rest of an open file from `start`: the start of a prompt line (else of
+    any line) after its middle; None when it is not worth two processes or none can be had."""
+    size = os.fstat(handle.fileno()).st_size
+    if not options.split_min_bytes or size - start < options.split_min_bytes or options.workers == 1 \
+            or (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
+        return None
+    middle = start + (size - start) // 2
+    handle.seek(middle)
+    window = handle.read(SPLIT_LOOK_BYTES)
+    first = window.find(b"\n")
+    if first < 0:
+        return None
+    at = first + 1
+    while at < len(window):
+        nl = window.find(b"\n", at)
+        if nl < 0:
+            break
+        head = window[at:min(nl, at + GLANCE_HEAD_BYTES)]
+        if b'"type":"user"' in head and _USER_CONTENT not in head and b'"isSidechain":true' not in head:
+            return middle + at
+        at = nl + 1
+    return middle + first + 1
+
+
+def read_in_two(state: _ScanState, handle, start: int, split: int, agent_hint: str | None, fast,
+                options: ReadOptions) -> tuple[_ScanState, int, tuple | None]:
+    """read_range from `start` to the end, the part from `split` read ahead in a forked child."""
+    ahead = _read_ahead(handle, split, state.scan, agent_hint, fast, options)
+    state, consumed, _ = read_range(state, handle, start, split, agent_hint, fast, options)
+    second = _collect(*ahead) if ahead else None
+    if second is None or consumed != split or not _joinable(state, second[0], second[3]):
+        # the guess did not hold: on from where the first half ends, as one pass goes
+        return read_range(state, handle, consumed, None, agent_hint, fast, options)
+    second_state, second_consumed, second_snapshot, _ = second
+    snapshot = None
+    if second_snapshot is not None:        # the state before an unterminated last line, joined too
+        before, offset = second_snapshot
+        first_copy = pickle.loads(pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+        snapshot = (pickle.dumps(_join(first_copy, pickle.loads(before)), pickle.HIGHEST_PROTOCOL), offset)
+    return _join(state, second_state), second_consumed, snapshot
+
+
+def _read_ahead(handle, split: int, first: FileScan, agent_hint: str | None, fast, options: ReadOptions):
+    """(pid, pipe) of a child reading from `split` into a fresh state, or None."""
+    try:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid:
+        os.close(write_end)
+        return pid, read_end
+    try:                                   # the child: read, send, and leave without cleanup
+        os.close(read_end)
+        second = read_second_half(handle.name, split, first, agent_hint, fast, options)
+        with os.fdopen(write_end, "wb") as pipe:
+            pickle.dump(second, pipe, pickle.HIGHEST_PROTOCOL)
+    finally:
+        os._exit(0)
+
+
+def read_second_half(path, split: int, first: FileScan, agent_hint: str | None, fast,
+                     options: ReadOptions) -> tuple:
+    """read_range from `split` into a fresh state: (state, offset read to, snapshot, the ids
+    its results were read by that it did not hold)."""
+    with open(path, "rb", buffering=0) as handle:
+        state = _ScanState(FileScan(path=first.path, session_id=first.session_id, depth=first.depth),
+                           tool_names=_NamesSeen())
+        state.scan.cost_state = _NOT_SEEN
+        state, consumed, snapshot = read_range(state, handle, split, None, agent_hint, fast, options)
+    missed, state.tool_names = state.tool_names.missed, dict(state.tool_names)
+    if snapshot is not None:
+        before = pickle.loads(snapshot[0])
+        before.tool_names = dict(before.tool_names)
+        snapshot = (pickle.dumps(before, pickle.HIGHEST_PROTOCOL), snapshot[1])
+    return state, consumed, snapshot, missed
+
+
+def _collect(pid: int, read_end: int) -> tuple | None:
+    """What the child sent: (state, offset read to, snapshot, ids it missed), or None if it sent
+    nothing whole."""
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(pid, 0)
+        return pickle.loads(data)
+    except Exception:                      # noqa: BLE001 - the child failed: read it here instead
+        return None
+
+
+def _joinable(first: _ScanState, second: _ScanState, missed: set) -> bool:
+    """Did the second half read nothing the first half would have changed?"""
+    return not (second.inline_lines or second.inline_parent or any(use_id in first.tool_names for use_id in missed))
+
+
+def _join(first: _ScanState, second: _ScanState) -> _ScanState:
+    """The state one pass would have reached: `first` with `second` read after it (modified)."""
+    a, b = first.scan, second.scan
+    a.session_id = a.session_id or b.session_id
+    for key, call in b.calls.items():
+        if key in a.calls:
+            merge_call(a.calls, call)
+        else:
+            a.calls[key] = call
+    for name in ("tool_uses", "tool_results", "prompts", "commands", "timestamps"):
+        getattr(a, name).extend(getattr(b, name))
+    for name in ("cwds", "branches", "agent_cwds", "agent_branches", "skipped"):
+        getattr(a, name).update(getattr(b, name))
+    a.versions |= b.versions
+    for agent, prompt in b.agent_first_prompt.items():
+        a.agent_first_prompt.setdefault(agent, prompt)
+    a.compactions += b.compactions
+    if b.cost_state != _NOT_SEEN:           # compared by value: it came through a pipe
+        a.cost_state = b.cost_state
+    a.titles.update(b.titles)
+    a.first_prompt = a.first_prompt or b.first_prompt
+    a.skimmed += b.skimmed
+    a.glanced += b.glanced
+    first.uuid_prompt.update(second.uuid_prompt)
+    first.tool_names.update(second.tool_names)
+    first.commit_calls |= second.commit_calls
+    return first
+
+
 # ── the cache: unchanged files are nearly free, grown files resume ──
 #
 # A file's scan state is kept under $XDG_CACHE_HOME/session-analytics, keyed on its path, with
@@ -5183,10 +5354,12 @@ def run_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResult
         import multiprocessing  # noqa: PLC0415
         if "fork" in multiprocessing.get_all_start_methods():
             order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
+            one_process_each = dataclasses.replace(options, split_min_bytes=0)   # the cores are taken
             try:
                 with concurrent.futures.ProcessPoolExecutor(
                         max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                    results = list(pool.map(cached_session_result, [jobs[i] for i in order]))
+                    results = list(pool.map(cached_session_result, [dataclasses.replace(jobs[i], options=one_process_each)
+                                                                    for i in order]))
                 by_index = dict(zip(order, results))
                 return [by_index[i] for i in range(len(jobs))]
             except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):
