@@ -49,3 +49,18 @@ def test_growing_one_session_for_the_rerun_measure_puts_the_history_back_exactly
     assert run_cli("--phase", "list", "--json", "--no-cache", "--projects-dir", tmp_path / "projects").stdout == listed
     restore()
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*.jsonl")} == before
+
+
+def test_the_bare_reader_yardstick_decodes_every_usage_line_and_no_other(tmp_path):
+    """make bench's yardstick must do the work it stands for: every line with a usage decoded
+    (its output tokens summed, replays and placeholders included), on lines split across chunks."""
+    subprocess.run([sys.executable, GENERATOR, tmp_path, "--size", "6M", "--shape", "results"], check=True,
+                   capture_output=True)
+    expected = 0
+    for path in (tmp_path / "projects").rglob("*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            if b'"usage":{' in line:
+                expected += json.loads(line)["message"]["usage"]["output_tokens"]
+    out = subprocess.run([sys.executable, ROOT / "tests" / "bench" / "bare_reader.py", tmp_path / "projects"],
+                         check=True, capture_output=True, text=True).stdout
+    assert int(out) == expected > 0

@@ -2,7 +2,8 @@
 """`make bench`: session-analytics against ccusage on the same generated histories, in one run.
 
 Runs both tools alternately, several times, on each history and prints medians of wall time and
-CPU time, peak memory, and the ratios ours ÷ ccusage; ours three ways: a first run (empty cache),
+CPU time, peak memory, and the ratios ours ÷ ccusage; beside them a bare Python reader
+(bare_reader.py: what pure Python needs for the tokens alone, the floor under ours); ours three ways: a first run (empty cache),
 an unchanged rerun, and a rerun after one session grew by a line (as while Claude Code runs). Then checks that per-session token totals
 agree (ccusage lists flat agent-*.jsonl files as sessions of their own: they are folded into
 their parent first), times `stats` on one big session against a bare json.loads loop, and times
@@ -31,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SCRIPT = ROOT / ".claude" / "scripts" / "session-analytics.py"
 CCUSAGE = HERE / "node_modules" / ".bin" / "ccusage"
+BARE_READER = HERE / "bare_reader.py"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -129,7 +131,7 @@ def bench_list(data: Path, sizes: list, shapes: list, repeats: int) -> list[dict
         for shape in shapes:
             folder = history(data, size, shape)
             env = {**os.environ, "CLAUDE_CONFIG_DIR": str(folder)}
-            runs = {"ours": [], "ours, rerun": [], "ours, one session grew": [], "ccusage": []}
+            runs = {"ours": [], "ours, rerun": [], "ours, one session grew": [], "ccusage": [], "bare reader": []}
             with tempfile.TemporaryDirectory() as tmp:
                 ours_out, theirs_out = Path(tmp) / "ours.json", Path(tmp) / "ccusage.json"
                 ours_env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
@@ -141,6 +143,8 @@ def bench_list(data: Path, sizes: list, shapes: list, repeats: int) -> list[dict
                     with theirs_out.open("wb") as handle:
                         runs["ccusage"].append(measure([str(CCUSAGE), "claude", "session", "--json", "--offline"],
                                                        env=env, stdout=handle))
+                    warm(folder)
+                    runs["bare reader"].append(measure([sys.executable, str(BARE_READER), str(folder / "projects")]))
                     runs["ours, rerun"].append(measure(ours_list(folder, ours_out), env=ours_env))
                     restore = grow_one_session(folder)
                     try:
@@ -235,13 +239,17 @@ def main(argv=None) -> int:
           f", {os.cpu_count()} cores, median of {args.repeats} alternating runs\n")
     for row in bench_list(data, args.sizes.split(","), args.shapes.split(","), args.repeats):
         o, r, g, c = row["ours"], row["ours, rerun"], row["ours, one session grew"], row["ccusage"]
+        b = row["bare reader"]
         print(f"{row['what']}")
         print(f"  ours, first run   {fmt(o)}")
         print(f"  ours, rerun       {fmt(r)}")
         print(f"  ours, one grew    {fmt(g)}")
         print(f"  ccusage           {fmt(c)}")
+        print(f"  bare reader       {fmt(b)}   (tests/bench/bare_reader.py: json.loads of usage lines, nothing else)")
         print(f"  first run ÷ ccusage: wall {o['wall'] / c['wall']:.2f}x  cpu {o['cpu'] / c['cpu']:.2f}x  "
               f"memory {o['rss_mib'] / c['rss_mib']:.2f}x   (below 1: ours is better)")
+        print(f"  bare reader ÷ ccusage: wall {b['wall'] / c['wall']:.2f}x;  first run ÷ bare reader: "
+              f"wall {o['wall'] / b['wall']:.2f}x")
         print(f"  ccusage ÷ rerun:     wall {c['wall'] / r['wall']:.1f}x faster "
               f"(after one session grew: {c['wall'] / g['wall']:.1f}x)")
         if row["disagreements"]:
