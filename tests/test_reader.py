@@ -244,3 +244,20 @@ def test_a_split_read_keeps_a_growing_last_line_out_of_the_cache(tmp_path):
     with path.open("ab") as handle:
         handle.write(data.rstrip(b"\n").rsplit(b"\n", 1)[-1][-40:] + b"\n")   # the line is finished
     assert sa.scan_file(path, "hint", None, sa.FULL, options) == sa.scan_file(path, "hint", None, sa.FULL, PLAIN)
+
+
+def test_calls_recorded_twice_are_found_in_every_bucket_of_digests():
+    """lost_calls compares digests a bucket at a time (top bits): calls shared in the first, a
+    middle and the last bucket, and at their edges, are each found, and lost by the later claim."""
+    import array
+    top = 1 << 60
+    shared = [0, 5, 7 * top - 1, 7 * top, 15 * top + 9, (1 << 64) - 1]
+
+    def result(keys, ts, end):
+        keys = sorted(keys)
+        return sa.SessionResult(None, array.array("Q", keys), array.array("d", [ts] * len(keys)), end,
+                                sa.collections.Counter())
+    results = [result([*shared, 3 * top], 1.0, 10.0), result([*shared, 4 * top], 2.0, 20.0),
+               result([9 * top, 15 * top], 1.0, 5.0)]
+    lost = sa.lost_calls(results, [("p", "a"), ("p", "b"), ("p", "c")])
+    assert lost == {1: set(shared)}

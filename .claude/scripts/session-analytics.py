@@ -1377,28 +1377,39 @@ def key_hash(key: tuple) -> int:
                                           digest_size=8).digest(), "big")
 
 
+# A history's call digests are compared a sixteenth at a time (by their top four bits): a set of
+# every digest of a 1 GiB history held 20 MiB, and grew with the history.
+DIGEST_BUCKETS = 16
+
+
 def lost_calls(results: list[SessionResult], sessions: list[tuple[str, str]]) -> dict[int, set]:
     """Session index -> digests of the calls it recorded that another session owns (by
     owner_rank; sessions are (project, sid)). Set operations find the few calls recorded twice
-    without a Python step for every call."""
-    seen, shared = set(), set()
-    for result in results:
-        mine = set(result.keys)
-        shared |= seen & mine
-        seen |= mine
-    del seen
+    without a Python step for every call; each session's digests come sorted, so a bucket of
+    them is a slice."""
     best, claimants = {}, collections.defaultdict(list)    # digest -> (rank, index); -> indices
-    for index, result in enumerate(results):
-        if shared.isdisjoint(result.keys):
+    for bucket in range(DIGEST_BUCKETS):
+        low, high = bucket << (64 - 4), (bucket + 1) << (64 - 4)
+        spans = [(bisect.bisect_left(r.keys, low), bisect.bisect_left(r.keys, high)) for r in results]
+        seen, shared = set(), set()
+        for result, (lo, hi) in zip(results, spans):
+            mine = set(result.keys[lo:hi])
+            shared |= seen & mine
+            seen |= mine
+        del seen
+        if not shared:
             continue
-        for key, ts in zip(result.keys, result.stamps):
-            if key not in shared:
+        for index, (result, (lo, hi)) in enumerate(zip(results, spans)):
+            if shared.isdisjoint(result.keys[lo:hi]):
                 continue
-            claimants[key].append(index)
-            rank = owner_rank(ts, result.end, *sessions[index])
-            held = best.get(key)
-            if held is None or rank < held[0]:
-                best[key] = (rank, index)
+            for key, ts in zip(result.keys[lo:hi], result.stamps[lo:hi]):
+                if key not in shared:
+                    continue
+                claimants[key].append(index)
+                rank = owner_rank(ts, result.end, *sessions[index])
+                held = best.get(key)
+                if held is None or rank < held[0]:
+                    best[key] = (rank, index)
     lost = collections.defaultdict(set)
     for key, indices in claimants.items():
         for index in indices:
@@ -1680,7 +1691,7 @@ class SessionJob:
 class SessionResult:
     """What comes back of a session: its summary, and what ownership needs to know of it."""
     row: object | None           # summarise's result; None when the session has no records
-    keys: array.array            # 'Q': the digest of each API call's key it recorded ...
+    keys: array.array            # 'Q': the digest of each API call's key it recorded, ascending ...
     stamps: array.array          # 'd': ... and the call's earliest timestamp there
     end: float
     skipped: collections.Counter
@@ -1693,7 +1704,8 @@ def read_and_summarise(job: SessionJob) -> SessionResult:
     claims, end = session_claims(scans)
     facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
     row = job.summarise(facts) if facts.timestamps or facts.calls else None
-    return SessionResult(row, array.array("Q", map(key_hash, claims)), array.array("d", claims.values()),
+    digests = sorted(zip(map(key_hash, claims), claims.values()))     # sorted: lost_calls slices them
+    return SessionResult(row, array.array("Q", (d for d, _ in digests)), array.array("d", (t for _, t in digests)),
                          end, facts.skipped)
 
 
