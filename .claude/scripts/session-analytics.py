@@ -4750,7 +4750,7 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         data=script_json(v))
 
 
-# ── Reading fast: skim, glance, the cache, neighbours' claims, the job runner ───
+# ── Reading fast: skim, glance, two halves, the cache, neighbours' claims, the job runner ─
 #
 # Everything here changes how fast a history is read, never what comes of it: ReadOptions switches
 # it, and the tests compare every setting with ReadOptions(fast_lines=False, cache=None, workers=1).
@@ -5370,8 +5370,8 @@ def run_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResult
             try:
                 with concurrent.futures.ProcessPoolExecutor(
                         max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                    results = list(pool.map(cached_session_result, [dataclasses.replace(jobs[i], options=one_process_each)
-                                                                    for i in order]))
+                    results = list(pool.map(cached_session_result,
+                                            [dataclasses.replace(jobs[i], options=one_process_each) for i in order]))
                 by_index = dict(zip(order, results))
                 return [by_index[i] for i in range(len(jobs))]
             except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):

@@ -3,11 +3,12 @@
 
 Runs both tools alternately, several times, on each history and prints medians of wall time and
 CPU time, peak memory, and the ratios ours ÷ ccusage; beside them a bare Python reader
-(bare_reader.py: what pure Python needs for the tokens alone, the floor under ours); ours three ways: a first run (empty cache),
-an unchanged rerun, and a rerun after one session grew by a line (as while Claude Code runs). Then checks that per-session token totals
-agree (ccusage lists flat agent-*.jsonl files as sessions of their own: they are folded into
-their parent first), times `stats` on one big session against a bare json.loads loop, and times
-`extract` against the fake GitHub server with latency on every call.
+(bare_reader.py: what pure Python needs for the tokens alone, the floor under ours). Ours three
+ways: a first run (empty cache), an unchanged rerun, and a rerun after one session grew by a line
+(as while Claude Code runs). Then checks that per-session token totals agree (ccusage lists flat
+agent-*.jsonl files as sessions of their own: they are folded into their parent first), times
+`stats` on one big session against a bare json.loads loop, and times `extract` against the fake
+GitHub server with latency on every call.
 
     python3 tests/bench/run.py [--sizes 100M,1G] [--shapes results,assistant] [--repeats 3]
 
