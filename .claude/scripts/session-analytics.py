@@ -12,8 +12,8 @@ Layout of this file, in pipeline order:
   constants and pricing -> small helpers and records -> the line interpreter ->
   finding transcripts -> ownership -> assembling a session -> the reader (HistoryReader) ->
   stats -> mermaid workflows -> formatting and list -> markdown comments -> GitHub client
-  and its workflows -> extract and dashboard -> reading fast (skim, glance, cache, workers)
-  -> CLI
+  and its workflows -> extract and dashboard -> reading fast (skim, glance, two halves, cache,
+  workers) -> CLI
 """
 
 from __future__ import annotations
