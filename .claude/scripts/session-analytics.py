@@ -5315,22 +5315,33 @@ def _file_claims(path: Path, cache: ReadCache | None) -> tuple[dict, float | Non
     return claims, end
 
 
-def cached_session_result(job: SessionJob) -> SessionResult:
-    """Read and summarise one session, or take its result from the cache when none of its files
-    changed: while Claude Code runs, one session grows and the others are only looked up."""
-    cache = job.options.cache
-    stamp = _session_stamp(job) if cache and job.settings else None
+def session_from_cache(job: SessionJob) -> SessionResult | None:
+    """The session's result as the cache keeps it, if none of its files changed since."""
+    entry = _session_entry(job)
+    if entry is None:
+        return None
+    hit = job.options.cache.read(entry[0], "sessions")
+    if isinstance(hit, dict) and hit.get("stamp") == entry[1] and isinstance(hit.get("result"), SessionResult):
+        return dataclasses.replace(hit["result"], read=False)
+    return None
+
+
+def read_and_keep(job: SessionJob) -> SessionResult:
+    """read_and_summarise, and the result kept in the cache for the next run."""
+    result = read_and_summarise(job)
+    entry = _session_entry(job)
+    if entry is not None:
+        job.options.cache.write(entry[0], "sessions", {"stamp": entry[1], "result": result})
+    return result
+
+
+def _session_entry(job: SessionJob) -> tuple[str, tuple] | None:
+    """(cache key, stamp) of a session's result, or None when it is not kept."""
+    stamp = _session_stamp(job) if job.options.cache and job.settings else None
     # A session that loses calls to another is summarised twice a run: once whole, once without
     # them. Each has its own entry, so neither evicts the other.
     key = f"{job.project.absolute()}\0{job.sid}" + ("\0without lost calls" if job.lost else "")
-    if stamp:
-        hit = cache.read(key, "sessions")
-        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("result"), SessionResult):
-            return dataclasses.replace(hit["result"], read=False)
-    result = read_and_summarise(job)
-    if stamp:
-        cache.write(key, "sessions", {"stamp": stamp, "result": result})
-    return result
+    return (key, stamp) if stamp else None
 
 
 def _session_stamp(job: SessionJob) -> tuple | None:
@@ -5348,7 +5359,19 @@ def _file_stamp(path: Path) -> str:
 
 
 def run_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResult]:
-    """cached_session_result for every job, spread over the CPU cores when there is enough to read."""
+    """Every job's result: from the cache when none of its session's files changed, else read
+    and summarised, spread over the CPU cores when there is enough to read. The cache is looked
+    up here first: while Claude Code runs one session grows, and starting worker processes to
+    read it and to look up all the others would cost more than it saves."""
+    results = [session_from_cache(job) for job in jobs]
+    todo = [i for i, result in enumerate(results) if result is None]
+    for i, result in zip(todo, _read_jobs([jobs[i] for i in todo], options)):
+        results[i] = result
+    return results
+
+
+def _read_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResult]:
+    """read_and_keep for every job, in worker processes when there is enough to read."""
     sizes = []
     for job in jobs:
         total = 0
@@ -5370,13 +5393,13 @@ def run_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResult
             try:
                 with concurrent.futures.ProcessPoolExecutor(
                         max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                    results = list(pool.map(cached_session_result,
+                    results = list(pool.map(read_and_keep,
                                             [dataclasses.replace(jobs[i], options=one_process_each) for i in order]))
                 by_index = dict(zip(order, results))
                 return [by_index[i] for i in range(len(jobs))]
             except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):
                 pass            # no processes here (or run under a profiler): read them in this one
-    return [cached_session_result(job) for job in jobs]
+    return [read_and_keep(job) for job in jobs]
 
 
 def history_fingerprint(projects_dir: Path, files: list[TranscriptFile], settings: str) -> tuple[str, str] | None:
