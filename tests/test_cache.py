@@ -328,3 +328,30 @@ def test_a_changed_price_table_is_never_answered_from_the_cache(tmp_path):
 
 def uncached_with(projects: Path, *extra) -> list:
     return listing(projects, None, *extra)[0]
+
+
+class _GrowsWhileRead:
+    """A summarise function that appends a call to the session's file while the session is
+    being read, as Claude Code does to the session it runs; it returns the output tokens read."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, facts):
+        append_call(self.path, f"msg_late_{self.path.stat().st_size}", 5)
+        return sum(call.usage.output for call in facts.calls)
+
+
+def test_a_session_that_grows_while_it_is_read_is_not_kept_as_read_after_it(tmp_path):
+    """The session's stamp is taken before its files are read: kept under the grown file's stamp,
+    the result would be served for bytes it never read."""
+    t = Transcript(tmp_path / "p" / "s1.jsonl", "s1")
+    t.assistant("msg_1", usage(1, 10))
+    t.write()
+    path = tmp_path / "p" / "s1.jsonl"
+    options = sa.ReadOptions(cache=sa.ReadCache(tmp_path / "cache"))
+    job = sa.SessionJob(tmp_path / "p", "s1", [sa.TranscriptFile(path, "s1", None)], sa.ROW,
+                        _GrowsWhileRead(path), options, settings="grows")
+    assert sa.run_jobs([job], options)[0].row == 10
+    assert sa.session_from_cache(job) is None                  # the file has grown since it was read
+    assert sa.run_jobs([job], options)[0].row == 15            # read again: the late call counts

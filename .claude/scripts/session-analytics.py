@@ -5327,9 +5327,10 @@ def session_from_cache(job: SessionJob) -> SessionResult | None:
 
 
 def read_and_keep(job: SessionJob) -> SessionResult:
-    """read_and_summarise, and the result kept in the cache for the next run."""
-    result = read_and_summarise(job)
+    """read_and_summarise, and the result kept in the cache for the next run under the stamp its
+    files had before they were read (a file that grows meanwhile is read again next time)."""
     entry = _session_entry(job)
+    result = read_and_summarise(job)
     if entry is not None:
         job.options.cache.write(entry[0], "sessions", {"stamp": entry[1], "result": result})
     return result
