@@ -261,3 +261,29 @@ def test_calls_recorded_twice_are_found_in_every_bucket_of_digests():
                result([9 * top, 15 * top], 1.0, 5.0)]
     lost = sa.lost_calls(results, [("p", "a"), ("p", "b"), ("p", "c")])
     assert lost == {1: set(shared)}
+
+
+def test_on_real_transcripts_the_halves_meet_where_the_guess_holds():
+    """The split is made at a prompt so that the second half depends on nothing of the first:
+    on the real transcripts of 200 KB or more, nearly every such split joins."""
+    joined, files = 0, 0
+    for path in sorted((SHARED / "fixtures" / "transcripts").rglob("*.jsonl")):
+        if path.stat().st_size < 200_000:
+            continue
+        files += 1
+        with open(path, "rb", buffering=0) as handle:
+            split = sa.halfway_line(handle, 0, TWO)
+        first = first_half(path, sa.FULL, split)
+        second, _, _, missed = sa.read_second_half(path, split, first.scan, None, sa.fast_lines(sa.FULL, TWO), TWO)
+        joined += sa._joinable(first, second, missed)
+    assert files >= 20 and joined >= 0.8 * files
+
+
+def test_a_child_that_sends_nothing_leaves_the_second_half_to_this_process():
+    import os
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(1)                     # a child that died before sending its scan
+    os.close(write_end)
+    assert sa._collect(pid, read_end) is None
