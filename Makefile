@@ -14,6 +14,8 @@ LITELLM_WHEEL := tests/.deps/.litellm-$(LITELLM_PIN)
 CLAUDE_CODE := tests/claude/node_modules/.installed
 # GitHub's published GraphQL schema, pinned, that extract's PR query is validated against.
 GITHUB_SCHEMA := tests/github-schema/node_modules/.installed
+# secretlint and its recommended rules, pinned: with detect-secrets, the tests' secret scanners.
+SECRET_SCANNERS := tests/secrets/node_modules/.installed
 CLAUDE_CODE_VERSION ?=
 DEMO_OUT ?= demo-output
 
@@ -46,7 +48,7 @@ demo:
 	@echo "summary-pr-652.md: the PR comments, rendered without posting, and analytics/:"
 	@echo "analytics.csv, analytics.md, analytics.json and dashboard.html from the local transcripts)"
 
-test-deps: system-deps $(BROWSER_DEPS) $(CLAUDE_CODE) $(GITHUB_SCHEMA) $(LITELLM_WHEEL)
+test-deps: system-deps $(BROWSER_DEPS) $(CLAUDE_CODE) $(GITHUB_SCHEMA) $(SECRET_SCANNERS) $(LITELLM_WHEEL)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 # gh, openssl, cmark-gfm, chromium, node: installed with apt-get where it can, else the command to run
@@ -69,6 +71,10 @@ $(CLAUDE_CODE): tests/claude/package.json tests/claude/package-lock.json | syste
 
 $(GITHUB_SCHEMA): tests/github-schema/package.json tests/github-schema/package-lock.json | system-deps
 	cd tests/github-schema && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SECRET_SCANNERS): tests/secrets/package.json tests/secrets/package-lock.json | system-deps
+	cd tests/secrets && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The tests' scripted Claude Code sessions, run with another release to see what it changed:
