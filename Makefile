@@ -33,7 +33,7 @@ demo:
 		--repo kagenti/kagenti --target pr --number 652 -o "$(DEMO_OUT)/stats-a3f92bc1.json"
 	$(PYTHON) $(SCRIPT) --phase stats --projects-dir $(SAMPLES) --session-id f7e01d4a \
 		--repo demo/notes -o "$(DEMO_OUT)/stats-f7e01d4a.json"
-	$(PYTHON) $(SCRIPT) --phase comment --dry-run --stats-file "$(DEMO_OUT)/stats-00b11888.json" \
+	$(PYTHON) $(SCRIPT) --phase comment --dry-run --offline --stats-file "$(DEMO_OUT)/stats-00b11888.json" \
 		--skills-dir $(SKILLS) -o "$(DEMO_OUT)/comment-00b11888.md"
 	$(PYTHON) $(SCRIPT) --phase summary --dry-run --target pr --number 652 \
 		--stats-file "$(DEMO_OUT)/stats-00b11888.json" --stats-file "$(DEMO_OUT)/stats-a3f92bc1.json" \

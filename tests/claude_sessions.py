@@ -70,6 +70,7 @@ class Workspace:
         keep = {k: v for k, v in os.environ.items()
                 if not k.startswith(("CLAUDE", "ANTHROPIC", "GH_", "GITHUB_"))}
         return {**keep, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.root / "cache"),
+                "XDG_DATA_HOME": str(self.root / "data"),
                 **self.api.env(), **self.extra_env}
 
     def run(self, prompt: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:

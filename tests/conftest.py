@@ -46,10 +46,17 @@ def real_projects() -> Path:
     return REAL_PROJECTS
 
 
+# gh with no account at all: a command that reaches gh without a test's fake GitHub fails at once,
+# before any request (gh checks for a token first), so no test can reach github.com.
+NO_GH_ACCOUNT = Path(tempfile.mkdtemp(prefix="session-analytics-test-gh-"))
+
+
 def run_cli(*args, env=None, cwd=None, input=None) -> subprocess.CompletedProcess:
     """Run the script as a user would; returns the completed process (text mode)."""
     full_env = {k: v for k, v in os.environ.items()
-                if k not in ("CLAUDE_CODE_SESSION_ID", "CLAUDE_CONFIG_DIR", "GH_REPO")}
+                if k not in ("CLAUDE_CODE_SESSION_ID", "CLAUDE_CONFIG_DIR", "GH_REPO", "GH_HOST", "GH_TOKEN",
+                             "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN")}
+    full_env["GH_CONFIG_DIR"] = str(NO_GH_ACCOUNT)
     full_env["XDG_CACHE_HOME"] = str(TEST_CACHE)        # never the developer's own cache
     full_env.update(env or {})
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,

@@ -75,6 +75,8 @@ class FakeGitHub:
         self.comments = {}      # id -> comment dict (with "repo" and "issue_number")
         self.pinned = set()     # comment ids
         self.runs = {}          # (repo, head sha) -> list of workflow runs
+        self.visibility = {}    # repo -> "public", "private" or "internal" (private unless set)
+        self.pr_commits = {}    # (repo, number) -> [{"sha": ..., "commit": {"message": ...}}]
         self.next_id = 1000
         self.per_page_default = 30
         self.per_page_cap = 100     # tests lower it to force several pages
@@ -121,6 +123,11 @@ class FakeGitHub:
         stamp = created_at or self.pulls[(repo, number)]["created_at"]
         self.runs[(repo, sha)] = [{"id": i + 1, "head_sha": sha, "status": "completed" if c else "in_progress",
                                    "conclusion": c, "created_at": stamp} for i, c in enumerate(conclusions)]
+
+    def add_commits(self, repo: str, number: int, *shas: str, message: str = "A commit") -> None:
+        """Commits GitHub shows on a pull request (full 40-character SHAs)."""
+        self.pr_commits.setdefault((repo, number), []).extend(
+            {"sha": sha, "commit": {"message": message}} for sha in shas)
 
     def add_comment(self, repo: str, number: int, body: str, login: str = "octo-bot",
                     association: str | None = None) -> dict:
@@ -199,7 +206,7 @@ class FakeGitHub:
                              "documentation_url": "https://docs.github.com/rest"}
         if route == "/user" and method == "GET":
             return 200, {}, {"login": login, "id": 1, "type": "User"}
-        m = re.fullmatch(r"/repos/([^/]+/[^/]+)/(.*)", route)
+        m = re.fullmatch(r"/repos/([^/]+/[^/]+)/?(.*)", route)
         if not m:
             return 404, {}, {"message": "Not Found"}
         repo, rest = m.group(1), m.group(2)
@@ -238,6 +245,11 @@ class FakeGitHub:
         return 200, {}, reply
 
     def _repo_route(self, method, repo, rest, query, body, login):
+        if rest == "" and method == "GET":
+            visibility = self.visibility.get(repo, "private")
+            if visibility is None:                         # an answer that names no visibility
+                return 200, {}, {"full_name": repo}
+            return 200, {}, {"full_name": repo, "private": visibility != "public", "visibility": visibility}
         m = re.fullmatch(r"issues/(\d+)", rest)
         if m and method == "GET":
             issue = self.issues.get((repo, int(m.group(1))))
@@ -263,6 +275,12 @@ class FakeGitHub:
                 return 404, {}, {"message": "Not Found"}
             if method == "GET":
                 return 200, {}, _public(comment)
+            if method == "DELETE":
+                if comment["user"]["login"] != login:
+                    return 403, {}, {"message": "Must have admin rights to Repository."}
+                del self.comments[comment["id"]]
+                self.writes.append(("DELETE", rest))
+                return 204, {}, None
             if method == "PATCH":
                 if comment["user"]["login"] != login:
                     return 403, {}, {"message": "Must have admin rights to Repository."}
@@ -318,6 +336,11 @@ class FakeGitHub:
             if "head" in query:
                 pulls = [p for p in pulls if p["head"]["label"] == query["head"]]
             return self._paged(pulls, query)
+        m = re.fullmatch(r"pulls/(\d+)/commits", rest)
+        if m and method == "GET":
+            if (repo, int(m.group(1))) not in self.pulls:
+                return 404, {}, {"message": "Not Found"}
+            return self._paged(self.pr_commits.get((repo, int(m.group(1))), []), query)
         m = re.fullmatch(r"pulls/(\d+)", rest)
         if m and method == "GET":
             pull = self.pulls.get((repo, int(m.group(1))))

@@ -135,8 +135,12 @@ def test_session_post_as_the_skills_tell_it_posts_one_comment_and_one_summary(po
 
 def test_the_readme_session_end_hook_saves_what_stats_says(post_flow):
     ws, _, _, transcript = post_flow
-    saved = ws.work / ".claude" / "session-stats" / f"{transcript.stem}.json"
+    saved = ws.root / "data" / "session-analytics" / "archive" / f"{transcript.stem}.json"
     assert saved.is_file(), "the SessionEnd hook did not run"
+    # outside the working tree, where `git add -A` would stage it
+    untracked = subprocess.run(["git", "-C", ws.work, "status", "--porcelain", "--untracked-files=all"],
+                               capture_output=True, text=True, check=True).stdout
+    assert not [line for line in untracked.splitlines() if transcript.stem in line], untracked
     assert json.loads(saved.read_text()) == stats_of_transcript(ws, transcript)
 
 

@@ -31,12 +31,12 @@ def demo_stats():
 def nasty_stats(base: dict) -> dict:
     stats = copy.deepcopy(base)
     stats["branch"] = NASTY_BRANCH
-    stats["commits"] = [{"sha": f"{i:07x}", "message": m} for i, m in enumerate(NASTY_MESSAGES)]
+    stats["commits"] = [{"commit_id": f"{i:07x}", "message": m} for i, m in enumerate(NASTY_MESSAGES)]
     stats["skills_invoked"][0]["skill"] = "tdd:ci|x`"
     stats["problems_faced"] = [{"description": "a | b `c` --> <b>x</b>\nnext", "resolved": False,
                                 "iterations": 3}]
     stats["subagents"][0]["type"] = "Explore|x"
-    stats["subagents"][0]["id"] = "a|`b`"
+    stats["subagents"][0]["agent_id"] = "a|`b`"
     stats["tools"] = {"mcp__x|y": 2, **stats["tools"]}
     stats["models"]["claude-x|y"] = dict(next(iter(stats["models"].values())))
     return stats
@@ -103,7 +103,7 @@ def assert_tables_intact(parsed: _Tables, expected_tables: int):
 
 
 def test_nasty_data_breaks_no_table_code_span_or_marker(demo_stats):
-    body = sa.render_session_comment(nasty_stats(demo_stats))
+    body = sa.render_session_comment(nasty_stats(demo_stats), privacy=sa.Privacy("full"))
     parsed = render_gfm(body)
     # tokens, subagents, skills, tools, problems: five tables, every row as wide as its header
     assert_tables_intact(parsed, 5)
@@ -114,7 +114,7 @@ def test_nasty_data_breaks_no_table_code_span_or_marker(demo_stats):
     assert parsed.html.count("<details>") == 2
     # the branch is one code span holding exactly the branch (newline folded to a space)
     assert "fix/a|b`c`-->d e" in parsed.codes
-    assert "a|`b`" in parsed.codes
+    assert "a|`b`" not in body                  # not an agent id: it does not leave the machine
     # commit messages arrive as text, no markup, no mention
     texts = [html.unescape(i).replace("\u200b", "") for i in parsed.items]
     for i, message in enumerate(NASTY_MESSAGES):
@@ -122,7 +122,7 @@ def test_nasty_data_breaks_no_table_code_span_or_marker(demo_stats):
     assert "<strong>bold" not in parsed.html and "<em>it" not in parsed.html and ">link</a>" not in parsed.html
     assert "@octocat" not in body.split(sa.SESSION_DATA_TITLE)[0]   # inside the code block it pings no one
     # and the JSON block gives back the exact data
-    posted = {k: v for k, v in nasty_stats(demo_stats).items() if k not in sa.NEVER_POSTED}
+    posted = sa.outbound_stats(nasty_stats(demo_stats), sa.Privacy("full"))
     assert sa.comment_data(body, sa.SESSION_DATA_TITLE) == posted
     assert sa.session_marker_id(body) == "00b11888"
 
@@ -137,7 +137,7 @@ def test_summary_of_nasty_sessions_keeps_its_tables(demo_stats):
 
 
 def test_comment_follows_the_design_layout(demo_stats):
-    body = sa.render_session_comment(demo_stats)
+    body = sa.render_session_comment(demo_stats, privacy=sa.Privacy("team", "kagenti/kagenti"))
     headings = re.findall(r"^#{2,3} .*$", body, re.MULTILINE)
     assert headings == ["## Claude Code Session Report", "### Token Usage", "### Subagents",
                         "### Skills & Tools", "### Problems Faced", "### Commits"]
@@ -149,6 +149,7 @@ def test_comment_follows_the_design_layout(demo_stats):
     assert "| tdd:ci | 1 | fail |" in body and "| rca:ci | 1 | pass |" in body
     assert "<details><summary>Tool Usage</summary>\n\n| Tool | Count |" in body
     assert "- `abc1234` - Fix keycloak token refresh\n- `def5678` - Add retry logic\n" in body
+    assert "\n<sub>Privacy level: team (secrets and personal details removed).</sub>\n" in body
     assert body.endswith("```\n\n</details>\n")
     assert_tables_intact(render_gfm(body), 5)
 
@@ -183,9 +184,9 @@ def test_costs_round_half_up_to_cents(dollars, text):
 
 def huge_stats(base: dict) -> dict:
     stats = copy.deepcopy(base)
-    stats["subagents"] = [{**base["subagents"][0], "id": f"a{i:06x}", "description": f"subagent number {i} " * 4}
+    stats["subagents"] = [{**base["subagents"][0], "agent_id": f"a{i:06x}", "description": f"subagent number {i} " * 4}
                           for i in range(300)]
-    stats["commits"] = [{"sha": f"{i:040x}"[-40:], "message": f"Commit number {i}: " + "x" * 60}
+    stats["commits"] = [{"commit_id": f"{i:040x}"[-40:], "message": f"Commit number {i}: " + "x" * 60}
                         for i in range(2000)]
     stats["problems_faced"] = [{"description": f"Bash failed: make test-{i}", "resolved": i % 2 == 0,
                                 "iterations": 2} for i in range(400)]

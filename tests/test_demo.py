@@ -18,9 +18,9 @@ def test_make_demo(tmp_path):
         "stats-f7e01d4a.json", "summary-pr-652.md", "workflows-00b11888.md"]
     stats = json.loads((out / "stats-00b11888.json").read_text())
     assert stats["project"] == "kagenti/kagenti" and stats["target"] == {"type": "pr", "number": 652}
-    assert [c["sha"] for c in stats["commits"]] == ["abc1234", "def5678"]
+    assert [c["commit_id"] for c in stats["commits"]] == ["abc1234", "def5678"]
     assert [s["skill"] for s in stats["skills_invoked"]] == ["tdd:ci", "rca:ci"]
-    assert [a["id"] for a in stats["subagents"]] == ["a3d04c8"]
+    assert [a["agent_id"] for a in stats["subagents"]] == ["a3d04c8"]
     rows = json.loads((out / "sessions.json").read_text())
     assert len(rows) == 3
     expected = reference_totals(DEMO_PROJECTS)
@@ -30,8 +30,9 @@ def test_make_demo(tmp_path):
     assert "demo output written to" in proc.stdout
     comment = (out / "comment-00b11888.md").read_text()
     assert comment.startswith("<!-- SESSION:00b11888 -->\n## Claude Code Session Report\n")
-    assert sa.comment_data(comment, sa.SESSION_DATA_TITLE) == \
-        {k: v for k, v in stats.items() if k not in sa.NEVER_POSTED}
+    # what was posted is what the privacy gate lets out at public, the level of an unknown repository
+    assert sa.comment_data(comment, sa.SESSION_DATA_TITLE) == sa.outbound_stats(stats, sa.Privacy("public"))
+    assert "<sub>Privacy level: public (numbers and names only).</sub>" in comment
     assert set(stats["workflow_edges"]) == {"ci", "rca", "tdd"}
     workflows = (out / "workflows-00b11888.md").read_text()
     assert workflows.count("```mermaid") == 3 and workflows.split("### TDD Workflow")[1] in comment

@@ -19,7 +19,7 @@ from conftest import DEMO_PROJECTS, ROOT, reference_totals, run_cli, run_gh_cli,
 
 REPO = "o/r"
 XSS_TITLE = "</script><script>alert(1)</script>"
-FORMULA_TITLE = '=HYPERLINK("http://x")'
+FORMULA_TITLE = '=HYPERLINK("https://example.com/x")'
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
@@ -34,7 +34,7 @@ def session(base: dict, n: int, cost: float, commits: int, started: str) -> dict
     stats["session_id_short"] = stats["session_id"][:8]
     stats["estimated_cost_usd"] = cost
     stats["started_at"] = started
-    stats["commits"] = [{"sha": f"{n:03x}{i:04x}", "message": f"commit {i}"} for i in range(commits)]
+    stats["commits"] = [{"commit_id": f"{n:03x}{i:04x}", "message": f"commit {i}"} for i in range(commits)]
     stats["total_tokens"] = {"input": 100 * n, "output": 1000 * n, "cache_creation": 7 * n, "cache_read": 9 * n}
     return stats
 
@@ -350,9 +350,11 @@ def test_the_local_dashboard_has_no_empty_panel_on_the_real_fixtures(tmp_path):
     assert result["errors"] == [] and "No data" not in result["text"] and "None in this period" not in result["text"]
     for gone in ("PR acceptance", "Avg. time to merge", "Cost per PR", "Acceptance rate trend"):
         assert gone not in result["text"]
-    # session rows name the project and the title (an AI title, else the first prompt, cut short)
-    assert "Code review session" in result["text"] and "/Users/sam/Projects/Active/strato" in result["text"]
-    assert "consolidate-swift-libs-monorepo" in result["text"]
+    # session rows name the project, its home folder as ~ (the default level of a local extract is
+    # team), and never the title: it may be the first prompt
+    assert "~/Projects/Active/strato" in result["text"] and "/Users/sam" not in (out / "dashboard.html").read_text()
+    assert "Code review session" not in result["text"]
+    assert "consolidate-swift-libs-monorepo" not in result["text"]       # a custom title: a name the user typed
 
 
 # ── PR facts: one GraphQL query for up to 100 PRs, REST where it cannot answer ──

@@ -66,7 +66,7 @@ def test_posting_twice_leaves_one_comment_and_second_run_writes_nothing(github, 
     assert github.writes == [("POST", "issues/7/comments")]
     data = body_json(comments[0]["body"])
     assert data["target"] == {"type": "pr", "number": 7} and data["project"] == REPO
-    assert data["commits"] == [{"sha": "abc1234", "message": "Fix the bug number 0"}]
+    assert data["commits"] == [{"commit_id": "abc1234", "message": "Fix the bug number 0"}]
     assert comments[0]["body"].splitlines()[0] == "<!-- SESSION:5e55a001 -->"
 
 
@@ -284,7 +284,7 @@ def test_spoofed_and_malformed_session_comments_do_not_move_the_summary(github, 
     _, _, honest = summary_of(github, pr)
     fake_stats = {"session_id": "eeee0000-0000-4000-8000-00000000000e", "total_tokens":
                   {"input": 10**9, "output": 10**9, "cache_creation": 0, "cache_read": 0},
-                  "estimated_cost_usd": 99999.0, "models": {}, "commits": [{"sha": "f" * 7}] * 50}
+                  "estimated_cost_usd": 99999.0, "models": {}, "commits": [{"commit_id": "f" * 7}] * 50}
     spoof = sa.render_session_comment(fake_stats)
     github.add_comment(REPO, pr, spoof, login="mallory", association="NONE")
     github.add_comment(REPO, pr, "<!-- SESSION:dddd0000 -->\nno data here", login="octo-bot")
@@ -368,17 +368,20 @@ def test_every_gh_call_is_a_rest_api_call_of_the_documented_form(github, tmp_pat
     proc = run_gh_cli(github, "--projects-dir", tmp_path / "projects", "--session-id", "5e55a001", "--repo", REPO,
                       env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    pipeline_calls = len(log.read_text().splitlines())
     proc = run_gh_cli(github, "--phase", "extract", "--repo", REPO, "--from", "2026-03-01", "--to", "2026-03-31",
                       "--output-dir", tmp_path / "out", env=env)
     assert proc.returncode == 0, proc.stderr
     calls = [json.loads(line) for line in log.read_text().splitlines()]
+    # the pipeline asks for the PR once, for its branch (GitHub shows it, so a public comment may too)
+    assert [argv[1] for argv in calls[:pipeline_calls] if re.search(r"/pulls/\d+$", argv[1])] == ["repos/o/r/pulls/7"]
+    assert not [argv for argv in calls[pipeline_calls:] if re.search(r"/pulls/\d+$", argv[1])]   # no REST call per PR
     assert len(calls) >= 8
     # GraphQL only for extract's batched PR facts: one query for the one PR
     [query] = [argv for argv in calls if argv[1] == "graphql"]
     assert query[:4] == ["api", "graphql", "--include", "-f"] and query[4].startswith("query=query($owner")
     assert query[5:] == ["-f", "owner=o", "-f", "name=r"]
     calls = [argv for argv in calls if argv[1] != "graphql"]
-    assert not [argv for argv in calls if re.search(r"/pulls/\d+$", argv[1])]   # no REST call per PR
     for argv in calls:
         assert argv[0] == "api", argv                                    # never `gh pr …`
         if "--paginate" in argv:

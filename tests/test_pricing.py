@@ -424,7 +424,7 @@ def test_real_2026_costs_match_an_independent_calculation():
 
 def test_commit_after_pre_commit_hook_output_in_a_real_session():
     s = stats_json("--projects-dir", REAL_2026, "--session-id", "8ecab05f", "--quiet")
-    assert s["commits"] == [{"sha": "37016ac", "message": "Fix tree view: use Ark UI directly, "
+    assert s["commits"] == [{"commit_id": "37016ac", "message": "Fix tree view: use Ark UI directly, "
                                                           "deduplicate entries, improve badge labels"}]
 
 
@@ -436,6 +436,5 @@ def test_commit_line_after_50kb_of_hook_output(tmp_path):
     t.tool_use("msg_1", "toolu_1", "Bash", {"command": "git commit -m 'Add parser'"}, usage(1, 1))
     t.tool_result("toolu_1", hook + "[main 1a2b3c4] Add parser\n 2 files changed\n")
     t.write()
-    assert stats_of(tmp_path, "s1")["commits"] == [{"sha": "1a2b3c4", "message": "Add parser"}]
-    kept = sa.kept_result_text(hook + "[main 1a2b3c4] Add parser\n")
-    assert len(kept) < sa.RESULT_TEXT_LIMIT + 100 and kept.endswith("[main 1a2b3c4] Add parser\n")
+    assert stats_of(tmp_path, "s1")["commits"] == [{"commit_id": "1a2b3c4", "message": "Add parser"}]
+    assert sa.commit_lines(hook + "[main 1a2b3c4] Add parser\n") == (("1a2b3c4", "Add parser"),)

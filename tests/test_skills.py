@@ -164,10 +164,16 @@ def test_documented_session_end_hook_saves_the_stats(sandbox):
     payload = {"session_id": DEMO_SESSION, "transcript_path": str(transcript), "cwd": str(work),
                "hook_event_name": "SessionEnd", "reason": "prompt_input_exit"}
     hook_env = {k: v for k, v in env.items() if not k.startswith(("GH_", "CLAUDE_SESSION", "CLAUDE_CODE"))}
-    hook_env.update({"GH_HOST": "127.0.0.1:1", "PATH": "/usr/bin:/bin"})   # no network, no gh needed
+    hook_env.update({"GH_HOST": "127.0.0.1:1", "PATH": "/usr/bin:/bin",    # no network, no gh needed
+                     "XDG_DATA_HOME": str(tmp / "data")})
+    before = subprocess.run(["git", "-C", work, "status", "--porcelain", "--untracked-files=all"],
+                            capture_output=True, text=True).stdout
     proc = run_shell(hook["command"], work, hook_env, tmp, stdin=json.dumps(payload))
     assert proc.returncode == 0, proc.stderr
-    saved = json.loads((work / ".claude" / "session-stats" / f"{DEMO_SESSION}.json").read_text())
+    saved = json.loads((tmp / "data" / "session-analytics" / "archive" / f"{DEMO_SESSION}.json").read_text())
+    # nothing in the working tree, where `git add -A` would stage it
+    assert subprocess.run(["git", "-C", work, "status", "--porcelain", "--untracked-files=all"],
+                          capture_output=True, text=True).stdout == before
     direct = json.loads(run_cli("--phase", "stats", "--transcript", transcript, "--quiet", cwd=work).stdout)
     assert saved == direct
     assert saved["total_tokens"] == {"input": 23, "output": 4410, "cache_creation": 34700, "cache_read": 255200}

@@ -138,13 +138,21 @@ def test_hostile_result_text_is_stepped_over_exactly(text, is_error):
     assert_same_or_declined(result_line(text * 3, is_error=is_error, result={"stdout": text}))
 
 
-def test_a_plain_big_result_is_skimmed_with_its_error_flag_and_timestamp():
-    line = result_line("x" * 20000, is_error=True, result={"file": {"content": "x" * 20000}})
+def test_a_plain_big_result_is_skimmed_with_its_timestamp():
+    line = result_line("x" * 20000, is_error=False, result={"file": {"content": "x" * 20000}})
     assert assert_same_or_declined(line)
     state = scan_of(line, True)
     [res] = state.scan.tool_results
-    assert (res.tool_use_id, res.is_error, res.text) == ("toolu_read", True, "")
+    assert (res.tool_use_id, res.is_error, res.error) == ("toolu_read", False, "")
     assert state.scan.timestamps == [sa.parse_ts("2026-03-01T10:00:00.123Z")]
+
+
+def test_a_failed_call_s_result_is_decoded_for_its_error_class():
+    line = result_line("<tool_use_error>File has not been read yet. Read it first.</tool_use_error>" + "x" * 20000,
+                       is_error=True, result={"file": {"content": "x" * 20000}})
+    assert sa.skim_tool_result(line, dict(PLAIN_TOOLS)) is None
+    [res] = scan_of(line, False).scan.tool_results
+    assert (res.tool_use_id, res.is_error, res.error) == ("toolu_read", True, "file not read first")
 
 
 def test_nested_keys_in_the_structured_result_are_not_taken_for_the_line_s():
@@ -167,9 +175,9 @@ def test_newest_layout_with_the_tool_use_id_after_the_content_is_skimmed():
 def test_two_result_blocks_are_both_read():
     line = compact({"type": "user", "timestamp": "2026-03-01T10:00:00.000Z", "message": {"role": "user", "content": [
         {"tool_use_id": "toolu_read", "type": "tool_result", "content": "a\"},{\"b"},
-        {"tool_use_id": "toolu_grep", "type": "tool_result", "content": "c", "is_error": True}]}})
+        {"tool_use_id": "toolu_grep", "type": "tool_result", "content": "c", "is_error": False}]}})
     assert assert_same_or_declined(line)
-    assert [r.is_error for r in scan_of(line, True).scan.tool_results] == [False, True]
+    assert [r.tool_use_id for r in scan_of(line, True).scan.tool_results] == ["toolu_read", "toolu_grep"]
 
 
 def test_results_whose_text_is_read_or_whose_call_is_unknown_are_decoded():

@@ -25,7 +25,7 @@ def test_2_1_114_parallel_agents_and_placeholder_lines(real_projects):
     # main thread writes 102,189 cache tokens at the 1h rate, subagents 296,384 at 5m.
     expected = (2546 * 5 + 53458 * 25 + 296384 * 6.25 + 102189 * 10 + 2455695 * 0.5) / 1e6
     assert s["estimated_cost_usd"] == pytest.approx(expected, abs=1e-4) == 5.4513
-    subs = {a["id"]: a for a in s["subagents"]}
+    subs = {a["agent_id"]: a for a in s["subagents"]}
     assert len(subs) == 6
     assert subs["a4ca7529859c158c2"]["tokens"] == {"input": 445, "output": 7923,
                                                    "cache_creation": 113769, "cache_read": 615694}
@@ -45,23 +45,24 @@ def test_2_1_114_parallel_agents_and_placeholder_lines(real_projects):
     assert s["skills_invoked"] == [{
         "skill": "my-worktree-actors", "count": 1, "status": "pass",
         "tokens": {"input": 32, "output": 6270, "cache_creation": 78300, "cache_read": 404737}}]
-    shas = [c["sha"] for c in s["commits"]]
+    shas = [c["commit_id"] for c in s["commits"]]
     assert shas == ["01788e7", "5ea305f", "e081dab", "ad2d134", "2552732", "9877e04", "3fd7533"]
 
 
 def test_2_0_5_successful_and_rejected_git_commits(real_projects):
     s = stats_of(real_projects, "9e953218-585f-4692-89df-9e0747a31c68")
     assert s["commits"] == [
-        {"sha": "030d80d", "message": "Add tokenizer application files and comprehensive README"},
-        {"sha": "acf21f1", "message": "Fix relative paths for submodule deployment"},
-        {"sha": "42b4429", "message": "Add dynamic base tag and favicon for standalone deployment"},
-        {"sha": "d6cbb36", "message": "Update tokenizer submodule with dynamic base tag fix"},
-        {"sha": "ef55c7b", "message": "Remove dynamic base tag - use simple relative paths"},
-        {"sha": "2564804", "message": "Add rewrites for tokenizer assets to eliminate failed requests"},
+        {"commit_id": "030d80d", "message": "Add tokenizer application files and comprehensive README"},
+        {"commit_id": "acf21f1", "message": "Fix relative paths for submodule deployment"},
+        {"commit_id": "42b4429", "message": "Add dynamic base tag and favicon for standalone deployment"},
+        {"commit_id": "d6cbb36", "message": "Update tokenizer submodule with dynamic base tag fix"},
+        {"commit_id": "ef55c7b", "message": "Remove dynamic base tag - use simple relative paths"},
+        {"commit_id": "2564804", "message": "Add rewrites for tokenizer assets to eliminate failed requests"},
     ]
     # The first commit was rejected once, then went through: a resolved problem.
     rejected = [p for p in s["problems_faced"] if p["description"].startswith("Bash failed: git commit")]
-    assert rejected == [{"description": 'Bash failed: git commit -m "…"', "resolved": True, "iterations": 1}]
+    assert rejected == [{"description": 'Bash failed: git commit -m "…"', "resolved": True, "iterations": 1,
+                         "tool": "Bash", "error": "failed", "command": 'git commit -m "…"'}]
     assert s["models"] == {"claude-sonnet-4-5-20250929": {
         "messages": 101, "input_tokens": 419, "output_tokens": 3195, "cache_creation_tokens": 330302,
         "cache_read_tokens": 4775345,
@@ -89,7 +90,7 @@ def test_subagents_directory_layout_2_1_17(real_projects):
     s = stats_of(real_projects, "29ccd257-68b1-427f-ae5f-6524b7cb6f20")
     assert tokens(s) == [4468, 20, 50764, 272977]
     [agent] = s["subagents"]
-    assert agent["id"] == "a2271d1"
+    assert agent["agent_id"] == "a2271d1"
     assert agent["model"] == "claude-haiku-4-5-20251001"
     assert agent["messages"] == 10
     assert agent["tokens"] == {"input": 4466, "output": 18, "cache_creation": 42768, "cache_read": 236968}
@@ -100,7 +101,7 @@ def test_subagents_directory_layout_2_1_17(real_projects):
 def test_flat_agent_files_fold_into_parent_2_0_55(real_projects):
     s = stats_of(real_projects, "a7da6a22-facc-4fcd-8bab-f83c87862004")
     assert tokens(s) == [2250 + 869, 31430 + 840, 175207 + 41483, 8505166 + 124362]
-    [agent] = [a for a in s["subagents"] if a["id"] == "c8d9b115"]
+    [agent] = [a for a in s["subagents"] if a["agent_id"] == "c8d9b115"]
     assert agent["tokens"] == {"input": 869, "output": 840, "cache_creation": 41483, "cache_read": 124362}
     assert agent["model"] == "claude-haiku-4-5-20251001"
     assert agent["type"] != "unknown"
@@ -112,7 +113,7 @@ def test_session_known_only_from_flat_agent_files(real_projects):
     assert tokens(s) == [5173, 11549, 203280, 453218]
     assert len(s["subagents"]) == 9
     warmups = [a for a in s["subagents"] if a["type"] == "warmup"]
-    assert {a["id"] for a in warmups} == {"55b71465", "af75be79", "3b8502cb", "3d1bd44a"}
+    assert {a["agent_id"] for a in warmups} == {"55b71465", "af75be79", "3b8502cb", "3d1bd44a"}
     assert s["turns"] == 0
     # no main thread at all: branch and folder come from the subagents' lines
     assert (s["branch"], s["cwd"]) == ("main", "/Users/dain/workspace/coderabbit-review-helper")
@@ -121,7 +122,7 @@ def test_session_known_only_from_flat_agent_files(real_projects):
 def test_warmup_agents_consume_tokens(real_projects):
     s = stats_of(real_projects, "7864f562-717b-4d70-a1cb-b588f7826a1a")
     assert tokens(s) == [1366 + 3, 146 + 87, 0 + 1374, 0]
-    assert sorted(a["id"] for a in s["subagents"]) == ["3ea04571", "b1f5d80e"]
+    assert sorted(a["agent_id"] for a in s["subagents"]) == ["3ea04571", "b1f5d80e"]
 
 
 # ── Dedupe and ownership rules on synthetic transcripts ──────────────────────
@@ -178,7 +179,7 @@ def test_main_thread_beats_inline_sidechain_replay(tmp_path):
     first, second = s["subagents"]
     assert first["type"] == "Explore" and first["description"] == "Look around"
     assert first["tokens"] == {"input": 7, "output": 70, "cache_creation": 0, "cache_read": 700}
-    assert first["tool_use_id"] == "toolu_task" and first["id"].startswith("sidechain-")
+    assert first["tool_use_id"] == "toolu_task" and first["agent_id"].startswith("sidechain-")
     assert second["type"] == "Plan" and second["tokens"]["output"] == 30
     assert s["tools_by_thread"]["main"] == {"Task": 2}
 
@@ -214,7 +215,7 @@ def test_flat_agent_file_is_linked_to_its_task_call(tmp_path):
     agent.write()
     s = stats_of(tmp_path, "s1")
     [row] = s["subagents"]
-    assert (row["id"], row["type"], row["description"]) == ("f00d", "code-reviewer", "Review diff")
+    assert (row["agent_id"], row["type"], row["description"]) == ("f00d", "code-reviewer", "Review diff")
     # real usage from the agent's own lines, not toolUseResult.totalTokens
     assert row["tokens"] == {"input": 4, "output": 40, "cache_creation": 400, "cache_read": 4000}
     assert tokens(s) == [5, 41, 400, 4000]
@@ -341,7 +342,7 @@ def test_root_commit_and_duplicate_shas(tmp_path):
     t.tool_use("msg_4", "toolu_4", "Bash", {"command": "git commit -m 'x'"}, usage(1, 1))
     t.tool_result("toolu_4", "The user doesn't want to proceed with this tool use.", is_error=True)
     t.write()
-    assert stats_of(tmp_path, "s1")["commits"] == [{"sha": "1a2b3c4", "message": "init"}]
+    assert stats_of(tmp_path, "s1")["commits"] == [{"commit_id": "1a2b3c4", "message": "init"}]
 
 
 def test_problems_are_grouped_resolved_and_redacted(tmp_path):
@@ -349,14 +350,16 @@ def test_problems_are_grouped_resolved_and_redacted(tmp_path):
     for i in range(3):
         t.tool_use(f"msg_{i}", f"toolu_{i}", "Bash",
                    {"command": "cd /repo && API_TOKEN=sekrit123 npm test -- --token abcdef123456"}, usage(1, 1))
-        t.tool_result(f"toolu_{i}", "exit 1", is_error=i < 2)
+        t.tool_result(f"toolu_{i}", "Exit code 1\nnpm ERR! test failed", is_error=i < 2)
     t.tool_use("msg_e", "toolu_e", "Edit", {"file_path": "/repo/a.py"}, usage(1, 1))
-    t.tool_result("toolu_e", "String not found", is_error=True)
+    t.tool_result("toolu_e", "<tool_use_error>String to replace not found in file.</tool_use_error>", is_error=True)
     t.write()
     problems = stats_of(tmp_path, "s1")["problems_faced"]
     assert problems == [
-        {"description": "Bash failed: npm test -- --token ***", "resolved": True, "iterations": 2},
-        {"description": "Edit failed: /repo/a.py", "resolved": False, "iterations": 1},
+        {"description": "Bash failed: npm test -- --token ***", "resolved": True, "iterations": 2,
+         "tool": "Bash", "error": "exit code 1", "command": "npm test -- --token ***"},
+        {"description": "Edit failed: /repo/a.py", "resolved": False, "iterations": 1,
+         "tool": "Edit", "error": "text to replace not found", "path": "/repo/a.py"},
     ]
     assert "sekrit" not in json.dumps(problems) and "abcdef" not in json.dumps(problems)
 

@@ -34,10 +34,12 @@ import html
 import io
 import itertools
 import json
+import math
 import os
 import pickle
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -46,7 +48,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+# The stats' shape. 2: a subagent's id is `agent_id` and a commit's SHA `commit_id` (was `id` and
+# `sha`): common secret scanners take a long hex string under any other key for a secret.
+SCHEMA_VERSION = 2
 PROG = "session-analytics"
 
 # Exit codes. Each failure class has its own code so that skills and CI can react.
@@ -87,7 +91,6 @@ NON_PROMPT_PREFIXES = (
     "<teammate-message", "<system-reminder>",
 )
 
-RESULT_TEXT_LIMIT = 4000
 RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the stats read
 PROVISIONAL_AGENT = "~"          # prefix of inline sidechain ids before their root is known
 
@@ -107,6 +110,7 @@ CACHE_PROBE_BYTES = 64 * 1024
 # calls pickled), paid for every file of a first read, while only the files still being written
 # ever resume; a smaller file that grew is read again in less than a tenth of a second.
 CACHE_MIN_BYTES = 4 << 20
+CACHE_UNUSED_DAYS = 30
 
 # The price table is data: one JSON-shaped literal, the same shape `--pricing FILE` takes. USD per
 # million tokens. Every rate is copied from Anthropic's pricing page or the model's overview page
@@ -509,8 +513,27 @@ def as_str(value) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text so that readers see the old file or the whole new one, never a part."""
+    """Write text so that readers see the old file or the whole new one, never a part.
+
+    Only a regular file (or a new one) is replaced that way; through a symlink, the file it points
+    at. A device, FIFO or socket (-o /dev/stdout, -o /dev/null as root) is written through, as a
+    shell redirection would: replacing it would put a regular file where the device was."""
     path = Path(path)
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise UserError(f"cannot write {path}: it is a folder", EXIT_OUTPUT)
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        try:
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            return
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}", EXIT_OUTPUT) from None
+    if info is not None and path.is_symlink():
+        path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path(".")
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -531,6 +554,23 @@ def write_atomic(path: Path, text: str) -> None:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}", EXIT_OUTPUT) from None
 
 
+def open_regular(path):
+    """An open binary file, or None when the path is not a regular file (a FIFO would block a
+    read forever, a device such as /dev/zero never ends): opened without blocking, then checked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return os.fdopen(fd, "rb", buffering=0)
+    except OSError:
+        os.close(fd)
+        return None
+
+
 def read_json_file(path: Path, what: str):
     """Load a JSON input file or fail with one clear line."""
     try:
@@ -542,28 +582,130 @@ def read_json_file(path: Path, what: str):
         raise UserError(f"{what} file {path} is not valid JSON: {exc}") from None
 
 
-_SECRET_PATTERNS = [
-    (re.compile(r"(?i)\b(gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"), "***"),
-    (re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AKIA[0-9A-Z]{16})"), "***"),
-    (re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._\-+/=]{12,}"), r"\1 ***"),
-    (re.compile(r"(?i)(--?(?:password|passwd|token|secret|api[-_]?key|auth)[= ])\s*(\"[^\"]*\"|'[^']*'|\S+)"),
-     r"\1***"),
-    (re.compile(r"(?i)\b([A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY)"
-                r"[A-Z0-9_]*)\s*[=:]\s*(\"[^\"]*\"|'[^']*'|\S+)"), r"\1=***"),
-    (re.compile(r"(?i)\b(\w+://)[^/\s:@]+:[^/\s@]+@"), r"\1***@"),
-]
+# ── Secrets: every shape we know, blanked wherever session text is kept or goes out ──
+#
+# A command line, an error text, a commit subject or a subagent's description may carry a
+# credential. redact_secrets replaces each one it recognises with ***, keeping what names it (the
+# option, the variable, the URL's scheme) so that the text still reads. The shapes follow the
+# rules of the common scanners (gitleaks, detect-secrets, secretlint): tokens whose prefix names
+# them, credentials inside something else (a URL, a header, a command-line option, an
+# assignment), and long random strings. tests/test_privacy.py plants each shape of
+# tests/fixtures/secret_shapes.py in text and has two real scanners find nothing of it after.
+
+_SECRET_TOKENS = re.compile("|".join((
+    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*)",
+    r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[A-Z0-9]{16}\b",
+    r"\bgh[pousr]_[A-Za-z0-9]{20,}", r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+    r"\bgl(?:pat|dt|rt|ptt|ft|imt|agent|oas|cbt|soat|ffct|sat)-[A-Za-z0-9_\-]{20,}", r"\bGR1348941[A-Za-z0-9_\-]{20,}",
+    r"\bATBB[A-Za-z0-9_\-=.]{20,}", r"\bATCTT3xFfGN0[A-Za-z0-9_\-=]{20,}", r"\bATATT3xFfGF0[A-Za-z0-9_\-=]{20,}",
+    r"\bsk-[A-Za-z0-9_\-]{20,}", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}", r"\bwhsec_[A-Za-z0-9]{20,}",
+    r"\bxox[abposre]-[A-Za-z0-9\-]{10,}", r"\bxapp-\d-[A-Za-z0-9\-]{10,}",
+    r"\bhttps://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+",
+    r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
+    r"\bAIza[0-9A-Za-z_\-]{35}", r"\bya29\.[0-9A-Za-z_\-]{20,}", r"\bGOCSPX-[A-Za-z0-9_\-]{20,}",
+    r"\bnpm_[A-Za-z0-9]{36}", r"\bpypi-[A-Za-z0-9_\-]{50,}", r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
+    r"\b(?:SK|AC)[0-9a-fA-F]{32}\b", r"\b[0-9a-f]{32}-us\d{1,2}\b", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
+    r"\b[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,}",
+    r"\bhttps://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_\-]+",
+    r"\b\d{8,10}:AA[A-Za-z0-9_\-]{33}", r"\bdo[por]_v1_[a-f0-9]{64}", r"\bhf_[A-Za-z0-9]{30,}",
+    r"\bdapi[a-f0-9]{32}(?:-\d)?", r"\bglc_[A-Za-z0-9+/]{32,}={0,2}", r"\bdckr_pat_[A-Za-z0-9_\-]{20,}",
+    r"\bLTAI[A-Za-z0-9]{12,20}\b", r"\bsq0(?:atp|csp)-[0-9A-Za-z_\-]{22,}", r"\bkey-[0-9a-zA-Z]{32}\b",
+    r"\bxkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}", r"\bsntry[su]_[A-Za-z0-9+/=_]{40,}", r"\blin_api_[A-Za-z0-9]{40}",
+    r"\bsecret_[A-Za-z0-9]{43}\b", r"\bntn_[A-Za-z0-9]{40,}", r"\brubygems_[a-f0-9]{48}",
+    r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}", r"\bpscale_(?:tkn|pw|oauth)_[A-Za-z0-9_\-=.]{32,}",
+    r"\bpat[A-Za-z0-9]{14}\.[a-f0-9]{64}", r"\bEAA[A-Za-z0-9]{30,}", r"\bnfp_[A-Za-z0-9]{36}",
+)), re.DOTALL)
+
+# (pattern, replacement): the credential is the last group or what the replacement leaves out.
+_SECRET_PARTS = tuple((re.compile(pattern, flags), replacement) for pattern, flags, replacement in (
+    # a URL's user:password@ (or a token alone before the @, as git clone https://TOKEN@host takes it)
+    (r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]*@", 0, r"\1***@"),
+    (r"\b(https?://)[A-Za-z0-9_\-]{20,}@", 0, r"\1***@"),
+    # Authorization: Basic|Bearer|Token ...
+    (r"\b(bearer|token|basic|digest)(\s+)[A-Za-z0-9._~+/=\-]{8,}", re.I, r"\1\2***"),
+    # command-line options that take a secret: --password X, --token=X, ...
+    (r"(--?(?:password|passwd|pass|pwd|token|secret|api[-_]?key|apikey|access[-_]?key|secret[-_]?key"
+     r"|client[-_]?secret|auth(?:[-_]?token)?|private[-_]?key|passphrase|credentials?|http-password"
+     r"|proxy-password)(?:=|\s+))(?:\"[^\"]*\"|'[^']*'|\S+)", re.I, r"\1***"),
+    # mysql -pSECRET (attached), redis-cli -a X, sshpass -p X, mongo/sqlcmd -p X, docker login -p X
+    (r"(\bmysql(?:dump|admin|sh|import|check|slap)?\b[^\n|;&]*?\s-p)(?=\S)(?:\"[^\"]*\"|'[^']*'|\S+)", 0, r"\1***"),
+    (r"(\b(?:redis-cli|keydb-cli)\b[^\n|;&]*?\s-a\s+)\S+", 0, r"\1***"),
+    (r"(\bsshpass\b[^\n|;&]*?\s-p\s*)\S+", 0, r"\1***"),
+    (r"(\b(?:mongo|mongosh|mongodump|mongorestore|sqlcmd|bcp|isql)\b[^\n|;&]*?\s-[pP]\s+)\S+", 0, r"\1***"),
+    (r"(\bdocker\b[^\n|;&]*\blogin\b[^\n|;&]*?\s-p\s+)\S+", 0, r"\1***"),
+    # openssl ... -k X, -pass pass:X, -passin env:X's value is not there, file: is a path
+    (r"(\bopenssl\b[^\n|;&]*?\s-[kK]\s+)\S+", 0, r"\1***"),
+    (r"(\s-pass(?:in|out)?\s+pass:)\S+", 0, r"\1***"),
+    # curl -u user:password, --user user:password (also -uuser:password)
+    (r"((?:\s|^)(?:-u\s*|--user[=\s]\s*|--proxy-user[=\s]\s*)(?:\"|')?[^\s:\"']+:)(?:\"[^\"]*\"|'[^']*'|[^\s\"']+)",
+     0, r"\1***"),
+    # NAME=value and "name": "value" where the name says secret
+    (r"\b([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key"
+     r"|private[_\-]?key|client[_\-]?secret|credentials?|auth[_\-]?key|session[_\-]?key|signing[_\-]?key"
+     r"|encryption[_\-]?key|conn(?:ection)?[_\-]?string)[A-Za-z0-9_.\-]*(?<![Tt]okens)(?<!TOKENS)[\"']?\s*[:=]\s*)"
+     r"(?!\*\*\*)(?:\"[^\"]*\"|'[^']*'|[^\s,;&|)\"']+)", re.I, r"\1***"),
+))
+
+# Long random strings: a key with no known prefix (a bare AWS secret key, a generated password).
+_RANDOM_RUN_RE = re.compile(r"[A-Za-z0-9+/=_\-]{20,}")
+
+
+def _looks_random(run: str) -> bool:
+    """A run of 20+ key characters that reads as random: three character classes and high
+    entropy, or 32+ hex digits, or AWS's 40-character secret shape. Paths are judged by part."""
+    if len(run) == 40 and not run.startswith("/") and re.fullmatch(r"[A-Za-z0-9+/]{40}", run) \
+            and re.search(r"[A-Z]", run) and re.search(r"[a-z]", run) and re.search(r"\d", run):
+        return True
+    if run.startswith("/") or run.count("/") > 2:
+        return any(_looks_random(part) for part in run.split("/") if len(part) >= 20)
+    letters = run.strip("=")
+    if re.fullmatch(r"[0-9a-fA-F]{32,}", letters):
+        return _entropy(letters) >= 3.0
+    classes = bool(re.search(r"[a-z]", run)) + bool(re.search(r"[A-Z]", run)) + bool(re.search(r"\d", run))
+    if classes < 3 or len(run) < 24 or _entropy(run) < 4.2:
+        return False
+    # an identifier (SessionAnalyticsDashboard2024, test_parse_v2_Header) is mostly words
+    words = sum(len(w) for w in _WORD_RE.findall(run))
+    return words < 0.6 * len(run)
+
+
+_WORD_RE = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{2,}(?![a-z])")
+
+
+def _entropy(text: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = collections.Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
 def redact_secrets(text: str) -> str:
-    """Blank out tokens, keys and passwords that command lines and errors may carry."""
-    for pattern, replacement in _SECRET_PATTERNS:
+    """Every credential in text replaced by ***; see _SECRET_TOKENS, _SECRET_PARTS, _looks_random."""
+    if not text:
+        return text
+    text = _SECRET_TOKENS.sub("***", text)
+    for pattern, replacement in _SECRET_PARTS:
         text = pattern.sub(replacement, text)
+    if len(text) >= 20:
+        text = _RANDOM_RUN_RE.sub(lambda m: "***" if _looks_random(m.group()) else m.group(), text)
     return text
 
 
 def shorten(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# What a session or agent id must look like before it names a file or leaves the machine. Ids are
+# also read from file content (a flat agent file's sessionId, a capture's session_id), where
+# `../../x` or an absolute path would otherwise write outside the output folder.
+SAFE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+def session_file(folder: Path, sid: str) -> Path:
+    """FOLDER/<session id>.json, for an id that can only name a file inside FOLDER."""
+    if not SAFE_ID_RE.fullmatch(sid):
+        raise UserError(f"not a session id, so it names no file: {sid!r}", EXIT_BAD_INPUT)
+    return folder / f"{sid}.json"
 
 
 def encode_project_dir(cwd: str) -> str:
@@ -599,6 +741,12 @@ class ApiCall:
     correction: bool = False     # a capture's tokens its result counted beyond the streamed messages
 
 
+# What is kept of tool calls and results is what the stats need, never the text itself: a digest
+# of each call's command or target (to group failures and see them resolved), the command's head
+# or the target only of a call that failed, a result's commit lines and error class, a subagent
+# prompt's digest. So neither memory nor the cache holds command output, prompts, or the commands
+# and paths of calls that went well.
+
 @dataclass(slots=True)
 class ToolUse:
     id: str
@@ -606,20 +754,23 @@ class ToolUse:
     ts: float | None
     agent: str | None
     call_key: tuple
-    command: str = ""            # Bash command
+    signature: str = ""          # digest of the command's head (Bash) or of the target: call_signature
+    commits: bool = False        # Bash: the command runs `git commit`
     skill: str = ""              # Skill name
-    target: str = ""             # file path or pattern, for problems
     subagent_type: str = ""
     description: str = ""
-    prompt_head: str = ""        # first chars of a Task prompt, to link inline sidechains
+    prompt_key: str = ""         # digest of a Task prompt's head, to link inline sidechains
 
 
 @dataclass(slots=True)
 class ToolResult:
     tool_use_id: str
     is_error: bool
-    text: str                    # head of the result text
     ts: float | None
+    error: str = ""              # the error's class (error_class), for a failed call
+    what: str = ""               # a failed call's command head (Bash) or target, secrets redacted
+    what_kind: str = ""          # "command", "path", "pattern" or "url"
+    commits: tuple = ()          # (sha, subject) of each `[branch sha] subject` line of a commit
     agent_id: str = ""           # toolUseResult.agentId of a Task/Agent result
     agent_type: str = ""
     reported: dict | None = None # toolUseResult's usage of a Task/Agent result: its last call only
@@ -647,12 +798,12 @@ class FileScan:
     agent_cwds: collections.Counter = field(default_factory=collections.Counter)    # subagents
     agent_branches: collections.Counter = field(default_factory=collections.Counter)
     versions: set = field(default_factory=set)
-    agent_first_prompt: dict = field(default_factory=dict)   # agent id -> first prompt text
+    agent_prompt_keys: dict = field(default_factory=dict)    # agent id -> prompt_key of its first prompt
     compactions: int = 0
     skipped: collections.Counter = field(default_factory=collections.Counter)
     cost_state: dict | None = None     # Claude Code's own cost record: the file's last cost-state
     titles: dict = field(default_factory=dict)   # "custom", "ai", "summary" -> the latest of each
-    first_prompt: str = ""
+    first_prompt: str = ""                           # the title's fallback: secrets redacted
     # how many lines the fast paths read without decoding them (speed only: not compared)
     skimmed: int = field(default=0, compare=False)
     glanced: int = field(default=0, compare=False)
@@ -673,7 +824,7 @@ class SessionFacts:
     branches: collections.Counter
     versions: set
     agent_meta: dict               # agent id -> {"agentType", "description"}
-    agent_first_prompt: dict
+    agent_prompt_keys: dict
     compactions: int
     skipped: collections.Counter
     depth: str = FULL
@@ -822,9 +973,11 @@ class _ScanState:
     scan: FileScan
     inline_parent: dict = field(default_factory=dict)   # sidechain uuid -> parentUuid
     inline_lines: list = field(default_factory=list)    # (uuid, ApiCall or ToolUse) awaiting an agent
-    uuid_prompt: dict = field(default_factory=dict)
+    uuid_prompt_key: dict = field(default_factory=dict)  # an inline chain's first line -> prompt_key
     tool_names: dict = field(default_factory=dict)      # tool_use id -> tool name, for its result
     commit_calls: set = field(default_factory=set)      # ids of Bash calls that run git commit
+    call_text: dict = field(default_factory=dict)       # call id -> (command head or target, kind),
+                                                        # until its result says whether it failed
 
     @property
     def text_tools(self) -> tuple:
@@ -843,11 +996,11 @@ def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str 
     (list_row reads nothing else of them), so every other result is glanced at or skimmed.
     """
     path = Path(path)
-    try:
-        handle = open(path, "rb", buffering=0)
-    except OSError:
+    handle = open_regular(path)
+    if handle is None:
         scan = FileScan(path=path, session_id=session_hint, depth=depth)
-        scan.skipped["unreadable files"] += 1
+        scan.skipped["unreadable files" if path.is_file() or not os.path.lexists(path)
+                     else "files that are not regular files"] += 1
         return scan
     cache = options.cache
     fast = fast_lines(depth, options) if options.fast_lines else None
@@ -869,7 +1022,7 @@ def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str 
                 snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
             cache.store(path, handle, *snapshot, kind)
     if state.inline_lines:
-        _resolve_inline_sidechains(state.scan, state.inline_parent, state.inline_lines, state.uuid_prompt)
+        _resolve_inline_sidechains(state.scan, state.inline_parent, state.inline_lines, state.uuid_prompt_key)
     return state.scan
 
 
@@ -1048,41 +1201,72 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
             continue                    # a list row reads only Task/Agent calls: subagent links
         tool_input = as_dict(block.get("input"))
         use = ToolUse(id=use_id, name=name, ts=ts, agent=agent, call_key=key)
+        what, kind = "", ""
         if name == "Bash":
-            use.command = as_str(tool_input.get("command"))
-            if _GIT_COMMIT_CMD_RE.search(use.command):
+            command = as_str(tool_input.get("command"))
+            what, kind = normalize_command(command), "command"
+            if _GIT_COMMIT_CMD_RE.search(command):
+                use.commits = True
                 state.commit_calls.add(use_id)
         elif name == "Skill":
             use.skill = as_str(tool_input.get("skill")) or as_str(tool_input.get("command"))
         elif name in TASK_TOOLS:
             use.subagent_type = as_str(tool_input.get("subagent_type"))
             use.description = as_str(tool_input.get("description"))
-            use.prompt_head = as_str(tool_input.get("prompt"))[:200]
-        use.target = as_str(tool_input.get("file_path") or tool_input.get("notebook_path")
-                            or tool_input.get("path") or tool_input.get("pattern")
-                            or tool_input.get("url"))
+            use.prompt_key = prompt_key(as_str(tool_input.get("prompt")))
+        if not what:
+            for key, target_kind in _TARGET_KEYS:
+                value = tool_input.get(key)
+                if value and type(value) is str:
+                    what, kind = value, target_kind
+                    break
+        if what:
+            use.signature = call_signature(name, what)
+            state.call_text[use_id] = (what, kind)
         scan.tool_uses.append(use)
         if pending_inline:
             state.inline_lines.append((as_str(rec.get("uuid")), use))
 
 
+_TARGET_KEYS = (("file_path", "path"), ("notebook_path", "path"), ("path", "path"), ("pattern", "pattern"),
+                ("url", "url"))
+
+
+def call_signature(tool: str, what: str) -> str:
+    """Which calls are the same call again, for problems: a digest of the tool and its command
+    head or target."""
+    return hashlib.blake2b(f"{tool}\0{what}".encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+def failed_call_text(state, use_id: str) -> tuple[str, str]:
+    """The command head or target of a call whose result says it failed, secrets redacted."""
+    what, kind = state.call_text.get(use_id, ("", ""))
+    return (what if kind == "command" else shorten(redact_secrets(what), 200)), kind
+
+
 def _read_results(state, rec, blocks, ts):
-    """One ToolResult per block; the text only for the tools whose text the stats read."""
+    """One ToolResult per block: whether the call failed and how (error_class), and from the text
+    of the tools the stats read (Bash, Task/Agent) the facts in it: commit lines, subagent link."""
     meta = None
     for block in blocks:
         use_id = as_str(block.get("tool_use_id"))
         is_error = block.get("is_error") is True
+        what, kind = failed_call_text(state, use_id) if is_error else ("", "")
+        state.call_text.pop(use_id, None)
         if not result_text_read(state.tool_names, use_id, state.text_tools):
             if state.scan.depth != ROW:     # a list row reads only subagent links
-                state.scan.tool_results.append(ToolResult(use_id, is_error, "", ts))
+                error = error_class(_text_of(block.get("content"))) if is_error else ""
+                state.scan.tool_results.append(ToolResult(use_id, is_error, ts, error, what, kind))
             continue
         if meta is None:
             meta = as_dict(rec.get("toolUseResult"))
         text = _text_of(block.get("content"))
         reported = meta.get("usage")
+        # a call this file does not hold may be a commit too: session_commits checks its command
+        commits = use_id in state.commit_calls or use_id not in state.tool_names
         state.scan.tool_results.append(ToolResult(
-            tool_use_id=use_id, is_error=is_error,
-            text=kept_result_text(text) if use_id in state.commit_calls else text[:RESULT_TEXT_LIMIT], ts=ts,
+            tool_use_id=use_id, is_error=is_error, ts=ts, error=error_class(text) if is_error else "",
+            what=what, what_kind=kind, commits=commit_lines(text) if commits else (),
             agent_id=as_str(meta.get("agentId")) or _agent_id_in_text(text),
             agent_type=as_str(meta.get("agentType")),
             reported={**token_dict(_usage_of(reported)), "total_tokens": as_int(meta.get("totalTokens"))}
@@ -1090,19 +1274,47 @@ def _read_results(state, rec, blocks, ts):
         ))
 
 
-# A commit line can come after pages of pre-commit hook output (lint, tests): of a `git commit`
-# call's result the head of the text is kept, and from the rest only the lines that read as
-# `[branch sha] message`; of any other result, only the head.
+# `git commit` prints `[branch sha] subject` (`[branch (root-commit) sha]` for a first commit),
+# possibly after pages of pre-commit hook output: every such line of the result counts.
 _COMMIT_LINE_RE = re.compile(r"^\[(.+?) ([0-9a-f]{7,40})\] (.*)$", re.MULTILINE)
 
 
-def kept_result_text(text: str) -> str:
-    """The head of a result text plus every commit line after it, however far in."""
-    if len(text) <= RESULT_TEXT_LIMIT:
-        return text
-    tail_from = text.rfind("\n", 0, RESULT_TEXT_LIMIT) + 1 or RESULT_TEXT_LIMIT
-    later = [m.group(0) for m in _COMMIT_LINE_RE.finditer(text, tail_from)]
-    return text[:tail_from] + "".join(line + "\n" for line in later)
+def commit_lines(text: str) -> tuple:
+    """(sha, subject) of each commit line in a result text, subjects stripped of secrets."""
+    if "] " not in text:
+        return ()
+    return tuple((m.group(2), redact_secrets(m.group(3).strip())) for m in _COMMIT_LINE_RE.finditer(text))
+
+
+# What a failed call's result says, as one of a few classes: a public comment names the class
+# instead of quoting the error text, which may hold anything (a path, a host, a secret, or the
+# words the user typed when they refused the call). Checked in order against the text's head.
+_ERROR_CLASSES = tuple((re.compile(pattern), label) for pattern, label in (
+    (r"^\s*Exit code (\d+)", "exit code {0}"),
+    (r"doesn't want to proceed|user rejected|was rejected", "rejected by the user"),
+    (r"\[Request interrupted|[Ii]nterrupted by user", "interrupted"),
+    (r"requires approval|requested permissions|was blocked|[Pp]ermission denied|EACCES|not permitted",
+     "permission denied"),
+    (r"has not been read yet|[Rr]ead it first", "file not read first"),
+    (r"String to replace not found", "text to replace not found"),
+    (r"Found \d+ matches of the string to replace", "more than one match to replace"),
+    (r"No such tool available", "no such tool"),
+    (r"EISDIR|[Ii]s a directory", "is a directory"),
+    (r"No such file or directory|[Dd]oes not exist|ENOENT|[Nn]ot found", "not found"),
+    (r"status code (\d{3})|HTTP (\d{3})", "HTTP {0}"),
+    (r"[Tt]imed? ?out", "timed out"),
+    (r"Traceback \(most recent call last\)", "exception"),
+))
+
+
+def error_class(text: str) -> str:
+    """'exit code 1', 'rejected by the user', 'not found', ... or 'failed'."""
+    head = text[:400]
+    for pattern, label in _ERROR_CLASSES:
+        m = pattern.search(head)
+        if m:
+            return label.format(*(g for g in m.groups() if g))
+    return "failed"
 
 
 _COMMAND_RE = re.compile(r"<command-name>\s*/?([^<\s]+)\s*</command-name>")
@@ -1110,15 +1322,15 @@ _COMMAND_RE = re.compile(r"<command-name>\s*/?([^<\s]+)\s*</command-name>")
 
 def _read_prompt(state, rec, message, ts, agent, sidechain, uuid):
     """A user line that is not a tool result: a prompt, a slash command, or Claude Code's own."""
-    scan, uuid_prompt = state.scan, state.uuid_prompt
+    scan = state.scan
     content = message.get("content")
     text = _text_of(content)
     if sidechain or agent is not None:
         if uuid and not as_str(rec.get("parentUuid")):
-            uuid_prompt[uuid] = text
+            state.uuid_prompt_key[uuid] = prompt_key(text)
         if agent is not None and not agent.startswith(PROVISIONAL_AGENT) \
-                and agent not in scan.agent_first_prompt:
-            scan.agent_first_prompt[agent] = text
+                and agent not in scan.agent_prompt_keys:
+            scan.agent_prompt_keys[agent] = prompt_key(text)
         return
     if rec.get("isMeta") is True or rec.get("isCompactSummary") is True:
         return
@@ -1134,7 +1346,14 @@ def _read_prompt(state, rec, message, ts, agent, sidechain, uuid):
         return
     scan.prompts.append((uuid, ts))
     if not scan.first_prompt:
-        scan.first_prompt = shorten(" ".join(stripped[:4 * TITLE_LIMIT].split()), TITLE_LIMIT)
+        scan.first_prompt = redact_secrets(shorten(" ".join(stripped[:4 * TITLE_LIMIT].split()), TITLE_LIMIT))
+
+
+def prompt_key(text: str) -> str:
+    """A digest of a prompt's head: it matches a subagent's first prompt to the Task call that sent
+    it (and tells the warm-up agents), and keeps nothing of the prompt."""
+    head = text[:200].strip()
+    return hashlib.blake2b(head.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest() if head else ""
 
 
 _AGENT_ID_TEXT_RE = re.compile(r"\bagentId:\s*([A-Za-z0-9_\-]+)")
@@ -1146,7 +1365,7 @@ def _agent_id_in_text(text: str) -> str:
     return m.group(1) if m else ""
 
 
-def _resolve_inline_sidechains(scan, parents, pending, uuid_prompt):
+def _resolve_inline_sidechains(scan, parents, pending, uuid_prompt_key):
     """Give inline sidechain lines (<= 2.0.27, no agentId) the id of their chain's root."""
     roots = {}
 
@@ -1168,7 +1387,7 @@ def _resolve_inline_sidechains(scan, parents, pending, uuid_prompt):
         root = root_of(uuid) if uuid else ""
         agent = "sidechain-" + (root or "unknown")
         item.agent = agent
-        scan.agent_first_prompt.setdefault(agent, uuid_prompt.get(root, ""))
+        scan.agent_prompt_keys.setdefault(agent, uuid_prompt_key.get(root, ""))
 
 
 def merge_call(calls: dict, call: ApiCall) -> None:
@@ -1248,34 +1467,44 @@ def _subagent_files(folder: str) -> list[str]:
 
 def flat_agent_session(path: Path) -> str:
     """The parent session of a flat agent-*.jsonl file, from its first lines."""
-    try:
-        with open(path, "rb") as handle:
-            for _, raw in zip(range(50), handle):
-                m = re.search(rb'"sessionId"\s*:\s*"([^"]+)"', raw)
-                if m:
-                    return m.group(1).decode("utf-8", "replace")
-    except OSError:
-        pass
+    handle = open_regular(path)
+    if handle is None:
+        return ""
+    with handle:
+        for raw in handle.read(1 << 20).split(b"\n")[:50]:
+            m = re.search(rb'"sessionId"\s*:\s*"([^"]+)"', raw)
+            if m:
+                return m.group(1).decode("utf-8", "replace")
     return ""
 
 
 def agent_meta(path: Path) -> dict:
     """agent-<id>.meta.json beside a subagent transcript (2.1.x): agentType, description."""
-    meta_path = path.with_name(path.stem + ".meta.json")
+    handle = open_regular(path.with_name(path.stem + ".meta.json"))
+    if handle is None:
+        return {}
     try:
-        return as_dict(json.loads(meta_path.read_text("utf-8")))
-    except (OSError, ValueError, UnicodeDecodeError):
+        with handle:
+            return as_dict(json.loads(handle.read(1 << 20).decode("utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return {}
 
 
-def group_by_session(files: list[TranscriptFile]) -> dict[str, list[TranscriptFile]]:
-    """Session id -> its files; flat agent files join the session their lines name."""
+def group_by_session(files: list[TranscriptFile], skipped: collections.Counter | None = None
+                     ) -> dict[str, list[TranscriptFile]]:
+    """Session id -> its files; flat agent files join the session their lines name. A file
+    whose id is not one (SAFE_ID_RE) is left out, and counted in `skipped`."""
     sessions = collections.defaultdict(list)
     for tf in files:
         sid = tf.session_hint or flat_agent_session(tf.path)
-        if sid:
-            tf.session_hint = sid
-            sessions[sid].append(tf)
+        if not sid:
+            continue
+        if not SAFE_ID_RE.fullmatch(sid):
+            if skipped is not None:
+                skipped["files with an unsafe session id"] += 1
+            continue
+        tf.session_hint = sid
+        sessions[sid].append(tf)
     return sessions
 
 
@@ -1455,7 +1684,7 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
         tool_results=sorted(tool_results, key=lambda r: (r.ts or 0.0)),
         prompts=[], commands=[], timestamps=[],
         cwds=collections.Counter(), branches=collections.Counter(), versions=set(),
-        agent_meta=meta, agent_first_prompt={}, compactions=0, skipped=collections.Counter(),
+        agent_meta=meta, agent_prompt_keys={}, compactions=0, skipped=collections.Counter(),
         depth=ROW if any(scan.depth == ROW for scan in scans) else FULL,
         cost_state=next((scan.cost_state for tf, scan in zip(files, scans)
                          if tf.agent_hint is None and scan.cost_state is not None), None),
@@ -1478,8 +1707,8 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
         agent_cwds.update(scan.agent_cwds)
         agent_branches.update(scan.agent_branches)
         facts.versions |= scan.versions
-        for agent, prompt in scan.agent_first_prompt.items():
-            facts.agent_first_prompt.setdefault(agent, prompt)
+        for agent, key in scan.agent_prompt_keys.items():
+            facts.agent_prompt_keys.setdefault(agent, key)
         facts.compactions += scan.compactions
         facts.skipped.update(scan.skipped)
     facts.cwds = facts.cwds or agent_cwds               # sessions known only from subagent files
@@ -1559,7 +1788,7 @@ class HistoryReader:
             project, sid = find_session(self.projects_dir, session_id)
         else:
             project, sid = newest_session(self.projects_dir, cwd or os.getcwd())
-        groups = group_by_session(project_files(project))
+        groups = group_by_session(project_files(project), self.skipped)
         if transcript and path.resolve() not in {tf.path.resolve() for tf in groups.get(sid, [])}:
             groups.setdefault(sid, []).append(TranscriptFile(path, sid, None))
         return SessionRef(project, sid, groups)
@@ -1613,7 +1842,7 @@ class HistoryReader:
         # Grouping reads the first lines of flat agent files, so it waits until the cache missed
         # (the fingerprint covers those files' bytes through their size, mtime and inode).
         jobs = [SessionJob(project, sid, files, depth, summarise, self.options, settings=settings)
-                for project, listing in listed for sid, files in group_by_session(listing).items()]
+                for project, listing in listed for sid, files in group_by_session(listing, self.skipped).items()]
         results = run_jobs(jobs, self.options)
         self.sessions_read += [job.sid for job, result in zip(jobs, results) if result.read]
         lost = lost_calls(results, [(job.project.name, job.sid) for job in jobs])
@@ -1634,8 +1863,10 @@ class HistoryReader:
         self.skipped.update(skipped)
         self.empty_sessions += empty
         if whole:
-            cache.write(whole[0], "runs", {"fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty,
-                                           "sessions": [job.sid for job in jobs]})
+            cache.evict()
+            cache.write(whole[0], "runs", source=str(self.projects_dir), value={
+                "fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty,
+                "sessions": [job.sid for job in jobs]})
         return rows + self._captured(summarise, {job.sid for job in jobs})
 
     def _captured(self, summarise, known: set) -> list:
@@ -1650,6 +1881,9 @@ class HistoryReader:
                 continue
             facts = read_capture(path)
             self.skipped.update(facts.skipped)
+            if not SAFE_ID_RE.fullmatch(facts.session_id):
+                self.skipped["captures with an unsafe session id"] += 1
+                continue
             if facts.session_id in known:
                 continue                          # the transcript of the same run was read
             known.add(facts.session_id)
@@ -1726,15 +1960,15 @@ CAPTURE_FORMAT = "stream-json"
 
 def is_capture(path: Path) -> bool:
     """Does the file start like a stream-json capture (a system/init line with session_id)?"""
-    try:
-        with open(path, "rb") as handle:
-            for raw in itertools.islice(handle, 20):
-                rec, _ = decode_line(raw.rstrip(b"\n"), True)
-                if rec is not None:
-                    return rec.get("type") == "system" and rec.get("subtype") == "init" \
-                        and isinstance(rec.get("session_id"), str)
-    except OSError:
+    handle = open_regular(path)
+    if handle is None:
         return False
+    with handle:
+        for raw in handle.read(1 << 20).split(b"\n")[:20]:
+            rec, _ = decode_line(raw, True)
+            if rec is not None:
+                return rec.get("type") == "system" and rec.get("subtype") == "init" \
+                    and isinstance(rec.get("session_id"), str)
     return False
 
 
@@ -1743,12 +1977,10 @@ def read_capture(path: Path) -> SessionFacts:
     scan = FileScan(path=Path(path), depth=FULL)
     state = _ScanState(scan)
     init, results, branch = {}, [], None
-    try:
-        handle = open(path, "rb", buffering=0)
-    except OSError:
+    handle = open_regular(path)
+    if handle is None:
         scan.skipped["unreadable files"] += 1
-        handle = None
-    if handle is not None:
+    else:
         with handle:
             for line, _, terminated in iter_lines(handle, 0):
                 rec, problem = decode_line(line, terminated)
@@ -1769,7 +2001,7 @@ def read_capture(path: Path) -> SessionFacts:
                 elif kind in ("assistant", "user") and isinstance(rec.get("message"), dict):
                     _scan_record(state, _transcript_record(rec, init, branch), None)
     if state.inline_lines:
-        _resolve_inline_sidechains(scan, state.inline_parent, state.inline_lines, state.uuid_prompt)
+        _resolve_inline_sidechains(scan, state.inline_parent, state.inline_lines, state.uuid_prompt_key)
     sid = scan.session_id or Path(path).stem
     project_dir = encode_project_dir(as_str(init.get("cwd"))) if init.get("cwd") else "captures"
     facts = assemble_session(sid, project_dir, [TranscriptFile(Path(path), sid, None)], [scan], {})
@@ -2178,6 +2410,9 @@ def _invocation_status(results: list) -> str:
     return "fail" if outcomes[-1] else "pass"
 
 
+WARMUP_PROMPT_KEY = prompt_key("Warmup")      # the prompt of the agents a session starts with
+
+
 def session_subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
     """One entry per subagent with its own tokens, linked to its Task/Agent call."""
     uses = {u.id: u for u in facts.tool_uses if u.name in TASK_TOOLS}
@@ -2187,8 +2422,8 @@ def session_subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
             linked.setdefault(res.agent_id, (uses[res.tool_use_id], res))
     by_prompt = {}
     for use in uses.values():
-        if use.prompt_head:
-            by_prompt.setdefault(use.prompt_head.strip(), use)
+        if use.prompt_key:
+            by_prompt.setdefault(use.prompt_key, use)
     calls_by_agent = collections.defaultdict(list)
     for call in facts.calls:
         if call.agent is not None:
@@ -2199,9 +2434,9 @@ def session_subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
     for agent in agents:
         calls = calls_by_agent.get(agent, [])
         use, res = linked.get(agent, (None, None))
-        first_prompt = as_str(facts.agent_first_prompt.get(agent))
+        first_prompt = as_str(facts.agent_prompt_keys.get(agent))
         if use is None and first_prompt:
-            use = by_prompt.get(first_prompt[:200].strip())
+            use = by_prompt.get(first_prompt)
         meta = as_dict(facts.agent_meta.get(agent))
         usage, dollars, priced = Usage(), 0.0, True
         model_counts = collections.Counter()
@@ -2217,11 +2452,11 @@ def session_subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
             kind = use.subagent_type or "general-purpose"
         else:
             kind = (as_str(meta.get("agentType")) or (res.agent_type if res else "")
-                    or ("warmup" if first_prompt.strip() == "Warmup" else "unknown"))
-        description = ((use.description if use else "") or as_str(meta.get("description"))
-                       or shorten(first_prompt, 80))
+                    or ("warmup" if first_prompt == WARMUP_PROMPT_KEY else "unknown"))
+        # never the subagent's prompt: a subagent without a description is shown by its type
+        description = (use.description if use else "") or as_str(meta.get("description"))
         row = {
-            "id": agent,
+            "agent_id": agent,
             "type": kind,
             "model": _most_common(model_counts),
             "tokens": token_dict(usage) if calls else None,
@@ -2244,23 +2479,23 @@ def session_subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
 
 def session_commits(facts: SessionFacts) -> list[dict]:
     """Commits reported by `git commit` output ('[branch sha] message'), unique by sha."""
-    commands = {u.id: u.command for u in facts.tool_uses if u.name == "Bash" and u.command}
+    committing = {u.id for u in facts.tool_uses if u.commits}
     found, seen = [], set()
     for res in facts.tool_results:
-        command = commands.get(res.tool_use_id)
-        if not command or not _GIT_COMMIT_CMD_RE.search(command):
+        if res.tool_use_id not in committing:
             continue
-        for m in _COMMIT_LINE_RE.finditer(res.text):
-            sha = m.group(2)
+        for sha, subject in res.commits:
             if sha in seen:
                 continue
             seen.add(sha)
-            found.append({"sha": sha, "message": m.group(3).strip()})
+            found.append({"commit_id": sha, "message": subject})
     return found
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_command(command: str) -> str:
-    """The recognisable head of a shell command: no cd prefix, env, quoted payloads or secrets."""
+    """The recognisable head of a shell command: no cd prefix, env, quoted payloads or secrets.
+    (Cached: a session runs the same commands again and again.)"""
     lines = [ln for ln in command.strip().splitlines() if ln.strip()]
     head = lines[0].strip() if lines else ""
     head = redact_secrets(head)
@@ -2271,41 +2506,37 @@ def normalize_command(command: str) -> str:
     return shorten(head, 80)
 
 
-def _problem_signature(use: ToolUse) -> tuple[str, str]:
-    if use.name == "Bash":
-        return ("Bash", normalize_command(use.command))
-    return (use.name, shorten(redact_secrets(use.target), 80))
-
-
 def derive_problems(facts: SessionFacts) -> list[dict]:
-    """Failing tool calls grouped by tool and normalised command or target.
-
-    iterations = how often it failed; resolved = the same call succeeded after
-    its last failure.
-    """
+    """Failing tool calls grouped by tool and call (its command head or target: call_signature).
+    iterations = how often it failed; resolved = the same call succeeded after its last failure;
+    error = the class of its last failure. Besides the description, each problem keeps its parts
+    (tool, error class, command or path or target), from which the privacy gate describes it at
+    each level."""
     uses = {u.id: u for u in facts.tool_uses}
     if not any(res.is_error for res in facts.tool_results):
         return []
-    problems, signatures = {}, {}           # the same command recurs: normalise it once
+    problems = {}
     for res in facts.tool_results:
         use = uses.get(res.tool_use_id)
         if use is None:
             continue
-        what = (use.name, use.command if use.name == "Bash" else use.target)
-        sig = signatures.get(what)
-        if sig is None:
-            sig = signatures[what] = _problem_signature(use)
+        sig = (use.name, use.signature)
         if res.is_error:
-            entry = problems.setdefault(sig, {"failures": 0, "resolved": False})
+            entry = problems.setdefault(sig, {"failures": 0, "resolved": False, "error": "", "what": "", "kind": ""})
             entry["failures"] += 1
             entry["resolved"] = False
+            entry["error"] = res.error or "failed"
+            entry["what"], entry["kind"] = res.what or entry["what"], res.what_kind or entry["kind"]
         elif sig in problems:
             problems[sig]["resolved"] = True
     out = []
-    for (tool, what), entry in problems.items():
-        description = f"{tool} failed: {what}" if what else f"{tool} failed"
-        out.append({"description": description, "resolved": entry["resolved"],
-                    "iterations": entry["failures"]})
+    for (tool, _), entry in problems.items():
+        what = entry["what"]
+        shown = shorten(what, 80)
+        part = {"command": "command", "path": "path"}.get(entry["kind"], "target")
+        out.append({"description": f"{tool} failed: {shown}" if shown else f"{tool} failed",
+                    "resolved": entry["resolved"], "iterations": entry["failures"],
+                    "tool": tool, "error": entry["error"], **({part: what} if what else {})})
     return out
 
 
@@ -2923,7 +3154,31 @@ def render_session_table(rows: list[dict], width: int | None = None) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return terminal_text(" ".join(str(text).split()))
+
+
+# A transcript's folder, branch or model name is data: in a terminal, an escape sequence in it
+# could move the cursor, set the window title or write to the clipboard, and a bidirectional
+# override could reorder what is shown. Control characters become visible stand-ins (C0 as their
+# control pictures, DEL and C1 as U+FFFD), and so do the bidirectional controls.
+_TERMINAL_UNSAFE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_text(text: str) -> str:
+    """Text that is safe to print: no control character but tab and newline is left as it is."""
+    return _TERMINAL_UNSAFE_RE.sub(lambda m: chr(0x2400 + ord(m.group())) if m.group() < "\x20" else "\ufffd", text)
+
+
+# JSON escapes C0 itself; DEL, C1, the bidirectional controls and the line separators are valid
+# in a JSON string as they are, so they are written as \\u escapes: the same value, nothing a
+# terminal acts on. NaN and infinities are not JSON: none may be written (allow_nan=False).
+_JSON_UNSAFE_RE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def json_text(obj, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """obj as JSON text for a file or a terminal, ending with a newline."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys)
+    return _JSON_UNSAFE_RE.sub(lambda m: "\\u%04x" % ord(m.group()), text) + "\n"
 
 
 # ── rollups: list --by day|week|month|project|model ──
@@ -3042,6 +3297,311 @@ def fit_table(table: list[list[str]], width: int | None, shrink: list = (), drop
     return "\n".join(lines) + "\n"
 
 
+# ── What leaves the machine: the privacy gate ─────────────────────────────────
+#
+# A comment on a public PR is world-readable, and GitHub keeps every edit of it. So everything
+# that leaves the machine (session and summary comments, extract files, OpenTelemetry spans) is
+# made from outbound_stats(stats, privacy) and from nothing else: OUTBOUND below lists every field
+# that may go out and the rule that shapes it. A field it does not name never leaves: the title
+# (it may be the first prompt), a subagent's call id, whatever a later version adds.
+#
+# Three levels (--privacy; the default follows the repository's visibility on GitHub):
+#   public  numbers and names only: models, tokens, costs, tools, skills, subagent types,
+#           durations, commit SHAs; commit subjects only of the commits GitHub shows on the PR;
+#           a problem as its tool, its error class and its path inside the repository; no text
+#           written in the session, no path outside the repository, no host, no email. The
+#           default for a public repository and whenever the visibility is unknown.
+#   team    the full report, with secrets and personal details removed: home folders as ~, the
+#           user's name, emails, private IPs and internal host names masked; the working folder
+#           as the repository's name. The default for a private or internal repository.
+#   full    team, with paths, hosts and emails as they are; on request only.
+# At every level secrets are removed (redact_secrets) and no prompt is ever included.
+
+PRIVACY_LEVELS = ("public", "team", "full")
+PRIVACY_TEXT = {"public": "numbers and names only",
+                "team": "secrets and personal details removed",
+                "full": "secrets removed; paths, hosts and emails as they are"}
+
+# Names too common to be someone's (a machine's service account, a container's user): masking
+# them would mangle ordinary words.
+_GENERIC_USERS = frozenset("""root user users runner ubuntu admin administrator dev developer app node home
+vscode codespace codespaces build builder ci jenkins docker default test tester me claude shared
+guest nobody www data""".split())
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """How much may leave, and what the gate must know to decide it."""
+    level: str = "public"
+    repo: str | None = None               # OWNER/NAME the output is about
+    pr_branch: str | None = None          # the PR's head branch: GitHub shows it
+    pr_commits: frozenset = frozenset()   # SHAs of the commits GitHub shows on the PR
+    people: frozenset = frozenset()       # user names to remove, lower-case
+
+
+def machine_people() -> frozenset:
+    """This machine's user names: $USER, $LOGNAME, the home folder's name."""
+    names = {os.environ.get("USER", ""), os.environ.get("LOGNAME", ""), Path.home().name}
+    return frozenset(n.lower() for n in names if n)
+
+
+_HOME_RE = re.compile(r"(?:/(?:home|Users)/|\b[A-Za-z]:\\+Users\\+)([^/\\\s'\"`:;,)]+)")
+_ROOT_HOME_RE = re.compile(r"(?<![\w.~/-])/root(?=/|\b)")
+_EMAIL_RE = re.compile(r"(?<![\w.+\-])([A-Za-z0-9][A-Za-z0-9._%+\-]*)@((?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+"
+                       r"[A-Za-z]{2,})\b")
+_IPV4_RE = re.compile(r"(?<![\d.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_IPV6_PRIVATE_RE = re.compile(r"(?i)(?<![0-9a-f:])(?:f[cd][0-9a-f]{2}|fe80):[0-9a-f:]*[0-9a-f]")
+_INTERNAL_HOST_RE = re.compile(r"(?i)\b(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?:local|internal|intranet|corp|lan|"
+                               r"localdomain|home\.arpa|cluster\.local|svc|private|priv)\b")
+_URL_HOST_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s:@?#'\"`]+)")
+
+
+def people_in(stats) -> frozenset:
+    """User names the stats give away: the owners of home folders in any of their strings."""
+    found = set()
+    for text in _strings(stats):
+        found.update(m.group(1).lower() for m in _HOME_RE.finditer(text))
+    return frozenset(found)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def scrub(text, privacy: Privacy) -> str:
+    """Text from a session as it may leave: secrets removed at every level; at team and public
+    also home folders, the user's names, emails, private IPs and internal hosts; at public every
+    host and IP address."""
+    text = redact_secrets(str(text))
+    if privacy.level == "full":
+        return text
+    text = _ROOT_HOME_RE.sub("~", _HOME_RE.sub("~", text))
+    text = _EMAIL_RE.sub(lambda m: m.group() if m.group(1) == "git" else "<email>", text)
+    public = privacy.level == "public"
+    text = _IPV4_RE.sub(lambda m: _masked_ip(m, public), text)
+    text = _IPV6_PRIVATE_RE.sub("<private-ip>", text)
+    text = _INTERNAL_HOST_RE.sub("<internal-host>", text)
+    text = _URL_HOST_RE.sub(lambda m: _masked_url_host(m, public), text)
+    people = [p for p in privacy.people if len(p) >= 3 and p not in _GENERIC_USERS]
+    if people:
+        names = "|".join(re.escape(p) for p in sorted(people, key=len, reverse=True))
+        text = re.sub(rf"(?i)(?<![A-Za-z0-9])(?:{names})(?![A-Za-z0-9])", "<user>", text)
+    return text
+
+
+def _masked_ip(m: re.Match, public: bool) -> str:
+    a, b = int(m.group(1)), int(m.group(2))
+    if a == 127 or m.group() == "0.0.0.0":
+        return m.group()                  # loopback: the same on every machine
+    private = a == 10 or (a == 172 and 16 <= b <= 31) or (a == 192 and b == 168) or (a == 169 and b == 254) \
+        or (a == 100 and 64 <= b <= 127)
+    return "<private-ip>" if private else "<ip>" if public else m.group()
+
+
+def _masked_url_host(m: re.Match, public: bool) -> str:
+    host = m.group(2)
+    if host.startswith("<") or host.lower() in ("localhost", "127.0.0.1"):
+        return m.group()
+    if public:
+        return m.group(1) + "<host>"
+    return m.group() if "." in host else m.group(1) + "<internal-host>"
+
+
+def outbound_stats(stats: dict, privacy: Privacy) -> dict:
+    """The stats as they may leave at this level: only the fields OUTBOUND names, each by its
+    rule, every string scrubbed. The one way session data reaches a comment, a file or a span."""
+    stats = as_dict(stats)
+    privacy = dataclasses.replace(privacy, people=privacy.people | people_in(stats))
+    out = {}
+    for name, rule in OUTBOUND.items():
+        if name in stats:
+            value = rule(stats[name], privacy, stats)
+            if value is not _WITHHELD:
+                out[name] = value
+    out["privacy"] = privacy.level
+    return out
+
+
+_WITHHELD = object()      # what a rule returns for a field that does not go out at this level
+
+
+def _number(value, privacy, stats):
+    """Counts, costs, minutes and flags: finite numbers, booleans or null, nothing else."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return value
+    return _WITHHELD
+
+
+def _names(value, privacy, stats):
+    """Names and numbers in any nesting (models, tools, skills, versions, Claude Code's record):
+    every string scrubbed, every number finite."""
+    if isinstance(value, str):
+        return scrub(value, privacy)
+    if isinstance(value, dict):
+        kept = {scrub(k, privacy): _names(v, privacy, stats) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not _WITHHELD}
+    if isinstance(value, list):
+        return [v for v in (_names(item, privacy, stats) for item in value) if v is not _WITHHELD]
+    return _number(value, privacy, stats)
+
+
+def _identifier(value, privacy, stats):
+    return value if isinstance(value, str) and SAFE_ID_RE.fullmatch(value) else _WITHHELD
+
+
+def _timestamp(value, privacy, stats):
+    return format_ts(parse_ts(value)) if parse_ts(value) is not None else None
+
+
+def _target(value, privacy, stats):
+    value = as_dict(value)
+    if value.get("type") in ("pr", "issue") and type(value.get("number")) is int:
+        return {"type": value["type"], "number": value["number"]}
+    return None
+
+
+def _project(value, privacy, stats):
+    """OWNER/NAME as it is; a folder as the working folder is shown."""
+    if privacy.repo:
+        return privacy.repo
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+", value):
+        return value
+    return _working_folder(value, privacy, stats)
+
+
+def _working_folder(value, privacy, stats):
+    """The repository's name when the output is about one; else the folder: its path at full and
+    at team (the home folder as ~, the user's name masked), its own name at public."""
+    if not isinstance(value, str) or not value:
+        return None
+    if privacy.repo and privacy.level != "full":
+        return privacy.repo
+    if privacy.level != "public":
+        return scrub(value, privacy)
+    return scrub(value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or value, privacy)
+
+
+def _branch(value, privacy, stats):
+    """The PR's own branch is public on GitHub: as it is. Any other branch: scrubbed, and at
+    public not at all (a branch name is text written in the session)."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value == privacy.pr_branch:
+        return redact_secrets(value)
+    return None if privacy.level == "public" else scrub(value, privacy)
+
+
+def _commits(value, privacy, stats):
+    """SHAs always; subjects at team and full, and at public for the commits GitHub shows on
+    the PR (they are public there)."""
+    out = []
+    for commit in value if isinstance(value, list) else []:
+        sha = as_str(as_dict(commit).get("commit_id"))
+        if not re.fullmatch(r"[0-9a-f]{7,40}", sha):
+            continue
+        entry = {"commit_id": sha}
+        shown = privacy.level != "public" or any(full.startswith(sha) for full in privacy.pr_commits)
+        if shown and isinstance(commit.get("message"), str):
+            entry["message"] = scrub(commit["message"], privacy)
+        out.append(entry)
+    return out
+
+
+def _subagents(value, privacy, stats):
+    """Each subagent's id, type, model and numbers; its description (written by the model)
+    at team and full. Never its prompt, never its call id."""
+    out = []
+    for agent in value if isinstance(value, list) else []:
+        agent = as_dict(agent)
+        entry = {key: _names(agent[key], privacy, stats) for key in
+                 ("type", "model", "tokens", "cost_usd", "messages", "transcript_missing", "reported_tokens")
+                 if key in agent}
+        entry = {"agent_id": _identifier(agent.get("agent_id"), privacy, stats), **entry}
+        if entry["agent_id"] is _WITHHELD:
+            entry["agent_id"] = None
+        if privacy.level != "public" and agent.get("description") and isinstance(agent["description"], str):
+            entry["description"] = scrub(agent["description"], privacy)
+        out.append({k: v for k, v in entry.items() if v is not _WITHHELD})
+    return out
+
+
+def _problems(value, privacy, stats):
+    """A problem the stats derived from failed calls has parts (tool, error class, command or
+    target): at public it is told by its tool, class and path inside the repository; at team and
+    full by the same with the command or target, scrubbed. A problem an agent described in words
+    (--problems, or a comment of an older version) is those words, scrubbed, except at public."""
+    out = []
+    for problem in value if isinstance(value, list) else []:
+        problem = as_dict(problem)
+        entry = {"resolved": problem.get("resolved") is True, "iterations": as_int(problem.get("iterations"))}
+        tool = problem.get("tool")
+        if isinstance(tool, str) and tool:
+            tool = scrub(tool, privacy)
+            error = scrub(as_str(problem.get("error")) or "failed", privacy)
+            where = _repo_path(as_str(problem.get("path")), privacy, stats)
+            entry.update(tool=tool, error=error)
+            if where:
+                entry["path"] = where
+            if privacy.level == "public":
+                what = where
+            elif tool == "Bash":
+                what = scrub(as_str(problem.get("command")), privacy)
+                entry["command"] = what
+            else:
+                what = where or scrub(as_str(problem.get("target")), privacy)     # a pattern or URL
+            entry["description"] = f"{tool} failed" + (f" ({error})" if error != "failed" else "") \
+                + (f": {shorten(what, 80)}" if what else "")
+        elif privacy.level == "public":
+            entry["description"] = "a problem described in the session (shown at team level)"
+        else:
+            entry["description"] = shorten(scrub(as_str(problem.get("description")), privacy), 200)
+        out.append(entry)
+    return out
+
+
+def _repo_path(path: str, privacy: Privacy, stats: dict) -> str | None:
+    """A file path as the outside may see it: inside the repository, relative to its root;
+    outside it, nothing at public, the scrubbed path at team, the path at full."""
+    if not path or "://" in path:
+        return None
+    if privacy.level == "full":
+        return redact_secrets(path)
+    root = as_str(stats.get("cwd")).rstrip("/")
+    name = (privacy.repo or "").rsplit("/", 1)[-1]
+    if name and f"/{name}/" in root + "/":            # the repository's root, above a subfolder
+        root = root[:(root + "/").rindex(f"/{name}/") + len(name) + 1]
+    if root and (path == root or path.startswith(root + "/")):
+        return scrub(path[len(root) + 1:] or ".", privacy)
+    if not path.startswith(("/", "~", "\\")) and not re.match(r"[A-Za-z]:\\", path) and ".." not in path.split("/"):
+        return scrub(path, privacy)                   # already relative to the working folder
+    return None if privacy.level == "public" else scrub(path, privacy)
+
+
+# Every field that may leave the machine, and its rule. Anything else stays.
+OUTBOUND = {
+    "session_id": _identifier, "session_id_short": _identifier, "schema_version": _number,
+    "project": _project, "branch": _branch, "target": _target,
+    "started_at": _timestamp, "ended_at": _timestamp, "duration_minutes": _number,
+    "active_minutes": _number, "turns": _number,
+    "models": _names, "total_tokens": _names, "estimated_cost_usd": _number, "cost_complete": _number,
+    "unpriced_models": _names, "claude_code_cost": _names,
+    "tools": _names, "tools_by_thread": _names, "skills_invoked": _names,
+    "subagents": _subagents, "commits": _commits, "problems_faced": _problems,
+    "workflow_edges": _names, "pricing_date": _names, "claude_code_versions": _names,
+    "cwd": _working_folder, "compactions": _number, "capture": _names, "omitted": _names,
+}
+
+
 # ── Markdown rendering: the per-session and summary comments ──────────────────
 #
 # Everything here is pure: a stats dict in, comment text out, and back again. Text that comes
@@ -3049,7 +3609,6 @@ def fit_table(table: list[list[str]], width: int | None, shrink: list = (), drop
 # md_text or md_code so it cannot break a table, a code span, a <details> block or a marker.
 
 COMMENT_LIMIT = 65_536                 # GitHub rejects longer comment bodies with a 422
-NEVER_POSTED = ("title",)              # may be the session's first prompt: local outputs only
 SESSION_MARKER = "<!-- SESSION:{short} -->"
 SUMMARY_MARKER = "<!-- SESSION_SUMMARY -->"
 SESSION_DATA_TITLE = "Session Data (JSON)"
@@ -3085,6 +3644,7 @@ SESSION_COMMENT_TEMPLATE = """\
 ### Commits
 
 {commits}
+{privacy}
 <details><summary>{data_title}</summary>
 
 ```json
@@ -3111,6 +3671,7 @@ SUMMARY_COMMENT_TEMPLATE = """\
 ### Totals Verification
 
 {verification}
+{privacy}
 <details><summary>{data_title}</summary>
 
 ```json
@@ -3132,8 +3693,8 @@ def md_text(value, limit: int = 200) -> str:
 
 
 def md_code(value, in_table: bool = False, limit: int = 120) -> str:
-    """Data as a code span on one line, fenced with more backticks than it contains."""
-    text = shorten(" ".join(str(value).split()), limit)
+    """Data as a code span on one line, fenced with more backticks than it contains; '-' for none."""
+    text = shorten(" ".join(str(value).split()), limit) if value is not None else ""
     if not text:
         return "-"
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
@@ -3281,9 +3842,10 @@ SHRINK_STEPS = (
 )
 
 
-def render_session_comment(stats: dict, workflows: dict | None = None) -> str:
-    """The design's per-session comment, shrunk step by step until it fits GitHub's limit."""
-    stats = inert_data(stats)
+def render_session_comment(stats: dict, workflows: dict | None = None, privacy: Privacy = Privacy()) -> str:
+    """The design's per-session comment at a privacy level (public unless told), shrunk step by
+    step until it fits GitHub's limit. Everything in it comes through the privacy gate."""
+    stats = inert_data(outbound_stats(stats, privacy))
     for rows, indent, keep, show_workflows in SHRINK_STEPS:
         body = inert_text(_session_comment(stats, workflows if show_workflows else None, rows, indent, keep),
                           whole_body=True)
@@ -3317,7 +3879,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
     more += as_int(as_dict(stats.get("omitted")).get("subagents"))
     subagent_table = md_table(
         ["ID", "Type", "Model", "Input", "Output"],
-        [[md_code(s.get("id"), True), md_text(s.get("type") or "-"),
+        [[md_code(s.get("agent_id"), True), md_text(s.get("type") or "-"),
           md_text(short_model(as_str(s.get("model"))) or "-"),
           subagent_tokens(s, "input"), subagent_tokens(s, "output")] for s in subagent_rows],
         more, "subagents") if subagent_rows or more else "_None._\n"
@@ -3345,7 +3907,8 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
 
     commit_rows, more = _capped([c for c in stats.get("commits") or [] if isinstance(c, dict)], rows)
     more += as_int(as_dict(stats.get("omitted")).get("commits"))
-    commit_lines = [f"- {md_code(c.get('sha'))} - {md_text(c.get('message'), 120)}" for c in commit_rows]
+    commit_lines = [f"- {md_code(c.get('commit_id'))}" + (f" - {md_text(c['message'], 120)}" if c.get("message") else "")
+                    for c in commit_rows]
     if more:
         commit_lines.append(f"- _…and {more:,} more commits (in the JSON below)._")
     commit_list = "\n".join(commit_lines) + "\n" if commit_lines else "_None._\n"
@@ -3360,7 +3923,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
         token_table=token_table, unpriced=no_price, subagents=subagent_table,
         skills=skill_table, tools=tool_table, workflows=workflow_text, problems=problem_table,
         commits=commit_list, data_title=SESSION_DATA_TITLE,
-        data=data_block({k: v for k, v in trim_stats(stats, keep).items() if k not in NEVER_POSTED}, indent))
+        privacy=privacy_line(stats.get("privacy")), data=data_block(trim_stats(stats, keep), indent))
 
 
 _REASON_TEXT = {
@@ -3403,6 +3966,12 @@ def claude_code_note(record) -> str:
             claude=format_cost(r.get("claude_code_usd")),
             tokens=", ".join(f"{format_tokens(v)} {k.replace('_', ' ')}" for k, v in tokens.items() if v)))
     return line + (": " + "; ".join(reasons) if reasons else "") + ".\n"
+
+
+def privacy_line(level) -> str:
+    """The footer that names the privacy level a body was made at."""
+    level = level if level in PRIVACY_TEXT else "public"
+    return f"<sub>Privacy level: {level} ({PRIVACY_TEXT[level]}).</sub>\n"
 
 
 def _marker_id(short: str) -> str:
@@ -3453,6 +4022,21 @@ def is_trusted(comment: dict, trusted_logins: set) -> bool:
     return comment.get("author_association") in TRUSTED_ASSOCIATIONS or login in trusted_logins
 
 
+def upgrade_session_data(data):
+    """Session data of an older schema in today's shape (schema 1 named a subagent's id `id` and
+    a commit's SHA `sha`); applied wherever session data comes in from outside: comments,
+    --stats-file, the archive."""
+    if not isinstance(data, dict):
+        return data
+    renames = {"subagents": ("id", "agent_id"), "commits": ("sha", "commit_id")}
+    out = dict(data)
+    for key, (old, new) in renames.items():
+        if isinstance(out.get(key), list):
+            out[key] = [{(new if k == old and new not in item else k): v for k, v in item.items()}
+                        if isinstance(item, dict) else item for item in out[key]]
+    return out
+
+
 def validate_session_data(data, marker_id: str) -> str | None:
     """Why a session comment's JSON cannot be counted, or None when it can."""
     if not isinstance(data, dict):
@@ -3493,6 +4077,7 @@ def collect_sessions(comments: list, trusted_logins: set) -> tuple[list[dict], l
                             "use --trusted-authors to count it")
             continue
         data, problem = read_comment_data(body, SESSION_DATA_TITLE)
+        data = upgrade_session_data(data)
         problem = problem or validate_session_data(data, marker_id)
         if problem:
             warnings.append(f"skipped {where}: {problem}")
@@ -3518,8 +4103,11 @@ def session_status(stats: dict) -> str:
     return "done" if not unresolved else f"{unresolved} open problem{'s' if unresolved > 1 else ''}"
 
 
-def summary_data(sessions: list[dict], target: dict | None, state: str | None) -> dict:
-    """The summary's data: per-session rows and sums, all recomputed from the sessions."""
+def summary_data(sessions: list[dict], target: dict | None, state: str | None,
+                 privacy: Privacy = Privacy()) -> dict:
+    """The summary's data: per-session rows and sums, all recomputed from the sessions as the
+    privacy gate lets them out (the summary never shows more than its sessions)."""
+    sessions = [out for out in (outbound_stats(stats, privacy) for stats in sessions) if "session_id" in out]
     models = {}
     totals = {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0}
     rows = []
@@ -3563,6 +4151,7 @@ def summary_data(sessions: list[dict], target: dict | None, state: str | None) -
         "cost_complete": all(r["cost_complete"] for r in rows),
         "unpriced_models": sorted({m for r in rows for m in r["unpriced_models"]}),
         "commits": sum(r["commits"] for r in rows),
+        "privacy": privacy.level,
     }
 
 
@@ -3629,7 +4218,8 @@ def _summary_comment(summary: dict, limit: int | None, indent: int | None, keep:
     return SUMMARY_COMMENT_TEMPLATE.format(
         marker=SUMMARY_MARKER, kind=kind, tldr=" | ".join(tldr), sessions=len(rows),
         cost=total, commits=commits, token_table=token_table,
-        history=history, verification=verification, data_title=SUMMARY_DATA_TITLE,
+        history=history, verification=verification, privacy=privacy_line(summary.get("privacy")),
+        data_title=SUMMARY_DATA_TITLE,
         data=data_block(_trim_summary(summary, keep), indent))
 
 
@@ -3924,19 +4514,26 @@ class Posted:
     comment: dict
 
 
-def upsert_comment(github: GitHub, target: Target, body: str, is_mine, listed: list | None = None) -> Posted:
+def upsert_comment(github: GitHub, target: Target, body: str, is_mine, listed: list | None = None,
+                   repost: bool = False) -> Posted:
     """Create the comment, or update our earlier one; no write at all when the body is unchanged.
 
     `is_mine(comment)` picks our earlier comment; `listed` is a listing just made, if any. A
     create that fails in a way that may still have reached GitHub is followed by a fresh look
-    before any retry, so it never duplicates.
+    before any retry, so it never duplicates. `repost` deletes our earlier comments first and
+    creates a new one: an edit keeps the old text in the comment's history, a new comment has none.
     """
     path = github.repo_path(f"issues/{target.number}/comments")
+    created_action = "created"
     for attempt in range(1, github.attempts + 1):
         login = github.login()
         comments = listed if attempt == 1 and listed is not None else github.list(path)
         mine = [c for c in comments if isinstance(c, dict)
                 and as_dict(c.get("user")).get("login") == login and is_mine(c)]
+        if mine and repost:
+            for comment in mine:
+                github.request("DELETE", github.repo_path(f"issues/comments/{comment['id']}"))
+            mine, repost, created_action = [], False, "reposted"
         if mine:
             comment = min(mine, key=lambda c: as_int(c.get("id")))
             if comment.get("body") == body:
@@ -3946,7 +4543,7 @@ def upsert_comment(github: GitHub, target: Target, body: str, is_mine, listed: l
             return Posted("updated", as_dict(updated))
         try:
             created = github.request("POST", path, {"body": body}, retry=False)
-            return Posted("created", as_dict(created))
+            return Posted(created_action, as_dict(created))
         except GitHubError as exc:
             if not exc.retryable or attempt == github.attempts:
                 raise
@@ -3972,21 +4569,61 @@ def stats_for_target(stats: dict, target: Target) -> dict:
     return {**stats, "project": target.repo, "target": target.as_stats()}
 
 
-def post_session_comment(github: GitHub, target: Target, stats: dict, workflows: dict) -> Posted:
-    """Create or update this session's comment on the target."""
-    sid = stats["session_id"]
+def repository_visibility(github: GitHub) -> str | None:
+    """'public', 'private' or 'internal' as GitHub says; None when it does not say (a token that may
+    comment but not read the repository's settings, say): that is treated as public."""
+    try:
+        repo = as_dict(github.get(f"repos/{github.repo}"))
+    except GitHubError as exc:
+        if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
+            raise
+        github.warn(f"the visibility of {github.repo} is unknown ({exc}): public, the safe default")
+        return None
+    if repo.get("visibility") in ("public", "private", "internal"):
+        return repo["visibility"]
+    return ("private" if repo["private"] else "public") if isinstance(repo.get("private"), bool) else None
 
+
+def default_level(visibility: str | None) -> str:
+    """team for a repository GitHub says is private or internal; public otherwise, unknown included."""
+    return "team" if visibility in ("private", "internal") else "public"
+
+
+def target_privacy(github: GitHub, target: Target, level: str | None, stats: dict | None) -> tuple[Privacy, str]:
+    """The privacy of a post to this target, and why: --privacy, else the repository's visibility.
+    For a PR, what GitHub already shows: its branch and, at public, its commits."""
+    visibility = repository_visibility(github)
+    why = f"{target.repo} is {visibility}" if visibility else f"the visibility of {target.repo} is unknown"
+    chosen = level or default_level(visibility)
+    branch, commits = None, frozenset()
+    if target.kind == "pr":
+        branch = as_str(as_dict(as_dict(github.get(github.repo_path(f"pulls/{target.number}"))).get("head")).get("ref"))
+        if chosen == "public" and (stats or {}).get("commits"):
+            commits = frozenset(as_str(as_dict(c).get("sha"))
+                                for c in github.list(github.repo_path(f"pulls/{target.number}/commits")))
+    return (Privacy(chosen, target.repo, branch or None, commits, machine_people()),
+            "--privacy" if level else why)
+
+
+def post_session_comment(github: GitHub, target: Target, stats: dict, workflows: dict, privacy: Privacy,
+                         repost: bool = False) -> Posted:
+    """Create or update this session's comment on the target (delete and create it, to repost)."""
+    return upsert_comment(github, target, render_session_comment(stats, workflows, privacy),
+                          session_comment_is_mine(stats["session_id"]), repost=repost)
+
+
+def session_comment_is_mine(sid: str):
+    """The test that picks this session's own earlier comment among a target's comments."""
     def is_mine(comment: dict) -> bool:
         body = as_str(comment.get("body"))
         if session_marker_id(body) != sid[:8]:
             return False
         data = comment_data(body, SESSION_DATA_TITLE)
         return not isinstance(data, dict) or data.get("session_id") in (None, sid)
+    return is_mine
 
-    return upsert_comment(github, target, render_session_comment(stats, workflows), is_mine)
 
-
-def summary_body(github: GitHub, target: Target, trusted: set,
+def summary_body(github: GitHub, target: Target, trusted: set, privacy: Privacy,
                  replace: dict | None = None) -> tuple[str, list]:
     """The summary recomputed from the target's trusted session comments (their authors'
     association, or a login in `trusted`), and those comments; `replace` stands in for one."""
@@ -3997,7 +4634,7 @@ def summary_body(github: GitHub, target: Target, trusted: set,
     if replace is not None:
         sessions = [s for s in sessions if s["session_id"] != replace["session_id"]] + [replace]
         sessions.sort(key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
-    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state)), comments
+    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state, privacy)), comments
 
 
 def post_summary(github: GitHub, target: Target, body: str, listed: list) -> Posted:
@@ -4026,7 +4663,10 @@ EXTRACT_WORKERS = 8                 # concurrent gh calls: enough to hide latenc
 CHARTJS_VERSION = "4.6.1"
 CHARTJS_URL = f"https://cdn.jsdelivr.net/npm/chart.js@{CHARTJS_VERSION}/dist/chart.umd.min.js"
 CHARTJS_SRI = "sha384-Emf5ZVIUiarAdhkgtqK+5/Z5qIvM6QoVrS+qAVtfyZVuD5lIHrac0me485+Antp0"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell as a formula when it starts with one of = + - @, also after blanks
+# (a space, tab, CR, LF, the ideographic space) and in their full-width forms: such a cell, and
+# any cell that starts with a blank, gets a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", " ", "\u3000", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def _day(value) -> str:
@@ -4234,6 +4874,19 @@ def gather_github(github: GitHub, since: float, until: float, trusted: set, quie
     return items, failures
 
 
+def outbound_items(items: list[dict], privacy: Privacy) -> list[dict]:
+    """Extract items as they may leave: every session through the privacy gate, a PR's title
+    scrubbed (GitHub shows it, but a title may carry what a comment must not), logins as logins."""
+    out = []
+    for item in items:
+        sessions = [s for s in (outbound_stats(x, privacy) for x in item["sessions"]) if "session_id" in s]
+        author = as_str(item.get("author"))
+        out.append({**item, "title": scrub(item["title"], privacy) if item.get("title") else item.get("title"),
+                    "author": author if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9\-]*(?:\[bot\])?", author) else None,
+                    "sessions": sessions})
+    return out
+
+
 def local_items(sessions: list[dict]) -> list[dict]:
     """Each local session as an item of its own: no PR, so every GitHub field stays empty."""
     return [{"number": None, "type": None, "title": None, "author": None, "status": None,
@@ -4272,7 +4925,7 @@ def csv_rows(items: list[dict]) -> list[list]:
                 as_int(totals.get("input")), as_int(totals.get("output")),
                 as_int(totals.get("cache_creation")), as_int(totals.get("cache_read")),
                 csv_cost(s), list_total(s, "commits"),
-                ";".join(as_str(c.get("sha")) for c in s.get("commits") or [] if isinstance(c, dict)),
+                ";".join(as_str(c.get("commit_id")) for c in s.get("commits") or [] if isinstance(c, dict)),
                 item.get("ci_runs"), item.get("ci_pass_rate"),
                 ",".join(as_str(k.get("skill")) for k in s.get("skills_invoked") or [] if isinstance(k, dict)),
                 _per_key_tokens(s.get("skills_invoked"), "skill"), list_total(s, "subagents"),
@@ -4841,8 +5494,8 @@ def _skim_blocks(line: bytes, at: int, tool_names: dict, text_tools: tuple,
         if rest is None or rest.keys() & block.keys() or "content" in rest:
             return None
         block.update(rest)
-        if result_text_read(tool_names, block.get("tool_use_id"), text_tools):
-            return None
+        if result_text_read(tool_names, block.get("tool_use_id"), text_tools) or block.get("is_error") is True:
+            return None                  # a failed call's text gives its error class: decode it
         block["content"] = ""
         blocks.append(block)
         at = close + 1
@@ -5070,7 +5723,7 @@ def _read_ahead(handle, split: int, first: FileScan, agent_hint: str | None, fas
         return pid, read_end
     try:                                   # the child: read, send, and leave without cleanup
         os.close(read_end)
-        second = read_second_half(handle.name, split, first, agent_hint, fast, options)
+        second = read_second_half(first.path, split, first, agent_hint, fast, options)
         with os.fdopen(write_end, "wb") as pipe:
             pickle.dump(second, pipe, pickle.HIGHEST_PROTOCOL)
     finally:
@@ -5125,8 +5778,8 @@ def _join(first: _ScanState, second: _ScanState) -> _ScanState:
     for name in ("cwds", "branches", "agent_cwds", "agent_branches", "skipped"):
         getattr(a, name).update(getattr(b, name))
     a.versions |= b.versions
-    for agent, prompt in b.agent_first_prompt.items():
-        a.agent_first_prompt.setdefault(agent, prompt)
+    for agent, key in b.agent_prompt_keys.items():
+        a.agent_prompt_keys.setdefault(agent, key)
     a.compactions += b.compactions
     if b.cost_state != _NOT_SEEN:           # compared by value: it came through a pipe
         a.cost_state = b.cost_state
@@ -5134,9 +5787,10 @@ def _join(first: _ScanState, second: _ScanState) -> _ScanState:
     a.first_prompt = a.first_prompt or b.first_prompt
     a.skimmed += b.skimmed
     a.glanced += b.glanced
-    first.uuid_prompt.update(second.uuid_prompt)
+    first.uuid_prompt_key.update(second.uuid_prompt_key)
     first.tool_names.update(second.tool_names)
     first.commit_calls |= second.commit_calls
+    first.call_text.update(second.call_text)
     return first
 
 
@@ -5201,7 +5855,8 @@ class ReadCache:
         except Exception:            # noqa: BLE001 - a damaged or foreign entry is a miss
             return None
 
-    def write(self, key: str, kind: str, value) -> None:
+    def write(self, key: str, kind: str, value, source: str) -> None:
+        """Keep value under (key, kind) for as long as the file or folder `source` exists."""
         if not self._usable():
             return
         target = self.entry_path(key, kind)
@@ -5211,8 +5866,47 @@ class ReadCache:
             with os.fdopen(fd, "wb") as handle:
                 pickle.dump(value, handle, pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, target)
+            with open(self.root / "index", "a", encoding="utf-8", errors="surrogateescape") as index:
+                index.write(f"{kind}/{target.name}\t{source}\n")
         except OSError:
             pass                      # a read-only or full disk only costs speed
+
+    # The cache is no place for history: an entry goes when the transcript it was made from is
+    # gone (the archive keeps stats), and a folder of another version of this script when no
+    # run has used it for CACHE_UNUSED_DAYS.
+    def evict(self) -> None:
+        """Delete the entries whose source is gone, and other versions' unused folders."""
+        if not self._usable():
+            return
+        try:
+            with open(self.root / "index", encoding="utf-8", errors="surrogateescape") as index:
+                lines = dict(line.rstrip("\n").split("\t", 1) for line in index if "\t" in line)
+        except OSError:
+            lines = {}
+        kept = []
+        for entry, source in lines.items():
+            if os.path.exists(source):
+                kept.append(f"{entry}\t{source}\n")
+                continue
+            try:
+                os.unlink(self.root / entry)
+            except OSError:
+                pass
+        if len(kept) != len(lines):
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".", dir=self.root)
+                with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as index:
+                    index.writelines(kept)
+                os.replace(tmp, self.root / "index")
+            except OSError:
+                pass
+        horizon = time.time() - CACHE_UNUSED_DAYS * 86400
+        for folder in self.root.parent.glob("v*-*"):
+            try:
+                if folder != self.root and os.stat(folder / "index").st_mtime < horizon and _private(folder):
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                pass
 
     @staticmethod
     def _probe(handle, offset: int) -> str:
@@ -5245,9 +5939,9 @@ class ReadCache:
     def store(self, path: Path, handle, state: bytes, offset: int, kind: str = "scans") -> None:
         info = os.fstat(handle.fileno())
         key = str(path.absolute())
-        self.write(key, kind, {"path": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
-                                  "ino": info.st_ino, "offset": offset, "probe": self._probe(handle, offset),
-                                  "state": state})
+        self.write(key, kind, source=key, value={
+            "path": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns, "ino": info.st_ino,
+            "offset": offset, "probe": self._probe(handle, offset), "state": state})
 
 
 _TIMESTAMP_RE = re.compile(rb'"timestamp"\s*:\s*"([^"]+)"')
@@ -5273,9 +5967,8 @@ def _file_claims(path: Path, cache: ReadCache | None) -> tuple[dict, float | Non
     Parses only lines that carry usage; takes other lines' timestamps by regex. Cached on the
     file's exact size, mtime and inode, so a neighbour that did not change is not read again.
     """
-    try:
-        handle = open(path, "rb", buffering=0)
-    except OSError:
+    handle = open_regular(path)
+    if handle is None:
         return {}, None
     with handle:
         info = os.fstat(handle.fileno())
@@ -5311,7 +6004,7 @@ def _file_claims(path: Path, cache: ReadCache | None) -> tuple[dict, float | Non
             if key not in claims or t < claims[key]:
                 claims[key] = t
     if cache:
-        cache.write(stamp[0], "claims", {"stamp": stamp, "claims": claims, "end": end})
+        cache.write(stamp[0], "claims", {"stamp": stamp, "claims": claims, "end": end}, source=stamp[0])
     return claims, end
 
 
@@ -5332,7 +6025,8 @@ def read_and_keep(job: SessionJob) -> SessionResult:
     entry = _session_entry(job)
     result = read_and_summarise(job)
     if entry is not None:
-        job.options.cache.write(entry[0], "sessions", {"stamp": entry[1], "result": result})
+        job.options.cache.write(entry[0], "sessions", {"stamp": entry[1], "result": result},
+                                source=str(job.files[0].path) if job.files else str(job.project))
     return result
 
 
@@ -5503,7 +6197,16 @@ def build_parser() -> argparse.ArgumentParser:
     github.add_argument("--trusted-authors", metavar="LOGINS", default="",
                         help="summary: comma-separated logins trusted besides owners, members and "
                         "collaborators")
-    github.add_argument("--dry-run", action="store_true", help="print what would be posted; post nothing")
+    github.add_argument("--dry-run", action="store_true", help="print what would be posted; post nothing "
+                        "(GitHub is still read, to show exactly what a post would send)")
+    github.add_argument("--offline", action="store_true", help="with --dry-run: ask GitHub nothing; preview "
+                        "at --privacy, else public")
+    github.add_argument("--privacy", choices=PRIVACY_LEVELS, help="what may leave the machine: public (numbers "
+                        "and names only), team (secrets and personal details removed) or full; default: public "
+                        "for a public repository or an unknown one, team for a private one (extract --source "
+                        "local: team)")
+    github.add_argument("--repost", action="store_true", help="comment: delete this session's earlier comment "
+                        "and post a new one, so that GitHub's edit history no longer holds the old text")
     extract = parser.add_argument_group("extract and dashboard")
     extract.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD) of PRs, "
                          "issues or local sessions to extract")
@@ -5546,7 +6249,7 @@ def warner(args):
     """A function that prints one warning line on stderr, unless --quiet."""
     def warn(message: str) -> None:
         if not args.quiet:
-            print(f"{PROG}: warning: {message}", file=sys.stderr)
+            print(f"{PROG}: warning: {terminal_text(message)}", file=sys.stderr)
     return warn
 
 
@@ -5596,7 +6299,7 @@ def flag_target(args) -> dict | None:
 
 
 def load_stats_file(path: str) -> dict:
-    data = read_json_file(Path(path), "stats file")
+    data = upgrade_session_data(read_json_file(Path(path), "stats file"))
     problem = validate_session_data(data, as_str(as_dict(data).get("session_id"))[:8])
     if problem:
         raise UserError(f"stats file {path}: {problem}", EXIT_BAD_INPUT)
@@ -5675,9 +6378,9 @@ def apply_hook_input(args, stdin) -> None:
 
 def run_stats(args, reader: HistoryReader, github: GitHub) -> int:
     stats = session_stats(args, reader, workflow_templates(args))
-    text = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
+    text = json_text(stats)
     if args.output_dir and not args.output:
-        path = output_dir(args) / f"{stats['session_id']}.json"
+        path = session_file(output_dir(args), stats["session_id"])
         write_atomic(path, text)
         emit(args, f"wrote {path}\n")
         return EXIT_OK
@@ -5693,9 +6396,9 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
         archive = Path(args.archive).expanduser()
         templates = workflow_templates(args)
         full = HistoryReader(reader.projects_dir, reader.options, reader.captures_dir)   # its counts are the same
-        write_archive(archive, full.each_session(FULL, functools.partial(local_stats, pricing=pricing,
-                                                                         templates=templates),
-                                                 summary_key(pricing, templates)))
+        every = full.each_session(FULL, functools.partial(local_stats, pricing=pricing, templates=templates),
+                                  summary_key(pricing, templates))
+        write_archive(archive, every, warner(args))
         rows += [row_from_stats(s) for s in read_archive(archive, {r["session_id"] for r in rows}, reader)]
     rows = filter_sessions(rows, args.since, args.until, args.project)
     rows.sort(key=lambda r: (r["started_at"] or "", r["session_id"]), reverse=True)
@@ -5704,12 +6407,11 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
     if args.by:
         report = {**rollup(rows, list(dict.fromkeys(args.by)), timezone(args.timezone)),
                   "timezone": args.timezone or "local"}
-        emit(args, json.dumps(report, indent=2, ensure_ascii=False) + "\n" if args.json
-             else render_rollup(report, width))
+        emit(args, json_text(report) if args.json else terminal_text(render_rollup(report, width)))
     elif args.json:
-        emit(args, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        emit(args, json_text(rows))
     else:
-        emit(args, render_session_table(rows, width))
+        emit(args, terminal_text(render_session_table(rows, width)))
     return EXIT_OK
 
 
@@ -5739,14 +6441,44 @@ def run_comment(args, reader: HistoryReader, github: GitHub) -> int:
     stats = session_stats(args, reader, templates)
     workflows = workflow_sections(templates, stats)
     if args.dry_run:
-        repo = detect_repo(args, os.getcwd(), stats.get("cwd"))
-        emit(args, render_session_comment({**stats, "project": repo or stats.get("project")}, workflows))
+        emit(args, preview_session_comment(args, github, stats, workflows))
         return EXIT_OK
     github = open_github(github, args, stats)
     target = find_target(github, args, stats)
-    posted = post_session_comment(github, target, stats_for_target(stats, target), workflows)
+    privacy, _ = target_privacy(github, target, args.privacy, stats)
+    posted = post_session_comment(github, target, stats_for_target(stats, target), workflows, privacy,
+                                  args.repost)
     emit(args, posted_line("comment", posted))
     return EXIT_OK
+
+
+def preview_session_comment(args, github: GitHub, stats: dict, workflows: dict) -> str:
+    """--dry-run: the body a real run would post, from the same reads of GitHub (its target, the
+    repository's visibility, what the PR shows), with nothing written. With --offline, or when
+    GitHub cannot be asked, the body at --privacy (else public), and one line says why."""
+    warn = warner(args)
+    repo = detect_repo(args, os.getcwd(), stats.get("cwd"))
+    if repo and not args.offline:
+        try:
+            github = github.at(repo)
+            target = find_target(github, args, stats)
+            privacy, why = target_privacy(github, target, args.privacy, stats)
+            listed = github.list(github.repo_path(f"issues/{target.number}/comments"))
+            login = github.login()
+            is_mine = session_comment_is_mine(stats["session_id"])
+            mine = any(as_dict(c.get("user")).get("login") == login and is_mine(c) for c in listed
+                       if isinstance(c, dict))
+            warn(f"dry run: would {'update' if mine else 'create'} the comment on {repo}#{target.number} "
+                 f"at privacy level {privacy.level} ({why}); nothing posted")
+            return render_session_comment(stats_for_target(stats, target), workflows, privacy)
+        except GitHubError as exc:
+            reason = f"GitHub could not be asked ({exc})"
+    else:
+        reason = "--offline" if repo else "no repository known"
+    privacy = Privacy(args.privacy or "public", repo, None, frozenset(), machine_people())
+    warn(f"dry run: {reason}; previewing at privacy level {privacy.level}"
+         + ("" if args.privacy else " (the default when the repository's visibility is unknown)"))
+    return render_session_comment({**stats, "project": repo or stats.get("project")}, workflows, privacy)
 
 
 def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
@@ -5760,11 +6492,13 @@ def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
             by_id[stats["session_id"]] = stats
         sessions = sorted(by_id.values(), key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
         target = flag_target(args)
-        emit(args, render_summary_comment(summary_data(sessions, target, None)))
+        privacy = Privacy(args.privacy or "public", people=machine_people())
+        emit(args, render_summary_comment(summary_data(sessions, target, None, privacy)))
         return EXIT_OK
     github = open_github(github, args, None)
     target = find_target(github, args, None)
-    body, listed = summary_body(github, target, trusted_logins(args))
+    privacy, _ = target_privacy(github, target, args.privacy, None)
+    body, listed = summary_body(github, target, trusted_logins(args), privacy)
     emit(args, body if args.dry_run else posted_line("summary", post_summary(github, target, body, listed)))
     return EXIT_OK
 
@@ -5777,12 +6511,15 @@ def run_pipeline(args, reader: HistoryReader, github: GitHub) -> int:
     github = open_github(github, args, stats)
     target = find_target(github, args, stats)
     stats = stats_for_target(stats, target)
+    privacy, why = target_privacy(github, target, args.privacy, stats)
+    trusted = trusted_logins(args)
     if args.dry_run:
-        emit(args, render_session_comment(stats, workflows) + "\n"
-             + summary_body(github, target, trusted_logins(args), stats)[0])
+        warner(args)(f"dry run: both bodies at privacy level {privacy.level} ({why}); nothing posted")
+        emit(args, render_session_comment(stats, workflows, privacy) + "\n"
+             + summary_body(github, target, trusted, privacy, stats)[0])
         return EXIT_OK
-    lines = posted_line("comment", post_session_comment(github, target, stats, workflows))
-    lines += posted_line("summary", post_summary(github, target, *summary_body(github, target, trusted_logins(args))))
+    lines = posted_line("comment", post_session_comment(github, target, stats, workflows, privacy, args.repost))
+    lines += posted_line("summary", post_summary(github, target, *summary_body(github, target, trusted, privacy)))
     emit(args, lines)
     return EXIT_OK
 
@@ -5829,11 +6566,16 @@ def read_archive(folder: Path, skip: set, reader: HistoryReader) -> list[dict]:
     """The stats in the archive folder (searched recursively) of sessions not in `skip`."""
     found = {}
     for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
+        handle = open_regular(path)
         try:
-            stats = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
+            if handle is None:
+                raise OSError("not a regular file")
+            with handle:
+                stats = json.loads(handle.read().decode("utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             reader.skipped["unreadable archive files"] += 1
             continue
+        stats = upgrade_session_data(stats)
         sid = as_str(as_dict(stats).get("session_id"))
         if validate_session_data(stats, sid[:8]) is not None:
             reader.skipped["unreadable archive files"] += 1
@@ -5844,11 +6586,15 @@ def read_archive(folder: Path, skip: set, reader: HistoryReader) -> list[dict]:
     return list(found.values())
 
 
-def write_archive(folder: Path, every_stats: list[dict]) -> None:
+def write_archive(folder: Path, every_stats: list[dict], warn) -> None:
     """Each session's stats as FOLDER/<session id>.json, written only when they changed."""
     for stats in every_stats:
-        path = folder / f"{stats['session_id']}.json"
-        text = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
+        try:
+            path = session_file(folder, stats["session_id"])
+        except UserError as exc:
+            warn(f"archive: {exc}; skipped")
+            continue
+        text = json_text(stats)
         try:
             if path.read_text(encoding="utf-8") == text:
                 continue
@@ -5883,7 +6629,7 @@ def local_sessions(args, reader: HistoryReader, since: float, until: float) -> l
 
 
 def write_outputs(folder: Path, data: dict, chartjs: str | None) -> list[Path]:
-    files = {"analytics.json": json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
+    files = {"analytics.json": json_text(data, indent=1, sort_keys=True),
              "analytics.csv": render_csv(csv_rows(data["items"])),
              "analytics.md": render_report(data),
              "dashboard.html": render_dashboard(data, chartjs)}
@@ -5898,13 +6644,18 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
     if args.source == "local":
         since, until = extract_range(args, required=False)
         items, failures, repo = local_items(local_sessions(args, reader, since, until)), [], None
+        privacy = Privacy(args.privacy or "team", people=machine_people())
     else:
         since, until = extract_range(args, required=True)
         github = open_github(github, args, None)
+        level = args.privacy or default_level(repository_visibility(github))
         items, failures = gather_github(github, since, until, trusted_logins(args), args.quiet)
         repo = github.repo
+        privacy = Privacy(level, repo, people=machine_people())
     data = {"schema_version": SCHEMA_VERSION, "source": args.source, "repo": repo,
-            "from": args.date_from or "", "to": args.date_to or "", "items": items, "failures": failures}
+            "from": args.date_from or "", "to": args.date_to or "", "privacy": privacy.level,
+            "items": outbound_items(items, privacy),
+            "failures": [{**f, "error": scrub(f["error"], privacy)} for f in failures]}
     paths = write_outputs(folder, data, chartjs)
     sessions = sum(len(i["sessions"]) for i in items)
     emit(args, f"extracted {sessions} session{'s' if sessions != 1 else ''} from {len(items)} "
@@ -5952,7 +6703,7 @@ def main(argv=None) -> int:
         github = GitHub(None, warn=warner(args))
         return (PHASES[args.phase] if args.phase else run_pipeline)(args, reader, github)
     except UserError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {terminal_text(str(exc))}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -5964,7 +6715,7 @@ def main(argv=None) -> int:
             pass
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{PROG}: internal error: {type(exc).__name__}: {terminal_text(str(exc))}", file=sys.stderr)
         return EXIT_INTERNAL
 
 
