@@ -16,6 +16,9 @@ CLAUDE_CODE := tests/claude/node_modules/.installed
 GITHUB_SCHEMA := tests/github-schema/node_modules/.installed
 # secretlint and its recommended rules, pinned: with detect-secrets, the tests' secret scanners.
 SECRET_SCANNERS := tests/secrets/node_modules/.installed
+# Arize Phoenix and MLflow, the real OTLP backends of the otel tests, each in its own venv
+# installed from its frozen requirements (tests/otel/requirements-*.txt).
+OTEL_BACKENDS := tests/.venvs/phoenix/.installed tests/.venvs/mlflow/.installed
 CLAUDE_CODE_VERSION ?=
 DEMO_OUT ?= demo-output
 
@@ -48,7 +51,8 @@ demo:
 	@echo "summary-pr-652.md: the PR comments, rendered without posting, and analytics/:"
 	@echo "analytics.csv, analytics.md, analytics.json and dashboard.html from the local transcripts)"
 
-test-deps: system-deps $(BROWSER_DEPS) $(CLAUDE_CODE) $(GITHUB_SCHEMA) $(SECRET_SCANNERS) $(LITELLM_WHEEL)
+test-deps: system-deps $(BROWSER_DEPS) $(CLAUDE_CODE) $(GITHUB_SCHEMA) $(SECRET_SCANNERS) $(LITELLM_WHEEL) \
+		$(OTEL_BACKENDS)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 # gh, openssl, cmark-gfm, chromium, node: installed with apt-get where it can, else the command to run
@@ -75,6 +79,13 @@ $(GITHUB_SCHEMA): tests/github-schema/package.json tests/github-schema/package-l
 
 $(SECRET_SCANNERS): tests/secrets/package.json tests/secrets/package-lock.json | system-deps
 	cd tests/secrets && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# A server's venv, rebuilt from scratch when its requirements change.
+tests/.venvs/%/.installed: tests/otel/requirements-%.txt
+	rm -rf tests/.venvs/$*
+	$(PYTHON) -m venv tests/.venvs/$*
+	tests/.venvs/$*/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 # The tests' scripted Claude Code sessions, run with another release to see what it changed:
