@@ -314,3 +314,8 @@ def all_stats(projects: Path, options=None) -> list:
 
 # The reference for every speed setting: decode every line, keep nothing, one process.
 PLAIN = sa.ReadOptions(fast_lines=False, cache=None, workers=1)
+
+
+def scan_with(options, path, session_hint: str, agent_hint, depth: str):
+    """One file's scan as the Reading these options choose gives it."""
+    return options.reading().scan(sa.TranscriptFile(Path(path), session_hint, agent_hint), session_hint, depth)

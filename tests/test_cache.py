@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_PROJECTS, PLAIN, SCRIPT, Transcript, list_rows, replayed_history, run_cli, sa, usage
+from conftest import (DEMO_PROJECTS, PLAIN, SCRIPT, Transcript, list_rows, replayed_history, run_cli, sa,
+                      scan_with, usage)
 
 
 def listing(projects: Path, cache: Path | None, *extra) -> tuple[list, str]:
@@ -101,14 +102,14 @@ def test_appends_resume_from_where_the_scan_stopped(history, tmp_path, depth):
     path = main_file(history)
     sid = "00b11888-7e0c-4fb4-bb39-32ea32e09b64"
     other_depth = sa.ROW if depth == sa.FULL else sa.FULL
-    full = sa.scan_file(path, sid, None, depth, options)
-    other = sa.scan_file(path, sid, None, other_depth, options)    # its own entry, not this one's
+    full = scan_with(options, path, sid, None, depth)
+    other = scan_with(options, path, sid, None, other_depth)    # its own entry, not this one's
     size = path.stat().st_size
     append_call(path, "msg_more", 77)
     store.resumed_at.clear()
-    resumed = sa.scan_file(path, sid, None, depth, options)
+    resumed = scan_with(options, path, sid, None, depth)
     assert store.resumed_at == [size]                              # only the new bytes were read
-    fresh = sa.scan_file(path, sid, None, depth, PLAIN)
+    fresh = scan_with(PLAIN, path, sid, None, depth)
     assert resumed == fresh and len(resumed.calls) == len(full.calls) + 1
     stats_scan, list_scan = (other, full) if depth == sa.ROW else (full, other)
     assert len(list_scan.tool_results) < len(stats_scan.tool_results)   # a row needs only Task links
@@ -214,7 +215,7 @@ def test_another_build_of_the_script_keeps_its_own_entries(history, tmp_path):
 def test_entries_in_a_folder_others_can_write_are_never_loaded(history, tmp_path):
     store = sa.ReadCache(tmp_path / "cache")
     path = main_file(history)
-    sa.scan_file(path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, sa.FULL, sa.ReadOptions(cache=store))
+    scan_with(sa.ReadOptions(cache=store), path, "00b11888-7e0c-4fb4-bb39-32ea32e09b64", None, sa.FULL)
     entry = store.entry_path(str(path.absolute()), "scans")
     assert sa.ReadCache(tmp_path / "cache").read(str(path.absolute()), "scans") is not None
     entry.chmod(0o666)                                              # someone else could have written it
@@ -287,13 +288,13 @@ def test_an_unchanged_file_s_entry_is_not_written_again(history, tmp_path):
     options = sa.ReadOptions(cache=store)
     path = main_file(history)
     sid = "00b11888-7e0c-4fb4-bb39-32ea32e09b64"
-    first = sa.scan_file(path, sid, None, sa.FULL, options)
+    first = scan_with(options, path, sid, None, sa.FULL)
     entry = store.entry_path(str(path.absolute()), "scans")
     os.utime(entry, ns=(1, 1))
-    assert sa.scan_file(path, sid, None, sa.FULL, options) == first
+    assert scan_with(options, path, sid, None, sa.FULL) == first
     assert entry.stat().st_mtime_ns == 1                            # read, not rewritten
     append_call(path, "msg_more", 5)
-    sa.scan_file(path, sid, None, sa.FULL, options)
+    scan_with(options, path, sid, None, sa.FULL)
     assert entry.stat().st_mtime_ns != 1                            # new bytes: stored again
 
 
@@ -302,8 +303,8 @@ def test_a_small_file_is_read_again_rather_than_cached(tmp_path):
     t.assistant("msg_1", usage(1, 10))
     path = t.write()
     store = sa.ReadCache(tmp_path / "cache")
-    assert sa.scan_file(path, "s1", None, sa.FULL, sa.ReadOptions(cache=store)) == \
-        sa.scan_file(path, "s1", None, sa.FULL, PLAIN)
+    assert scan_with(sa.ReadOptions(cache=store), path, "s1", None, sa.FULL) == \
+        scan_with(PLAIN, path, "s1", None, sa.FULL)
     assert not store.entry_path(str(path.absolute()), "scans").exists()
 
 
@@ -351,7 +352,7 @@ def test_a_session_that_grows_while_it_is_read_is_not_kept_as_read_after_it(tmp_
     path = tmp_path / "p" / "s1.jsonl"
     options = sa.ReadOptions(cache=sa.ReadCache(tmp_path / "cache"))
     job = sa.SessionJob(tmp_path / "p", "s1", [sa.TranscriptFile(path, "s1", None)], sa.ROW,
-                        _GrowsWhileRead(path), options, settings="grows")
+                        _GrowsWhileRead(path), options.reading(), settings="grows")
     assert sa.run_jobs([job], options)[0].row == 10
     assert sa.session_from_cache(job) is None                  # the file has grown since it was read
     assert sa.run_jobs([job], options)[0].row == 15            # read again: the late call counts

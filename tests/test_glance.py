@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLAIN, SHARED, all_stats, list_rows, sa
+from conftest import PLAIN, SHARED, all_stats, list_rows, sa, scan_with
 from test_skim import PLAIN_TOOLS, TRICKY_TEXTS, compact, result_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
@@ -27,8 +27,8 @@ LAYOUT_2_1 = ["parentUuid", "isSidechain", "userType", "cwd", "sessionId", "vers
               "message", "uuid", "timestamp", "toolUseResult"]
 
 
-def list_state(tool_names=PLAIN_TOOLS) -> sa._ScanState:
-    state = sa._ScanState(sa.FileScan(path=Path("t.jsonl"), session_id="s", depth=sa.ROW))
+def list_state(tool_names=PLAIN_TOOLS) -> sa.ScanState:
+    state = sa.ScanState(sa.FileScan(path=Path("t.jsonl"), session_id="s", depth=sa.ROW))
     state.tool_names.update(tool_names)
     return state
 
@@ -53,7 +53,7 @@ def glanced_or_declined(line: bytes, tool_names=PLAIN_TOOLS, agent_hint=None) ->
 def list_scans(files: list[Path], glance: bool) -> tuple[list, int]:
     """ROW-depth scans of every file: every line glanced at (or skimmed) where it can be, or decoded."""
     options = sa.ReadOptions(skim_min_bytes=0) if glance else PLAIN
-    scans = [sa.scan_file(f, "hint", None, sa.ROW, options) for f in files]
+    scans = [scan_with(options, f, "hint", None, sa.ROW) for f in files]
     return scans, sum(scan.glanced for scan in scans)
 
 

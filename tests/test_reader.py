@@ -29,7 +29,6 @@ def every_setting(cache_root: Path) -> dict:
         "quote by quote never": sa.ReadOptions(skim_min_bytes=0, quote_steps=0),
         "small chunks": sa.ReadOptions(chunk_bytes=1 << 16),
         "worker processes": sa.ReadOptions(workers=2, parallel_min_bytes=0),
-        "every file in two halves": sa.ReadOptions(workers=2, split_min_bytes=1),
     }
 
 
@@ -60,15 +59,22 @@ def test_stats_of_every_session_do_not_depend_on_how_fast_they_are_read(historie
 
 def test_one_session_does_not_depend_on_how_fast_it_is_read(tmp_path):
     plain_reader = sa.HistoryReader(REAL_2026, PLAIN)
-    fast_readers = [sa.HistoryReader(REAL_2026, sa.ReadOptions(cache=sa.ReadCache(tmp_path), skim_min_bytes=0)),
-                    sa.HistoryReader(REAL_2026, sa.ReadOptions(cache=sa.ReadCache(tmp_path / "split"),
-                                                               workers=2, split_min_bytes=1))]
+    fast_reader = sa.HistoryReader(REAL_2026, sa.ReadOptions(cache=sa.ReadCache(tmp_path), skim_min_bytes=0))
     pricing = sa.load_pricing(None)
     for sid in ("fa812bfe", "8ecab05f", "592b4ec7"):
         plain = sa.compute_stats(plain_reader.session(plain_reader.locate(sid)), pricing, "x")
-        for fast_reader in fast_readers:
-            for _ in range(2):                                      # a first run, then from the cache
-                assert sa.compute_stats(fast_reader.session(fast_reader.locate(sid)), pricing, "x") == plain
+        for _ in range(2):                                      # a first run, then from the cache
+            assert sa.compute_stats(fast_reader.session(fast_reader.locate(sid)), pricing, "x") == plain
+
+
+def test_the_plain_reader_is_the_default_and_the_options_pick_a_faster_one():
+    assert type(sa.HistoryReader(REAL_2026).reading) is sa.PlainReading
+    assert type(PLAIN.reading()) is sa.PlainReading
+    assert type(sa.ReadOptions().reading()) is sa.FastReading
+
+
+def test_every_field_of_a_file_s_scan_has_its_rule_for_combining_scans():
+    assert set(sa.SCAN_COMBINE) == {f.name for f in sa.dataclasses.fields(sa.FileScan)}
 
 
 def test_what_a_read_returns_says_its_depth_and_stats_refuse_a_row_read(tmp_path):
@@ -146,15 +152,17 @@ def test_one_call_key_and_one_synthetic_rule(tmp_path):
     assert sa.call_key(rec, {}) == ("uuid", "u1")
     assert sa.billed_usage({"model": "<synthetic>", "usage": {"output_tokens": 5}}) is None
     assert sa.billed_usage({"model": "claude-opus-4-6", "usage": {"output_tokens": 5}}) == {"output_tokens": 5}
-    # the neighbours' cheap claims use the same rules as a full read
+    # the neighbours' claims are read by the same rules as a full read, cached or not
     t = Transcript(tmp_path / "p" / "s1.jsonl", "s1")
     t.assistant("msg_1", usage(1, 1))
     t.assistant("msg_2", usage(1, 1), model="<synthetic>")
     t.assistant(None, usage(1, 1), request_id=None)
     path = t.write()
-    claims, _ = sa.light_claims([sa.TranscriptFile(path, "s1", None)])
-    scan = sa.scan_file(path, "s1", None, sa.FULL, PLAIN)
-    assert set(claims) == set(scan.calls) and len(claims) == 2
+    scan = sa.scan_file(path, "s1", None, sa.FULL)
+    for options in (PLAIN, sa.ReadOptions(), sa.ReadOptions(cache=sa.ReadCache(tmp_path / "cache"))):
+        for _ in range(2):
+            claims, _ = options.reading().claims([sa.TranscriptFile(path, "s1", None)], "s1")
+            assert set(claims) == set(scan.calls) and len(claims) == 2
 
 
 def test_timestamps_taken_by_the_fast_path_are_what_the_general_parser_gives():
@@ -174,77 +182,7 @@ def test_timestamps_taken_by_the_fast_path_are_what_the_general_parser_gives():
     assert sa.parse_ts("２026-02-08T22:26:37.123Z") is None
 
 
-# ── One big file, two halves at once ──────────────────────────────────────────
-
-TWO = sa.ReadOptions(workers=2, split_min_bytes=1)
-
-
-def first_half(path: Path, depth: str, split: int | None):
-    """The scan state of a file's lines up to `split` (all of them: None), read in one pass."""
-    state = sa._ScanState(sa.FileScan(path=path, session_id="hint", depth=depth))
-    with open(path, "rb", buffering=0) as handle:
-        return sa.read_range(state, handle, 0, split, None, sa.fast_lines(depth, TWO), TWO)[0]
-
-
-def line_starts(path: Path, most: int = 12) -> list[int]:
-    data = path.read_bytes()
-    starts = [i + 1 for i, byte in enumerate(data) if byte == 10 and i + 1 < len(data)]
-    return starts[::max(1, len(starts) // most)]
-
-
-def test_two_halves_joined_are_the_one_pass_scan_or_are_not_joined():
-    """At any line of any real transcript, at both depths: the second half read on its own is
-    joined to the first exactly as one pass reads on, or it is refused (then it is read again)."""
-    joined, refused = 0, 0
-    for path in sorted((SHARED / "fixtures" / "transcripts").rglob("*.jsonl")):
-        for depth in (sa.FULL, sa.ROW):
-            whole = first_half(path, depth, None)
-            for split in line_starts(path):
-                first = first_half(path, depth, split)
-                second, _, _, missed = sa.read_second_half(path, split, first.scan, None,
-                                                           sa.fast_lines(depth, TWO), TWO)
-                if sa._joinable(first, second, missed):
-                    assert sa._join(first, second) == whole, (path, depth, split)
-                    joined += 1
-                else:
-                    refused += 1
-    assert joined > 1000 and refused > 50          # both ways are taken
-
-
-def test_the_halves_meet_at_a_prompt_so_a_split_session_is_read_in_two_at_once(tmp_path):
-    generate.generate_single(tmp_path, 4 << 20, seed=2)        # prompts in its second half
-    path = next((tmp_path / "projects").rglob("5ea51e00-*.jsonl"))
-    options = sa.ReadOptions(workers=2, split_min_bytes=1 << 20)
-    with open(path, "rb", buffering=0) as handle:
-        split = sa.halfway_line(handle, 0, options)
-    assert path.stat().st_size // 2 < split < path.stat().st_size // 2 + sa.SPLIT_LOOK_BYTES
-    head = path.read_bytes()[split:split + 400]
-    assert b'"type":"user"' in head and b'"content":"' in head          # a prompt, not a tool result
-    for depth in (sa.FULL, sa.ROW):
-        first = first_half(path, depth, split)
-        second, _, _, missed = sa.read_second_half(path, split, first.scan, None, sa.fast_lines(depth, options),
-                                                   options)
-        assert sa._joinable(first, second, missed)
-        assert sa.scan_file(path, "hint", None, depth, options) == sa.scan_file(path, "hint", None, depth, PLAIN)
-    with open(path, "rb", buffering=0) as handle:
-        assert sa.halfway_line(handle, 0, sa.ReadOptions(workers=1, split_min_bytes=1)) is None
-        assert sa.halfway_line(handle, 0, sa.ReadOptions(split_min_bytes=0)) is None
-        assert sa.halfway_line(handle, 0, sa.ReadOptions(split_min_bytes=path.stat().st_size + 1)) is None
-
-
-def test_a_split_read_keeps_a_growing_last_line_out_of_the_cache(tmp_path):
-    """The unterminated last line of a file read in two halves is read, but the cache keeps the
-    joined state from before it, as a one-pass read does."""
-    generate.generate_single(tmp_path, 2 << 20, seed=6)
-    path = next((tmp_path / "projects").rglob("5ea51e00-*.jsonl"))
-    data = path.read_bytes()
-    path.write_bytes(data + data.rstrip(b"\n").rsplit(b"\n", 1)[-1][:-40])      # a half-written line
-    options = sa.ReadOptions(workers=2, split_min_bytes=1, cache=sa.ReadCache(tmp_path / "cache"))
-    assert sa.scan_file(path, "hint", None, sa.FULL, options) == sa.scan_file(path, "hint", None, sa.FULL, PLAIN)
-    with path.open("ab") as handle:
-        handle.write(data.rstrip(b"\n").rsplit(b"\n", 1)[-1][-40:] + b"\n")   # the line is finished
-    assert sa.scan_file(path, "hint", None, sa.FULL, options) == sa.scan_file(path, "hint", None, sa.FULL, PLAIN)
-
+# ── Calls recorded by several sessions ───────────────────────────────────────
 
 def test_calls_recorded_twice_are_found_in_every_bucket_of_digests():
     """lost_calls compares digests a bucket at a time (top bits): calls shared in the first, a
@@ -261,29 +199,3 @@ def test_calls_recorded_twice_are_found_in_every_bucket_of_digests():
                result([9 * top, 15 * top], 1.0, 5.0)]
     lost = sa.lost_calls(results, [("p", "a"), ("p", "b"), ("p", "c")])
     assert lost == {1: set(shared)}
-
-
-def test_on_real_transcripts_the_halves_meet_where_the_guess_holds():
-    """The split is made at a prompt so that the second half depends on nothing of the first:
-    on the real transcripts of 200 KB or more, nearly every such split joins."""
-    joined, files = 0, 0
-    for path in sorted((SHARED / "fixtures" / "transcripts").rglob("*.jsonl")):
-        if path.stat().st_size < 200_000:
-            continue
-        files += 1
-        with open(path, "rb", buffering=0) as handle:
-            split = sa.halfway_line(handle, 0, TWO)
-        first = first_half(path, sa.FULL, split)
-        second, _, _, missed = sa.read_second_half(path, split, first.scan, None, sa.fast_lines(sa.FULL, TWO), TWO)
-        joined += sa._joinable(first, second, missed)
-    assert files >= 20 and joined >= 0.8 * files
-
-
-def test_a_child_that_sends_nothing_leaves_the_second_half_to_this_process():
-    import os
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os._exit(1)                     # a child that died before sending its scan
-    os.close(write_end)
-    assert sa._collect(pid, read_end) is None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLAIN, SHARED, sa
+from conftest import PLAIN, SHARED, sa, scan_with
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 import generate  # noqa: E402  (the benchmark's history generator)
@@ -27,9 +27,9 @@ def compact(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def scan_of(line: bytes, skim: bool, tool_names=PLAIN_TOOLS, steps=sa.QUOTE_STEPS) -> sa._ScanState:
+def scan_of(line: bytes, skim: bool, tool_names=PLAIN_TOOLS, steps=sa.QUOTE_STEPS) -> sa.ScanState:
     """The scan state after one line, skimmed or decoded, in a file whose session is known."""
-    state = sa._ScanState(sa.FileScan(path=Path("t.jsonl"), session_id="s"))
+    state = sa.ScanState(sa.FileScan(path=Path("t.jsonl"), session_id="s"))
     state.tool_names.update(tool_names)
     if skim:
         rec = sa.skim_tool_result(line, state.tool_names, quote_steps=steps)
@@ -76,8 +76,8 @@ def result_line(content, *, tool_use_id="toolu_read", is_error=None, result=None
 
 def scans_both_ways(files: list[Path]) -> tuple[list, list, int]:
     """Every file scanned with the skim tried on every line, and decoded whole (PLAIN)."""
-    with_skim = [sa.scan_file(f, "hint", None, sa.FULL, sa.ReadOptions(skim_min_bytes=0)) for f in files]
-    without = [sa.scan_file(f, "hint", None, sa.FULL, PLAIN) for f in files]
+    with_skim = [scan_with(sa.ReadOptions(skim_min_bytes=0), f, "hint", None, sa.FULL) for f in files]
+    without = [scan_with(PLAIN, f, "hint", None, sa.FULL) for f in files]
     return with_skim, without, sum(scan.skimmed for scan in with_skim)
 
 
@@ -101,8 +101,9 @@ def test_generated_history_scans_the_same_and_most_big_lines_are_skimmed(tmp_pat
 def test_stats_of_a_generated_session_do_not_depend_on_the_skim(tmp_path):
     generate.generate_single(tmp_path, 4 << 20, seed=2)
     sid = json.loads((tmp_path / "manifest.json").read_text())["session"]
-    facts_decoded = sa.assemble_session(sid, "p", *_files_and_scans(tmp_path, sid, PLAIN), {})
-    facts_skimmed = sa.assemble_session(sid, "p", *_files_and_scans(tmp_path, sid, sa.ReadOptions(skim_min_bytes=0)), {})
+    facts_decoded = sa.assemble_session(sid, "p", *_files_and_scans(tmp_path, sid, PLAIN), sa.owns_every_call)
+    facts_skimmed = sa.assemble_session(sid, "p", *_files_and_scans(tmp_path, sid, sa.ReadOptions(skim_min_bytes=0)),
+                                        sa.owns_every_call)
     pricing = sa.load_pricing(None)
     a = sa.compute_stats(facts_skimmed, pricing, "p")
     b = sa.compute_stats(facts_decoded, pricing, "p")
@@ -112,7 +113,7 @@ def test_stats_of_a_generated_session_do_not_depend_on_the_skim(tmp_path):
 def _files_and_scans(root: Path, sid: str, options):
     project = next((root / "projects").iterdir())
     files = sa.group_by_session(sa.project_files(project))[sid]
-    return files, [sa.scan_file(tf.path, sid, tf.agent_hint, sa.FULL, options) for tf in files]
+    return files, [scan_with(options, tf.path, sid, tf.agent_hint, sa.FULL) for tf in files]
 
 
 # ── Lines built to mislead ────────────────────────────────────────────────────
@@ -219,9 +220,9 @@ def test_random_results_never_skim_differently():
 
 def test_an_inline_sidechain_result_is_decoded_so_its_chain_stays_linked(tmp_path):
     line = result_line("z" * 10000, extra_top={"isSidechain": True})
-    state = sa._ScanState(sa.FileScan(path=tmp_path / "t.jsonl", session_id="s"))
+    state = sa.ScanState(sa.FileScan(path=tmp_path / "t.jsonl", session_id="s"))
     state.tool_names.update(PLAIN_TOOLS)
-    fast = sa.fast_lines(sa.FULL, sa.ReadOptions())
+    hook = sa.line_hook(sa.FULL, sa.ReadOptions())
     assert len(line) > sa.ReadOptions().skim_min_bytes
-    sa.interpret_line(state, line, True, None, fast)
-    assert state.inline_parent == {"u1": "p1"} and state.scan.skimmed == 0
+    assert hook(state, line, None) is False                 # declined: decoded instead
+    assert state.scan.skimmed == 0 and not state.inline_parent

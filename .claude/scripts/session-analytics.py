@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,22 +96,7 @@ RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the sta
 PROVISIONAL_AGENT = "~"          # prefix of inline sidechain ids before their root is known
 
 
-# How fast a history is read: the defaults of ReadOptions and of the cache (see "Reading fast").
-READ_CHUNK_BYTES = 4 << 20
-SKIM_MIN_BYTES = 8192
-QUOTE_STEPS = 16
-PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
-SPLIT_MIN_BYTES = 32 << 20        # one session's file this big is read in two halves at once
-SPLIT_LOOK_BYTES = 8 << 20        # how far past the middle a prompt is looked for to split at
-GLANCE_HEAD_BYTES = 4096
-
-CACHE_VERSION = 1
-CACHE_PROBE_BYTES = 64 * 1024
-# A file's scan state is stored only from this size: storing costs about a sixth of reading (its
-# calls pickled), paid for every file of a first read, while only the files still being written
-# ever resume; a smaller file that grew is read again in less than a tenth of a second.
-CACHE_MIN_BYTES = 4 << 20
-CACHE_UNUSED_DAYS = 30
+READ_CHUNK_BYTES = 4 << 20        # how much of a file one read takes (iter_lines)
 
 # The price table is data: one JSON-shaped literal, the same shape `--pricing FILE` takes. USD per
 # million tokens. Every rate is copied from Anthropic's pricing page or the model's overview page
@@ -834,20 +820,6 @@ class SessionFacts:
     replayed: dict = field(default_factory=dict)   # model -> Usage of calls another session owns
 
 
-@dataclass(frozen=True)
-class ReadOptions:
-    """How fast a history is read, never what comes of it: any options give the result of
-    ReadOptions(fast_lines=False, cache=None, workers=1), which the tests hold them to."""
-    cache: "ReadCache | None" = None        # where scans and results are kept between runs
-    fast_lines: bool = True                 # glance at and skim big tool results instead of decoding
-    skim_min_bytes: int = SKIM_MIN_BYTES    # lines shorter than this are decoded: cheaper than a skim
-    quote_steps: int = QUOTE_STEPS          # a skim's quote-by-quote steps before it looks ahead
-    workers: int = 0                        # processes to read with; 0: one per core, at most 8
-    parallel_min_bytes: int = PARALLEL_MIN_BYTES   # below this, starting workers costs more
-    chunk_bytes: int = READ_CHUNK_BYTES     # how much of a file one read takes
-    split_min_bytes: int = SPLIT_MIN_BYTES  # a file this big is read in two halves at once; 0: never
-
-
 # ── The line interpreter: one transcript line into a file's scan ──────────────
 #
 # A transcript line is one JSON object. Only a few record types matter; the rest
@@ -968,7 +940,7 @@ def result_text_read(tool_names: dict, tool_use_id, text_tools: tuple = RESULT_T
 
 
 @dataclass
-class _ScanState:
+class ScanState:
     """A file's scan so far, before inline sidechains are resolved: what the cache keeps."""
     scan: FileScan
     inline_parent: dict = field(default_factory=dict)   # sidechain uuid -> parentUuid
@@ -985,79 +957,13 @@ class _ScanState:
         return TASK_TOOLS if self.scan.depth == ROW else RESULT_TEXT_TOOLS
 
 
-def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str = FULL,
-              options: ReadOptions = ReadOptions()) -> FileScan:
-    """Read one transcript file into a FileScan, resuming from the cache where it can.
-
-    session_hint is the session the file belongs to by its location ('' when the
-    lines must say: flat agent-*.jsonl files). agent_hint is the subagent id a
-    subagent file is for; lines' own agentId wins when present. At ROW depth only what a
-    list row shows of tool results is read: the subagent links of Task/Agent calls
-    (list_row reads nothing else of them), so every other result is glanced at or skimmed.
-    """
-    path = Path(path)
-    handle = open_regular(path)
-    if handle is None:
-        scan = FileScan(path=path, session_id=session_hint, depth=depth)
-        scan.skipped["unreadable files" if path.is_file() or not os.path.lexists(path)
-                     else "files that are not regular files"] += 1
-        return scan
-    cache = options.cache
-    fast = fast_lines(depth, options) if options.fast_lines else None
-    with handle:
-        if cache and os.fstat(handle.fileno()).st_size < CACHE_MIN_BYTES:
-            cache = None        # most subagent files: storing them would cost a first run a third
-        kind = "list-scans" if depth == ROW else "scans"
-        cached = cache.lookup(path, handle, kind) if cache else None
-        state, consumed, exact = cached or (
-            _ScanState(FileScan(path=path, session_id=session_hint, depth=depth)), 0, False)
-        start = consumed
-        split = halfway_line(handle, consumed, options)
-        if split is None:
-            state, consumed, snapshot = read_range(state, handle, consumed, None, agent_hint, fast, options)
-        else:
-            state, consumed, snapshot = read_in_two(state, handle, consumed, split, agent_hint, fast, options)
-        if cache and not (exact and consumed == start and snapshot is None):    # else it is stored
-            if snapshot is None:
-                snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
-            cache.store(path, handle, *snapshot, kind)
-    if state.inline_lines:
-        _resolve_inline_sidechains(state.scan, state.inline_parent, state.inline_lines, state.uuid_prompt_key)
-    return state.scan
-
-
-def read_range(state: _ScanState, handle, start: int, end: int | None, agent_hint: str | None, fast,
-               options: ReadOptions) -> tuple[_ScanState, int, tuple | None]:
-    """Interpret the lines from `start` (to `end`): (state, offset read to, snapshot), where the
-    snapshot is the pickled state before an unterminated last line (it may still be growing)."""
-    consumed, snapshot = start, None
-    for line, pos, terminated in iter_lines(handle, start, options.chunk_bytes, end):
-        if not terminated and snapshot is None:
-            snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
-        interpret_line(state, line, terminated, agent_hint, fast)
-        if terminated:
-            consumed = pos
-    return state, consumed, snapshot
-
-
-def interpret_line(state: _ScanState, line: bytes, terminated: bool, agent_hint: str | None,
-                   fast=None) -> None:
-    """One line into the scan state. `fast` is the hook of "Reading fast" (fast_lines): for lines
-    of at least its min_bytes it may read the line without decoding it (True: done; a dict: the
-    record to interpret) or decline (None)."""
-    rec = None
-    if fast is not None and terminated and len(line) >= fast.min_bytes and state.scan.session_id \
-            and _USER_CONTENT in line:
-        rec = fast(state, line, agent_hint)
-        if rec is True:
-            return
-    if rec is None:
-        rec, problem = decode_line(line, terminated)
-        if problem:
-            state.scan.skipped[problem] += 1
-        if rec is None:
-            return
-    _scan_record(state, rec, agent_hint)
+def interpret_line(state: ScanState, line: bytes, terminated: bool, agent_hint: str | None) -> None:
+    """One line of a transcript into the scan state: decoded, then read by _scan_record."""
+    rec, problem = decode_line(line, terminated)
+    if problem:
+        state.scan.skipped[problem] += 1
+    if rec is not None:
+        _scan_record(state, rec, agent_hint)
 
 
 def _result_blocks(content) -> list:
@@ -1067,8 +973,34 @@ def _result_blocks(content) -> list:
     return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
 
 
-def _scan_record(state: _ScanState, rec: dict, agent_hint: str | None) -> None:
-    # Run for every line of every transcript: plain lookups and `type(x) is str` on purpose.
+# Changing what is counted: a checklist. The counting rules live here, in _scan_record and the
+# _read_* functions it calls. "Reading fast", at the end of this file, reads some lines without
+# decoding them, and relies on these rules as they stand; a change to one of them must keep:
+# - A tool-result line (a user line whose content is a list of tool_result blocks) gives the scan
+#   its members in _SKIM_KEYS, each block's tool_use_id and is_error, the text of the tools in
+#   RESULT_TEXT_TOOLS and the text of a failed call (its error class). The skim reads exactly
+#   those from a big line and steps over the rest; to read anything else from such lines, add the
+#   member to _SKIM_KEYS, or make the skim decline the lines that carry it (result_text_read, the
+#   is_error check). tests/test_skim.py holds the skim to a full decode on every real line.
+# - At ROW depth (a list row) a tool-result line gives only its timestamp, and a Task/Agent
+#   result its subagent link; other tool calls are not recorded. The glance takes only the
+#   timestamp; a list row that shows more must record it at ROW depth and the glance must decline
+#   the lines that carry it. tests/test_glance.py.
+# - A billed API call is what billed_usage and call_key say, for every reader of lines.
+# - What a session's summary depends on besides its transcripts (prices, templates) is in
+#   summary_key: results kept between runs are keyed on it. tests/test_cache.py.
+# - A summarise function (list_row, local_stats) is pure and picklable: it may run in a worker.
+# - A new FileScan field needs its rule in SCAN_COMBINE (how the scans of one session combine).
+# tests/test_reader.py holds every speed setting to the plain reader's result, on the real
+# transcripts and on generated histories.
+
+def _scan_record(state: ScanState, rec: dict, agent_hint: str | None) -> None:
+    """One decoded line into the scan: its time, session and version, where it ran (cwd and branch,
+    counted on the main thread only, and not on tool-result lines, which repeat their call's
+    envelope), and by record type: an assistant line's billed call and tool uses (_read_assistant),
+    a user line's tool results (_read_results) or prompt and slash command (_read_prompt), a
+    compaction, Claude Code's own cost record, a title. Other types add their time and nothing
+    else. Run for every line of every transcript: plain lookups and `type(x) is str` on purpose."""
     scan = state.scan
     get = rec.get
     ts = parse_ts(get("timestamp"))
@@ -1410,6 +1342,44 @@ def merge_call(calls: dict, call: ApiCall) -> None:
         known.first_ts = call.first_ts
 
 
+# ── Reading one transcript file ───────────────────────────────────────────────
+
+def new_scan(path: Path, session_hint: str, depth: str) -> ScanState:
+    return ScanState(FileScan(path=Path(path), session_id=session_hint, depth=depth))
+
+
+def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str = FULL) -> FileScan:
+    """One transcript file read into a FileScan: every line through interpret_line, then the
+    inline sidechains given their agents.
+
+    session_hint is the session the file belongs to by its location ('' when the lines must say:
+    flat agent-*.jsonl files). agent_hint is the subagent id a subagent file is for; a line's own
+    agentId wins. Only a regular file is read: a FIFO would block, a device never end."""
+    state = new_scan(path, session_hint, depth)
+    handle = open_regular(path)
+    if handle is None:
+        return unreadable(state)
+    with handle:
+        for line, _, terminated in iter_lines(handle, 0):
+            interpret_line(state, line, terminated, agent_hint)
+    return finish_scan(state)
+
+
+def unreadable(state: ScanState) -> FileScan:
+    """The scan of a file that could not be read, counted as skipped and why."""
+    path = state.scan.path
+    state.scan.skipped["unreadable files" if path.is_file() or not os.path.lexists(path)
+                       else "files that are not regular files"] += 1
+    return state.scan
+
+
+def finish_scan(state: ScanState) -> FileScan:
+    """The file's scan once every line is read: inline sidechains (<= 2.0.27) get their agents."""
+    if state.inline_lines:
+        _resolve_inline_sidechains(state.scan, state.inline_parent, state.inline_lines, state.uuid_prompt_key)
+    return state.scan
+
+
 # ── Finding transcripts ───────────────────────────────────────────────────────
 #
 # Three layouts hold a session's subagents:
@@ -1589,156 +1559,152 @@ def session_claims(scans: list[FileScan]) -> tuple[dict, float]:
     return claims, (end if end is not None else float("inf"))
 
 
-def build_owner_index(project: str, claims_by_session: dict) -> dict:
-    """key -> owning session id, from {session id: (claims, end)} of one project folder."""
+def build_owner_index(claims_by_session: dict) -> dict:
+    """key -> the (project, session id) that owns it, from {(project, session id): (claims, end)}."""
     best = {}
-    for sid, (claims, end) in claims_by_session.items():
+    for (project, sid), (claims, end) in claims_by_session.items():
         for key, ts in claims.items():
             rank = owner_rank(ts, end, project, sid)
             if key not in best or rank < best[key][0]:
-                best[key] = (rank, sid)
+                best[key] = (rank, (project, sid))
     return {key: owner for key, (_, owner) in best.items()}
 
 
-def key_hash(key: tuple) -> int:
-    """A stable 64-bit digest of an API call's key, small enough to hold for a whole history."""
-    return int.from_bytes(hashlib.blake2b("\0".join(key).encode("utf-8", "surrogateescape"),
-                                          digest_size=8).digest(), "big")
+def owns_every_call(key) -> bool:
+    """A session read on its own (a capture) owns every call it recorded."""
+    return True
 
 
-# A history's call digests are compared a sixteenth at a time (by their top four bits): a set of
-# every digest of a 1 GiB history held 20 MiB, and grew with the history.
-DIGEST_BUCKETS = 16
-
-
-def lost_calls(results: list[SessionResult], sessions: list[tuple[str, str]]) -> dict[int, set]:
-    """Session index -> digests of the calls it recorded that another session owns (by
-    owner_rank; sessions are (project, sid)). Set operations find the few calls recorded twice
-    without a Python step for every call; each session's digests come sorted, so a bucket of
-    them is a slice."""
-    best, claimants = {}, collections.defaultdict(list)    # digest -> (rank, index); -> indices
-    for bucket in range(DIGEST_BUCKETS):
-        low, high = bucket << (64 - 4), (bucket + 1) << (64 - 4)
-        spans = [(bisect.bisect_left(r.keys, low), bisect.bisect_left(r.keys, high)) for r in results]
-        seen, shared = set(), set()
-        for result, (lo, hi) in zip(results, spans):
-            mine = set(result.keys[lo:hi])
-            shared |= seen & mine
-            seen |= mine
-        del seen
-        if not shared:
-            continue
-        for index, (result, (lo, hi)) in enumerate(zip(results, spans)):
-            if shared.isdisjoint(result.keys[lo:hi]):
-                continue
-            for key, ts in zip(result.keys[lo:hi], result.stamps[lo:hi]):
-                if key not in shared:
-                    continue
-                claimants[key].append(index)
-                rank = owner_rank(ts, result.end, *sessions[index])
-                held = best.get(key)
-                if held is None or rank < held[0]:
-                    best[key] = (rank, index)
-    lost = collections.defaultdict(set)
-    for key, indices in claimants.items():
-        for index in indices:
-            if index != best[key][1]:
-                lost[index].add(key)
-    return lost
+def owned_by(owner: dict, project: str, sid: str):
+    """The test assemble_session asks of each call: does this session own it?"""
+    me = (project, sid)
+    return lambda key: owner.get(key, me) == me
 
 
 # ── Assembling a session ──────────────────────────────────────────────────────
 
-def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile],
-                     scans: list[FileScan], owner: dict) -> SessionFacts:
-    """Merge a session's file scans, keeping only the API calls it owns."""
-    calls, replayed = {}, {}
-    for scan in scans:
-        for call in scan.calls.values():
-            if owner.get(call.key, sid) == sid:
-                merge_call(calls, ApiCall(call.key, call.model, call.usage, call.first_ts, call.agent))
-            else:
-                merge_call(replayed, ApiCall(call.key, call.model, call.usage, call.first_ts, call.agent))
+# A session is read from several files (its own, its subagents', a flat agent file). Their scans
+# combine field by field by the rules of SCAN_COMBINE, the one place that says how; a FileScan
+# field without a rule here fails tests/test_reader.py.
+
+def _concatenated(values):
+    return [item for value in values for item in value]
+
+
+def _counted(values):
+    total = collections.Counter()
+    for value in values:
+        total.update(value)
+    return total
+
+
+def _merged_calls(values):
+    """By call key, as merge_call folds the copies of one call (copies: the scans stay as read)."""
+    calls = {}
+    for value in values:
+        for call in value.values():
+            merge_call(calls, ApiCall(call.key, call.model, call.usage, call.first_ts, call.agent, call.correction))
+    return calls
+
+
+def _unique_prompts(values):
+    """(uuid, ts) in file order, a uuid seen before (a replayed prompt) left out."""
+    seen, prompts = set(), []
+    for uuid, ts in _concatenated(values):
+        if uuid and uuid in seen:
+            continue
+        seen.add(uuid)
+        prompts.append((uuid, ts))
+    return prompts
+
+
+def _first_per_key(values):
+    merged = {}
+    for value in values:
+        for key, item in value.items():
+            merged.setdefault(key, item)
+    return merged
+
+
+def _latest_per_key(values):
+    merged = {}
+    for value in values:
+        merged.update(value)
+    return merged
+
+
+SCAN_COMBINE = {
+    "path": lambda values: values[0],
+    "session_id": lambda values: next((v for v in values if v), ""),
+    "depth": lambda values: ROW if ROW in values else FULL,
+    "calls": _merged_calls,
+    "tool_uses": _concatenated, "tool_results": _concatenated, "commands": _concatenated,
+    "timestamps": _concatenated,
+    "prompts": _unique_prompts,
+    "cwds": _counted, "branches": _counted, "agent_cwds": _counted, "agent_branches": _counted,
+    "skipped": _counted,
+    "versions": lambda values: set().union(*values),
+    "agent_prompt_keys": _first_per_key,
+    "compactions": sum, "skimmed": sum, "glanced": sum,
+    "cost_state": lambda values: next((v for v in reversed(values) if v is not None), None),   # the last
+    "titles": _latest_per_key,
+    "first_prompt": lambda values: next((v for v in values if v), ""),
+}
+
+
+def combine_scans(scans: list[FileScan]) -> FileScan:
+    """The scans of one session's files as one, by SCAN_COMBINE."""
+    return FileScan(**{name: rule([getattr(scan, name) for scan in scans]) for name, rule in SCAN_COMBINE.items()})
+
+
+def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile], scans: list[FileScan],
+                     owns) -> SessionFacts:
+    """A session's facts from its files' scans: only the API calls it owns (`owns(key)`: see
+    Ownership) count, the others are kept apart as replayed; a tool call counts once, and only
+    with an API call the session owns; its result counts once."""
+    scan = combine_scans(scans) if scans else FileScan(path=Path(project_dir), session_id=sid)
+    calls = {key: call for key, call in scan.calls.items() if owns(key)}
     tool_uses, seen_uses = [], set()
-    for scan in scans:
-        for use in scan.tool_uses:
-            if use.call_key not in calls or (use.id and use.id in seen_uses):
-                continue
-            seen_uses.add(use.id)
-            tool_uses.append(use)
+    for use in scan.tool_uses:
+        if use.call_key not in calls or (use.id and use.id in seen_uses):
+            continue
+        seen_uses.add(use.id)
+        tool_uses.append(use)
     tool_results, seen_results = [], set()
-    for scan in scans:
-        for res in scan.tool_results:
-            if res.tool_use_id not in seen_uses or res.tool_use_id in seen_results:
-                continue
-            seen_results.add(res.tool_use_id)
-            tool_results.append(res)
-    meta = {}
-    for tf in files:
-        if tf.agent_hint:
-            meta[tf.agent_hint] = agent_meta(tf.path)
+    for res in scan.tool_results:
+        if res.tool_use_id not in seen_uses or res.tool_use_id in seen_results:
+            continue
+        seen_results.add(res.tool_use_id)
+        tool_results.append(res)
     facts = SessionFacts(
         session_id=sid, project_dir=project_dir,
         calls=sorted(calls.values(), key=_call_order),
         tool_uses=sorted(tool_uses, key=lambda u: (u.ts or 0.0)),
         tool_results=sorted(tool_results, key=lambda r: (r.ts or 0.0)),
-        prompts=[], commands=[], timestamps=[],
-        cwds=collections.Counter(), branches=collections.Counter(), versions=set(),
-        agent_meta=meta, agent_prompt_keys={}, compactions=0, skipped=collections.Counter(),
-        depth=ROW if any(scan.depth == ROW for scan in scans) else FULL,
-        cost_state=next((scan.cost_state for tf, scan in zip(files, scans)
-                         if tf.agent_hint is None and scan.cost_state is not None), None),
-        title=session_title([scan for tf, scan in zip(files, scans) if tf.agent_hint is None]),
+        prompts=scan.prompts, commands=sorted(scan.commands, key=lambda c: (c[1] or 0.0)),
+        timestamps=sorted(scan.timestamps),
+        cwds=scan.cwds or scan.agent_cwds,              # sessions known only from subagent files
+        branches=scan.branches or scan.agent_branches, versions=scan.versions,
+        agent_meta={tf.agent_hint: agent_meta(tf.path) for tf in files if tf.agent_hint},
+        agent_prompt_keys=scan.agent_prompt_keys, compactions=scan.compactions, skipped=scan.skipped,
+        depth=scan.depth, cost_state=scan.cost_state, title=session_title(scan),
     )
-    for call in replayed.values():
-        _add_usage(facts.replayed.setdefault(call.model, Usage()), call.usage)
-    seen_prompts = set()
-    agent_cwds, agent_branches = collections.Counter(), collections.Counter()
-    for scan in scans:
-        for uuid, ts in scan.prompts:
-            if uuid and uuid in seen_prompts:
-                continue
-            seen_prompts.add(uuid)
-            facts.prompts.append((uuid, ts))
-        facts.commands.extend(scan.commands)
-        facts.timestamps.extend(scan.timestamps)
-        facts.cwds.update(scan.cwds)
-        facts.branches.update(scan.branches)
-        agent_cwds.update(scan.agent_cwds)
-        agent_branches.update(scan.agent_branches)
-        facts.versions |= scan.versions
-        for agent, key in scan.agent_prompt_keys.items():
-            facts.agent_prompt_keys.setdefault(agent, key)
-        facts.compactions += scan.compactions
-        facts.skipped.update(scan.skipped)
-    facts.cwds = facts.cwds or agent_cwds               # sessions known only from subagent files
-    facts.branches = facts.branches or agent_branches
-    facts.commands.sort(key=lambda c: (c[1] or 0.0))
-    facts.timestamps.sort()
+    for key, call in scan.calls.items():
+        if key not in calls:
+            _add_usage(facts.replayed.setdefault(call.model, Usage()), call.usage)
     return facts
 
 
-def session_title(scans: list[FileScan]) -> str | None:
-    """custom-title, else ai-title, else a summary record, else the first prompt, from main files."""
+def session_title(scan: FileScan) -> str | None:
+    """custom-title, else ai-title, else a summary record, else the first prompt."""
     for kind in ("custom", "ai", "summary"):
-        found = [scan.titles[kind] for scan in scans if scan.titles.get(kind)]
-        if found:
-            return shorten(" ".join(found[-1].split()), TITLE_LIMIT)
-    return next((scan.first_prompt for scan in scans if scan.first_prompt), None)
+        if scan.titles.get(kind):
+            return shorten(" ".join(scan.titles[kind].split()), TITLE_LIMIT)
+    return scan.first_prompt or None
 
 
 def _call_order(call: ApiCall):
     return (call.first_ts if call.first_ts is not None else float("inf"), call.key)
-
-
-class _LostKeys:
-    """Owner lookup for assemble_session: a call is someone else's if its key hash is lost."""
-
-    def __init__(self, sid: str, lost: frozenset):
-        self.sid, self.lost = sid, lost
-
-    def get(self, key, default=None):
-        return "" if key_hash(key) in self.lost else self.sid
 
 
 # ── The reader: a history of sessions, read at a depth, owned once ────────────
@@ -1746,23 +1712,68 @@ class _LostKeys:
 # main builds one HistoryReader for the projects folder and passes it to the phase: `stats` and
 # `comment` ask it for one session (.session), `list` and `extract --source local` for all of
 # them (.each_session) with the pure function that turns a session's facts into their result.
+# How the files are read is its Reading: PlainReading here, the plain read every test holds the
+# others to; ReadOptions (in "Reading fast") picks a faster one that gives the same.
+
+
+@dataclass
+class Summaries:
+    """What reading every session gives: the summaries, and what was skipped on the way."""
+    rows: list
+    skipped: collections.Counter
+    empty: int                   # sessions with no records at all
+    read: list                   # ids of the sessions read this run (not served from a cache)
+    sessions: list               # ids of every session found
+
+
+class PlainReading:
+    """Every line decoded, nothing kept between runs, one process."""
+
+    def scan(self, tf: TranscriptFile, sid: str, depth: str) -> FileScan:
+        return scan_file(tf.path, sid, tf.agent_hint, depth)
+
+    def claims(self, files: list[TranscriptFile], sid: str) -> tuple[dict, float]:
+        """What a session recorded, for ownership: each call's earliest time, and its end."""
+        return session_claims([self.scan(tf, sid, ROW) for tf in files])
+
+    def summaries(self, projects_dir: Path, listed: list, depth: str, summarise, key: str) -> Summaries:
+        """summarise(facts) of every session of the listed projects [(folder, its files)], each
+        API call owned by one session across all of them. `key` is for readings that keep
+        results between runs; this one keeps nothing."""
+        out = Summaries([], collections.Counter(), 0, [], [])
+        sessions = [(project, sid, files) for project, listing in listed
+                    for sid, files in group_by_session(listing, out.skipped).items()]
+        scans = {(project.name, sid): [self.scan(tf, sid, depth) for tf in files] for project, sid, files in sessions}
+        owner = build_owner_index({who: session_claims(found) for who, found in scans.items()})
+        out.read = out.sessions = [sid for _, sid, _ in sessions]
+        for project, sid, files in sessions:
+            facts = assemble_session(sid, project.name, files, scans[(project.name, sid)],
+                                     owned_by(owner, project.name, sid))
+            out.skipped.update(facts.skipped)
+            if facts.timestamps or facts.calls:
+                out.rows.append(summarise(facts))
+            else:
+                out.empty += 1
+        return out
 
 
 class HistoryReader:
-    """Owns reading a history of transcripts: finding sessions, reading them at a depth with the
-    speed of ReadOptions, deciding who owns each API call, and counting what it skipped. It knows
-    nothing of prices or templates: what a session becomes is the `summarise` function passed in."""
+    """Owns reading a history of transcripts: finding sessions, reading them at a depth, deciding
+    who owns each API call, and counting what it skipped. It knows nothing of prices or
+    templates: what a session becomes is the `summarise` function passed in. How files are read
+    is its Reading (plain unless ReadOptions says otherwise), never what comes of it."""
 
-    def __init__(self, projects_dir: Path | None = None, options: ReadOptions = ReadOptions(),
+    def __init__(self, projects_dir: Path | None = None, options: "ReadOptions | None" = None,
                  captures_dir: Path | None = None):
         self.projects_dir = Path(projects_dir).expanduser() if projects_dir else default_projects_dir()
         self.options = options
+        self.reading = options.reading() if options is not None else PlainReading()
         self.captures_dir = Path(captures_dir).expanduser() if captures_dir else None
         self.from_captures = 0                    # sessions known only from a stream-json capture
         self.from_archive = 0                     # sessions known only from archived stats
         self.skipped = collections.Counter()      # what was skipped, by reason
         self.empty_sessions = 0                   # sessions with no records at all
-        self.sessions_read = []                   # sessions read this run (not taken from the cache)
+        self.sessions_read = []                   # sessions read this run (not taken from a cache)
 
     # ── one session ──
 
@@ -1795,19 +1806,20 @@ class HistoryReader:
 
     def session(self, ref: SessionRef) -> SessionFacts:
         """Everything one session recorded (FULL depth), without the API calls a neighbour in its
-        project folder recorded first; the neighbours are only glanced at for that."""
+        project folder recorded first; of the neighbours only their claims are read."""
         if ref.capture is not None:
             facts = read_capture(ref.capture)
             self.skipped.update(facts.skipped)
             return facts
         own_files = ref.groups.get(ref.sid, [])
-        scans = [scan_file(tf.path, ref.sid, tf.agent_hint, FULL, self.options) for tf in own_files]
-        claims = {ref.sid: session_claims(scans)}
+        scans = [self.reading.scan(tf, ref.sid, FULL) for tf in own_files]
+        project = ref.project.name
+        claims = {(project, ref.sid): session_claims(scans)}
         for other, files in ref.groups.items():
             if other != ref.sid:
-                claims[other] = light_claims(files, self.options.cache)
-        facts = assemble_session(ref.sid, ref.project.name, own_files, scans,
-                                 build_owner_index(ref.project.name, claims))
+                claims[(project, other)] = self.reading.claims(files, other)
+        facts = assemble_session(ref.sid, project, own_files, scans,
+                                 owned_by(build_owner_index(claims), project, ref.sid))
         self.skipped.update(facts.skipped)
         return facts
 
@@ -1815,13 +1827,9 @@ class HistoryReader:
 
     def each_session(self, depth: str, summarise, key: str = "") -> list:
         """summarise(facts) for every session of the history with records, each API call counted
-        once across it. summarise must be a pure, picklable function (it may run in a worker);
-        `key` names everything its result depends on besides the facts (prices, templates), so
-        that results can be kept between runs: without one, only file scans are.
-
-        Each session is read and summarised once as if it owned every call it recorded; only the
-        few that lose a call to another (resumed and forked sessions replay calls) are read
-        again. Only small per-session results come back, so memory stays flat."""
+        once across it. summarise is a pure, picklable function (it may run in a worker); `key`
+        names everything its result depends on besides the facts (prices, templates: see
+        summary_key), so that results can be kept between runs."""
         try:
             projects = sorted(p for p in self.projects_dir.iterdir() if p.is_dir()) \
                 if self.projects_dir.is_dir() or self.captures_dir is None else []
@@ -1829,45 +1837,11 @@ class HistoryReader:
             raise UserError(f"cannot read projects folder {self.projects_dir}: {exc.strerror or exc}",
                             EXIT_NO_SESSION) from None
         listed = [(project, project_files(project)) for project in projects]
-        cache = self.options.cache
-        settings = hashlib.sha256(f"{depth}\0{key}".encode()).hexdigest() if key else ""
-        whole = history_fingerprint(self.projects_dir, [tf for _, files in listed for tf in files], settings) \
-            if cache else None
-        if whole:
-            hit = cache.read(whole[0], "runs")
-            if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
-                self.skipped.update(hit["skipped"])
-                self.empty_sessions += hit["empty"]
-                return hit["rows"] + self._captured(summarise, set(hit["sessions"]))
-        # Grouping reads the first lines of flat agent files, so it waits until the cache missed
-        # (the fingerprint covers those files' bytes through their size, mtime and inode).
-        jobs = [SessionJob(project, sid, files, depth, summarise, self.options, settings=settings)
-                for project, listing in listed for sid, files in group_by_session(listing, self.skipped).items()]
-        results = run_jobs(jobs, self.options)
-        self.sessions_read += [job.sid for job, result in zip(jobs, results) if result.read]
-        lost = lost_calls(results, [(job.project.name, job.sid) for job in jobs])
-        if lost:
-            again = sorted(lost)
-            redone = run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again],
-                              self.options)
-            for index, result in zip(again, redone):
-                results[index] = result
-            self.sessions_read += [jobs[i].sid for i, result in zip(again, redone) if result.read]
-        rows, skipped, empty = [], collections.Counter(), 0
-        for result in results:
-            skipped.update(result.skipped)
-            if result.row is None:
-                empty += 1
-            else:
-                rows.append(result.row)
-        self.skipped.update(skipped)
-        self.empty_sessions += empty
-        if whole:
-            cache.evict()
-            cache.write(whole[0], "runs", source=str(self.projects_dir), value={
-                "fingerprint": whole[1], "rows": rows, "skipped": skipped, "empty": empty,
-                "sessions": [job.sid for job in jobs]})
-        return rows + self._captured(summarise, {job.sid for job in jobs})
+        found = self.reading.summaries(self.projects_dir, listed, depth, summarise, key)
+        self.skipped.update(found.skipped)
+        self.empty_sessions += found.empty
+        self.sessions_read += found.read
+        return found.rows + self._captured(summarise, set(found.sessions))
 
     def _captured(self, summarise, known: set) -> list:
         """summarise(facts) of each capture in captures_dir whose session no transcript holds."""
@@ -1907,40 +1881,6 @@ class HistoryReader:
         return line
 
 
-@dataclass
-class SessionJob:
-    """One session to read and summarise, maybe in a worker; `lost` holds digests of the keys of
-    the API calls another session owns (known only after every session has been read once)."""
-    project: Path
-    sid: str
-    files: list
-    depth: str
-    summarise: object            # facts -> result; pure and picklable
-    options: ReadOptions
-    lost: frozenset = frozenset()
-    settings: str = ""           # digest of the depth and of summarise, for the session cache
-
-
-@dataclass
-class SessionResult:
-    """What comes back of a session: its summary, and what ownership needs to know of it."""
-    row: object | None           # summarise's result; None when the session has no records
-    keys: array.array            # 'Q': the digest of each API call's key it recorded, ascending ...
-    stamps: array.array          # 'd': ... and the call's earliest timestamp there
-    end: float
-    skipped: collections.Counter
-    read: bool = True            # False when it came whole from the cache
-
-
-def read_and_summarise(job: SessionJob) -> SessionResult:
-    """Read one session at its depth, as if it owned every call but the lost ones, and summarise it."""
-    scans = [scan_file(tf.path, job.sid, tf.agent_hint, job.depth, job.options) for tf in job.files]
-    claims, end = session_claims(scans)
-    facts = assemble_session(job.sid, job.project.name, job.files, scans, _LostKeys(job.sid, job.lost))
-    row = job.summarise(facts) if facts.timestamps or facts.calls else None
-    digests = sorted(zip(map(key_hash, claims), claims.values()))     # sorted: lost_calls slices them
-    return SessionResult(row, array.array("Q", (d for d, _ in digests)), array.array("d", (t for _, t in digests)),
-                         end, facts.skipped)
 
 
 # ── Captures: a `claude -p --output-format stream-json` run is a session too ──────
@@ -1975,7 +1915,7 @@ def is_capture(path: Path) -> bool:
 def read_capture(path: Path) -> SessionFacts:
     """One captured stream as a session's facts, totals corrected from its last result."""
     scan = FileScan(path=Path(path), depth=FULL)
-    state = _ScanState(scan)
+    state = ScanState(scan)
     init, results, branch = {}, [], None
     handle = open_regular(path)
     if handle is None:
@@ -2004,7 +1944,7 @@ def read_capture(path: Path) -> SessionFacts:
         _resolve_inline_sidechains(scan, state.inline_parent, state.inline_lines, state.uuid_prompt_key)
     sid = scan.session_id or Path(path).stem
     project_dir = encode_project_dir(as_str(init.get("cwd"))) if init.get("cwd") else "captures"
-    facts = assemble_session(sid, project_dir, [TranscriptFile(Path(path), sid, None)], [scan], {})
+    facts = assemble_session(sid, project_dir, [TranscriptFile(Path(path), sid, None)], [scan], owns_every_call)
     last = results[-1] if results else None
     facts.capture = {"format": CAPTURE_FORMAT, "complete": last is not None,
                      "results": len(results), "duration_ms": sum(as_int(r.get("duration_ms")) for r in results),
@@ -2012,10 +1952,10 @@ def read_capture(path: Path) -> SessionFacts:
     if last is not None:
         facts.cost_state = cost_state_of({"totalCostUSD": last.get("total_cost_usd"),
                                           "modelUsage": last.get("modelUsage")})
-        main = Usage()
+        main_thread = Usage()
         for result in results:
-            _add_usage(main, _usage_of(as_dict(result.get("usage"))))
-        _correct_from_result(facts, main)
+            _add_usage(main_thread, _usage_of(as_dict(result.get("usage"))))
+        _correct_from_result(facts, main_thread)
     return facts
 
 
@@ -2036,7 +1976,7 @@ def _transcript_record(rec: dict, init: dict, branch: str | None) -> dict:
     return out
 
 
-def _correct_from_result(facts: SessionFacts, main: Usage) -> None:
+def _correct_from_result(facts: SessionFacts, main_thread: Usage) -> None:
     """Add what the results counted beyond the streamed placeholders, as one call per thread and
     model. Each result's `usage` is the main thread's exact total since the one before, and
     modelUsage everything per model; so the main thread gets its exact tokens, and what is left
@@ -2052,12 +1992,12 @@ def _correct_from_result(facts: SessionFacts, main: Usage) -> None:
             threads[model].append(call.agent)
     end = facts.timestamps[-1] if facts.timestamps else None
     main_calls = [call for call in facts.calls if call.agent is None]
-    if main_calls and main.total:
+    if main_calls and main_thread.total:
         model = collections.Counter(call.model for call in main_calls).most_common(1)[0][0]
         have = Usage()
         for call in main_calls:
             _add_usage(have, call.usage)
-        extra = _usage_beyond(main, have)
+        extra = _usage_beyond(main_thread, have)
         if extra.total:
             facts.calls.append(ApiCall(("result", "main", model), model, extra, end, None, correction=True))
             _add_usage(streamed[normalize_model_id(model)], extra)
@@ -2068,7 +2008,7 @@ def _correct_from_result(facts: SessionFacts, main: Usage) -> None:
                               streamed.get(key, Usage()))
         if not extra.total:
             continue
-        agents = [a for a in threads.get(key, []) if a is not None] if main.total else threads.get(key, [])
+        agents = [a for a in threads.get(key, []) if a is not None] if main_thread.total else threads.get(key, [])
         if len(agents) > 1:
             facts.capture["subagent_output_lower_bound"] = True
         agent = agents[0] if agents else None
@@ -4017,9 +3957,9 @@ def session_marker_id(body) -> str | None:
     return m.group(1) if m else None
 
 
-def is_trusted(comment: dict, trusted_logins: set) -> bool:
+def is_trusted(comment: dict, trusted: set) -> bool:
     login = as_str(as_dict(comment.get("user")).get("login")).casefold()
-    return comment.get("author_association") in TRUSTED_ASSOCIATIONS or login in trusted_logins
+    return comment.get("author_association") in TRUSTED_ASSOCIATIONS or login in trusted
 
 
 def upgrade_session_data(data):
@@ -4059,7 +3999,7 @@ def validate_session_data(data, marker_id: str) -> str | None:
     return None
 
 
-def collect_sessions(comments: list, trusted_logins: set) -> tuple[list[dict], list[str]]:
+def collect_sessions(comments: list, trusted: set) -> tuple[list[dict], list[str]]:
     """Session stats from trusted session comments, one per session, and a warning per skip."""
     chosen, warnings = {}, []
     for comment in comments:
@@ -4071,7 +4011,7 @@ def collect_sessions(comments: list, trusted_logins: set) -> tuple[list[dict], l
             continue
         login = as_str(as_dict(comment.get("user")).get("login")) or "?"
         where = f"comment {comment.get('id')} by @{login}"
-        if not is_trusted(comment, trusted_logins):
+        if not is_trusted(comment, trusted):
             warnings.append(f"skipped {where}: author is not trusted "
                             f"({comment.get('author_association') or 'NONE'}); "
                             "use --trusted-authors to count it")
@@ -4862,7 +4802,7 @@ def gather_github(github: GitHub, since: float, until: float, trusted: set, quie
         finally:
             progress.step()
 
-    import concurrent.futures  # noqa: PLC0415 - see _run_jobs
+    import concurrent.futures  # noqa: PLC0415 - imported where used: most runs never need it
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for item, failure in pool.map(one, issues):
             if item:
@@ -5403,10 +5343,219 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         data=script_json(v))
 
 
-# ── Reading fast: skim, glance, two halves, the cache, neighbours' claims, the job runner ─
+# ── The archive: stats that outlive Claude Code's transcript cleanup ────────
 #
-# Everything here changes how fast a history is read, never what comes of it: ReadOptions switches
-# it, and the tests compare every setting with ReadOptions(fast_lines=False, cache=None, workers=1).
+# Claude Code deletes transcripts older than cleanupPeriodDays (30 by default). An archive is a
+# folder of stats JSON files (the SessionEnd hook's, or `list --archive DIR`'s backfill): list,
+# its rollups and extract --source local count an archived session only when its transcript is
+# gone, so no session counts twice.
+
+def read_archive(folder: Path, skip: set, reader: HistoryReader) -> list[dict]:
+    """The stats in the archive folder (searched recursively) of sessions not in `skip`."""
+    found = {}
+    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
+        handle = open_regular(path)
+        try:
+            if handle is None:
+                raise OSError("not a regular file")
+            with handle:
+                stats = json.loads(handle.read().decode("utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+            reader.skipped["unreadable archive files"] += 1
+            continue
+        stats = upgrade_session_data(stats)
+        sid = as_str(as_dict(stats).get("session_id"))
+        if validate_session_data(stats, sid[:8]) is not None:
+            reader.skipped["unreadable archive files"] += 1
+            continue
+        if sid not in skip:
+            found.setdefault(sid, stats)
+    reader.from_archive += len(found)
+    return list(found.values())
+
+
+def write_archive(folder: Path, every_stats: list[dict], warn) -> None:
+    """Each session's stats as FOLDER/<session id>.json, written only when they changed."""
+    for stats in every_stats:
+        try:
+            path = session_file(folder, stats["session_id"])
+        except UserError as exc:
+            warn(f"archive: {exc}; skipped")
+            continue
+        text = json_text(stats)
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                continue
+        except (OSError, UnicodeDecodeError):
+            pass
+        write_atomic(path, text)
+
+
+# ── Reading fast: how fast, never what ────────────────────────────────────────
+#
+# Everything from here to the CLI changes how fast a history is read, never what comes of it.
+# ReadOptions picks the Reading: PlainReading (in "The reader") for ReadOptions(fast_lines=False,
+# cache=None, workers=1), else a FastReading, which every test holds to the plain one. Each
+# mechanism here keeps its place only with a measured gain, recorded in the ledger of
+# docs/performance.md; the rest of the file never names any of them.
+#
+#   the glance and the skim - big tool-result lines read without decoding them
+#   the cache               - file scans (resumed when a file grew), neighbours' claims, session
+#                             results and whole runs, kept between runs
+#   worker processes        - sessions read on every core, digests instead of calls coming back
+
+SKIM_MIN_BYTES = 8192             # lines shorter than this are decoded: cheaper than a skim
+QUOTE_STEPS = 16                  # a skim's quote-by-quote steps before it looks ahead
+PARALLEL_MIN_BYTES = 16 << 20     # below this, starting worker processes costs more than it saves
+GLANCE_HEAD_BYTES = 4096          # how far into a line the glance looks for the message
+CACHE_VERSION = 1
+CACHE_PROBE_BYTES = 64 * 1024
+# A file's scan state is stored only from this size: storing costs about a sixth of reading (its
+# calls pickled), paid for every file of a first read, while only the files still being written
+# ever resume; a smaller file that grew is read again in less than a tenth of a second.
+CACHE_MIN_BYTES = 4 << 20
+CACHE_UNUSED_DAYS = 30            # another version's cache folder unused this long is deleted
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How fast a history is read, never what comes of it."""
+    cache: "ReadCache | None" = None        # where scans and results are kept between runs
+    fast_lines: bool = True                 # glance at and skim big tool results instead of decoding
+    skim_min_bytes: int = SKIM_MIN_BYTES    # lines shorter than this are decoded: cheaper than a skim
+    quote_steps: int = QUOTE_STEPS          # a skim's quote-by-quote steps before it looks ahead
+    workers: int = 0                        # processes to read with; 0: one per core, at most 8
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES   # below this, starting workers costs more
+    chunk_bytes: int = READ_CHUNK_BYTES     # how much of a file one read takes
+
+    def reading(self) -> PlainReading:
+        if not self.fast_lines and self.cache is None and self.workers == 1:
+            return PlainReading()
+        return FastReading(self)
+
+
+class FastReading(PlainReading):
+    """PlainReading's results, sooner."""
+
+    def __init__(self, options: ReadOptions):
+        self.options = options
+
+    def scan(self, tf: TranscriptFile, sid: str, depth: str) -> FileScan:
+        """scan_file's scan, with big tool results glanced at or skimmed, and for a big file its
+        state kept in the cache: an unchanged file is not read again, a grown one from where the
+        last read stopped."""
+        options = self.options
+        state = new_scan(tf.path, sid, depth)
+        handle = open_regular(tf.path)
+        if handle is None:
+            return unreadable(state)
+        hook = line_hook(depth, options) if options.fast_lines else None
+        with handle:
+            cache = options.cache
+            if cache and os.fstat(handle.fileno()).st_size < CACHE_MIN_BYTES:
+                cache = None        # most subagent files: storing them would cost a first run a third
+            kind = "list-scans" if depth == ROW else "scans"
+            cached = cache.lookup(tf.path, handle, kind) if cache else None
+            state, consumed, exact = cached or (state, 0, False)
+            start = consumed
+            state, consumed, snapshot = read_range(state, handle, consumed, tf.agent_hint, hook, options.chunk_bytes)
+            if cache and not (exact and consumed == start and snapshot is None):    # else it is stored
+                if snapshot is None:
+                    snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
+                cache.store(tf.path, handle, *snapshot, kind)
+        return finish_scan(state)
+
+    def claims(self, files: list[TranscriptFile], sid: str) -> tuple[dict, float]:
+        """PlainReading's claims, each file's kept in the cache on its exact size, mtime and inode:
+        `stats` in a big project reads its neighbours once."""
+        claims, end = {}, float("inf")
+        for tf in files:
+            file_claims, file_end = self._file_claims(tf, sid)
+            for key, ts in file_claims.items():
+                if key not in claims or ts < claims[key]:
+                    claims[key] = ts
+            if file_end != float("inf") and (end == float("inf") or file_end > end):
+                end = file_end
+        return claims, end
+
+    def _file_claims(self, tf: TranscriptFile, sid: str) -> tuple[dict, float]:
+        cache = self.options.cache
+        try:
+            info = os.stat(tf.path)          # before the read: a file that grows is read next time
+            stamp = (str(Path(tf.path).absolute()), info.st_size, info.st_mtime_ns, info.st_ino)
+        except OSError:
+            stamp = None
+        if cache and stamp:
+            hit = cache.read(stamp[0], "claims")
+            if isinstance(hit, dict) and hit.get("stamp") == stamp:
+                return hit["claims"], hit["end"]
+        claims, end = session_claims([self.scan(tf, sid, ROW)])
+        if cache and stamp:
+            cache.write(stamp[0], "claims", {"stamp": stamp, "claims": claims, "end": end}, source=stamp[0])
+        return claims, end
+
+    def summaries(self, projects_dir: Path, listed: list, depth: str, summarise, key: str) -> Summaries:
+        """PlainReading's summaries, from the cache when nothing changed, else read in worker
+        processes with little memory: each session is read and summarised as if it owned every
+        call it recorded, and only returns its summary and a digest of each call's key; only
+        the few that lose a call to another (resumed and forked sessions replay calls) are read
+        again."""
+        cache = self.options.cache
+        settings = hashlib.sha256(f"{depth}\0{key}".encode()).hexdigest() if key else ""
+        whole = history_fingerprint(projects_dir, [tf for _, files in listed for tf in files], settings) \
+            if cache else None
+        if whole:
+            hit = cache.read(whole[0], "runs")
+            if isinstance(hit, dict) and hit.get("fingerprint") == whole[1]:
+                return Summaries(hit["rows"], hit["skipped"], hit["empty"], [], hit["sessions"])
+        # Grouping reads the first lines of flat agent files, so it waits until the cache missed
+        # (the fingerprint covers those files' bytes through their size, mtime and inode).
+        out = Summaries([], collections.Counter(), 0, [], [])
+        jobs = [SessionJob(project, sid, files, depth, summarise, self, settings=settings)
+                for project, listing in listed for sid, files in group_by_session(listing, out.skipped).items()]
+        results = run_jobs(jobs, self.options)
+        out.read += [job.sid for job, result in zip(jobs, results) if result.read]
+        lost = lost_calls(results, [(job.project.name, job.sid) for job in jobs])
+        if lost:
+            again = sorted(lost)
+            redone = run_jobs([dataclasses.replace(jobs[i], lost=frozenset(lost[i])) for i in again], self.options)
+            for index, result in zip(again, redone):
+                results[index] = result
+            out.read += [jobs[i].sid for i, result in zip(again, redone) if result.read]
+        for result in results:
+            out.skipped.update(result.skipped)
+            if result.row is None:
+                out.empty += 1
+            else:
+                out.rows.append(result.row)
+        out.sessions = [job.sid for job in jobs]
+        if whole:
+            cache.evict()
+            cache.write(whole[0], "runs", source=str(projects_dir), value={
+                "fingerprint": whole[1], "rows": out.rows, "skipped": out.skipped, "empty": out.empty,
+                "sessions": out.sessions})
+        return out
+
+
+def read_range(state: ScanState, handle, start: int, agent_hint: str | None, hook, chunk_bytes: int
+               ) -> tuple[ScanState, int, tuple | None]:
+    """Interpret the lines from `start`, offering each to the hook first: (state, offset read
+    to, snapshot), the snapshot being the pickled state before an unterminated last line (it may
+    still be growing, so the cache keeps the state before it)."""
+    consumed, snapshot = start, None
+    min_bytes = hook.min_bytes if hook is not None else 0
+    for line, pos, terminated in iter_lines(handle, start, chunk_bytes):
+        if not terminated and snapshot is None:
+            snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
+        if hook is None or not terminated or len(line) < min_bytes or not state.scan.session_id \
+                or _USER_CONTENT not in line or not hook(state, line, agent_hint):
+            interpret_line(state, line, terminated, agent_hint)
+        if terminated:
+            consumed = pos
+    return state, consumed, snapshot
+
+
+# ── the glance and the skim: big tool results read without decoding them ──
 #
 # Most of a history's bytes are tool results: a Read of a source file, a long test log, each
 # written twice (message content and toolUseResult). What the stats need from such a line is
@@ -5608,15 +5757,16 @@ def glance_tool_result(line: bytes, tool_names: dict, agent_hint: str | None) ->
     return stamp.decode("ascii", "replace")
 
 
-def fast_lines(depth: str, options: ReadOptions):
-    """The interpreter's hook before decoding a whole line: at ROW depth a glance (True: the time
-    is taken, nothing else to read), else a skim of a big tool result (its record), else None.
-    Its min_bytes spares the call for lines neither could take: a glance takes any, a skim big
-    ones. A plain function, not an object: it runs for most lines of a history."""
+def line_hook(depth: str, options: ReadOptions):
+    """What read_range offers a big user line before decoding it: at ROW depth a glance (the
+    time is taken, nothing else to read), else a skim of a big tool result (its record is read);
+    True when the line was taken, False to decode it. Its min_bytes spares the call for lines
+    neither could take: a glance takes any, a skim big ones. A plain function, not an object: it
+    runs for most lines of a history."""
     glance = depth == ROW
     skim_min_bytes, quote_steps = options.skim_min_bytes, options.quote_steps
 
-    def hook(state: "_ScanState", line: bytes, agent_hint: str | None):
+    def hook(state: ScanState, line: bytes, agent_hint: str | None) -> bool:
         scan = state.scan
         if glance:
             stamp = glance_tool_result(line, state.tool_names, agent_hint)
@@ -5627,171 +5777,16 @@ def fast_lines(depth: str, options: ReadOptions):
                 scan.glanced += 1
                 return True
             if len(line) < skim_min_bytes:
-                return None
+                return False
         rec = skim_tool_result(line, state.tool_names, state.text_tools, quote_steps)
-        if rec is not None and rec.get("isSidechain") is True and agent_hint is None and not rec.get("agentId"):
-            return None                  # an inline sidechain line: its uuid links the chain
-        if rec is not None:
-            scan.skimmed += 1
-        return rec
+        if rec is None or (rec.get("isSidechain") is True and agent_hint is None and not rec.get("agentId")):
+            return False                 # not skimmed, or an inline sidechain line: its uuid links the chain
+        scan.skimmed += 1
+        _scan_record(state, rec, agent_hint)
+        return True
 
     hook.min_bytes = 0 if glance else skim_min_bytes
     return hook
-
-
-# ── one big file, two halves at once ──
-#
-# `stats` of one long session reads one big file, on one core. From SPLIT_MIN_BYTES a forked
-# child reads the second half while this process reads the first, and the two scans are joined.
-# The second half starts from an empty scan, so it is read ahead on a guess: that nothing in it
-# depends on what the first half held. Two things could: the tool names its results are read by
-# (a result of a call made in the first half) and inline sidechains (<= 2.0.27, linked across the
-# whole file). The child notes both; if either happened, the guess is dropped and the second
-# half is read again after the first, exactly as one pass would. Everything else joins as one
-# pass would have built it (firsts from the first half, lasts and sums over both). The halves
-# meet at a prompt, where no call waits for its result, so the guess almost always holds.
-
-class _NamesSeen(dict):
-    """A file's tool names that remember each id they were asked for and did not hold."""
-
-    def __init__(self):
-        super().__init__()
-        self.missed = set()
-
-    def get(self, key, default=None):
-        value = dict.get(self, key, default)
-        if value is None:
-            self.missed.add(key)
-        return value
-
-
-_NOT_SEEN = "not seen"      # a second half's cost_state until it reads a cost-state record
-
-
-def halfway_line(handle, start: int, options: ReadOptions) -> int | None:
-    """Where to split the rest of an open file from `start`: the start of a prompt line (else of
-    any line) after its middle; None when it is not worth two processes or none can be had."""
-    size = os.fstat(handle.fileno()).st_size
-    if not options.split_min_bytes or size - start < options.split_min_bytes or options.workers == 1 \
-            or (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
-        return None
-    middle = start + (size - start) // 2
-    handle.seek(middle)
-    window = handle.read(SPLIT_LOOK_BYTES)
-    first = window.find(b"\n")
-    if first < 0:
-        return None
-    at = first + 1
-    while at < len(window):
-        nl = window.find(b"\n", at)
-        if nl < 0:
-            break
-        head = window[at:min(nl, at + GLANCE_HEAD_BYTES)]
-        if b'"type":"user"' in head and _USER_CONTENT not in head and b'"isSidechain":true' not in head:
-            return middle + at
-        at = nl + 1
-    return middle + first + 1
-
-
-def read_in_two(state: _ScanState, handle, start: int, split: int, agent_hint: str | None, fast,
-                options: ReadOptions) -> tuple[_ScanState, int, tuple | None]:
-    """read_range from `start` to the end, the part from `split` read ahead in a forked child."""
-    ahead = _read_ahead(handle, split, state.scan, agent_hint, fast, options)
-    state, consumed, _ = read_range(state, handle, start, split, agent_hint, fast, options)
-    second = _collect(*ahead) if ahead else None
-    if second is None or consumed != split or not _joinable(state, second[0], second[3]):
-        # the guess did not hold: on from where the first half ends, as one pass goes
-        return read_range(state, handle, consumed, None, agent_hint, fast, options)
-    second_state, second_consumed, second_snapshot, _ = second
-    snapshot = None
-    if second_snapshot is not None:        # the state before an unterminated last line, joined too
-        before, offset = second_snapshot
-        first_copy = pickle.loads(pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
-        snapshot = (pickle.dumps(_join(first_copy, pickle.loads(before)), pickle.HIGHEST_PROTOCOL), offset)
-    return _join(state, second_state), second_consumed, snapshot
-
-
-def _read_ahead(handle, split: int, first: FileScan, agent_hint: str | None, fast, options: ReadOptions):
-    """(pid, pipe) of a child reading from `split` into a fresh state, or None."""
-    try:
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid:
-        os.close(write_end)
-        return pid, read_end
-    try:                                   # the child: read, send, and leave without cleanup
-        os.close(read_end)
-        second = read_second_half(first.path, split, first, agent_hint, fast, options)
-        with os.fdopen(write_end, "wb") as pipe:
-            pickle.dump(second, pipe, pickle.HIGHEST_PROTOCOL)
-    finally:
-        os._exit(0)
-
-
-def read_second_half(path, split: int, first: FileScan, agent_hint: str | None, fast,
-                     options: ReadOptions) -> tuple:
-    """read_range from `split` into a fresh state: (state, offset read to, snapshot, the ids
-    its results were read by that it did not hold)."""
-    with open(path, "rb", buffering=0) as handle:
-        state = _ScanState(FileScan(path=first.path, session_id=first.session_id, depth=first.depth),
-                           tool_names=_NamesSeen())
-        state.scan.cost_state = _NOT_SEEN
-        state, consumed, snapshot = read_range(state, handle, split, None, agent_hint, fast, options)
-    missed, state.tool_names = state.tool_names.missed, dict(state.tool_names)
-    if snapshot is not None:
-        before = pickle.loads(snapshot[0])
-        before.tool_names = dict(before.tool_names)
-        snapshot = (pickle.dumps(before, pickle.HIGHEST_PROTOCOL), snapshot[1])
-    return state, consumed, snapshot, missed
-
-
-def _collect(pid: int, read_end: int) -> tuple | None:
-    """What the child sent: (state, offset read to, snapshot, ids it missed), or None if it sent
-    nothing whole."""
-    try:
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        os.waitpid(pid, 0)
-        return pickle.loads(data)
-    except Exception:                      # noqa: BLE001 - the child failed: read it here instead
-        return None
-
-
-def _joinable(first: _ScanState, second: _ScanState, missed: set) -> bool:
-    """Did the second half read nothing the first half would have changed?"""
-    return not (second.inline_lines or second.inline_parent or any(use_id in first.tool_names for use_id in missed))
-
-
-def _join(first: _ScanState, second: _ScanState) -> _ScanState:
-    """The state one pass would have reached: `first` with `second` read after it (modified)."""
-    a, b = first.scan, second.scan
-    a.session_id = a.session_id or b.session_id
-    for key, call in b.calls.items():
-        if key in a.calls:
-            merge_call(a.calls, call)
-        else:
-            a.calls[key] = call
-    for name in ("tool_uses", "tool_results", "prompts", "commands", "timestamps"):
-        getattr(a, name).extend(getattr(b, name))
-    for name in ("cwds", "branches", "agent_cwds", "agent_branches", "skipped"):
-        getattr(a, name).update(getattr(b, name))
-    a.versions |= b.versions
-    for agent, key in b.agent_prompt_keys.items():
-        a.agent_prompt_keys.setdefault(agent, key)
-    a.compactions += b.compactions
-    if b.cost_state != _NOT_SEEN:           # compared by value: it came through a pipe
-        a.cost_state = b.cost_state
-    a.titles.update(b.titles)
-    a.first_prompt = a.first_prompt or b.first_prompt
-    a.skimmed += b.skimmed
-    a.glanced += b.glanced
-    first.uuid_prompt_key.update(second.uuid_prompt_key)
-    first.tool_names.update(second.tool_names)
-    first.commit_calls |= second.commit_calls
-    first.call_text.update(second.call_text)
-    return first
 
 
 # ── the cache: unchanged files are nearly free, grown files resume ──
@@ -5934,7 +5929,7 @@ class ReadCache:
             state = pickle.loads(entry["state"])
         except Exception:             # noqa: BLE001
             return None
-        return (state, entry["offset"], exact) if isinstance(state, _ScanState) else None
+        return (state, entry["offset"], exact) if isinstance(state, ScanState) else None
 
     def store(self, path: Path, handle, state: bytes, offset: int, kind: str = "scans") -> None:
         info = os.fstat(handle.fileno())
@@ -5944,68 +5939,90 @@ class ReadCache:
             "offset": offset, "probe": self._probe(handle, offset), "state": state})
 
 
-_TIMESTAMP_RE = re.compile(rb'"timestamp"\s*:\s*"([^"]+)"')
+# ── worker processes, and the results kept of each session ──
+
+def key_hash(key: tuple) -> int:
+    """A stable 64-bit digest of an API call's key, small enough to hold for a whole history."""
+    return int.from_bytes(hashlib.blake2b("\0".join(key).encode("utf-8", "surrogateescape"),
+                                          digest_size=8).digest(), "big")
 
 
-def light_claims(files: list[TranscriptFile], cache: ReadCache | None = None) -> tuple[dict, float]:
-    """Cheap version of session_claims for sessions we only compete with."""
-    claims = {}
-    end = None
-    for tf in files:
-        file_claims, file_end = _file_claims(tf.path, cache)
-        for key, ts in file_claims.items():
-            if key not in claims or ts < claims[key]:
-                claims[key] = ts
-        if file_end is not None and (end is None or file_end > end):
-            end = file_end
-    return claims, (end if end is not None else float("inf"))
+# A history's call digests are compared a sixteenth at a time (by their top four bits): a set of
+# every digest of a 1 GiB history held 20 MiB, and grew with the history.
+DIGEST_BUCKETS = 16
 
 
-def _file_claims(path: Path, cache: ReadCache | None) -> tuple[dict, float | None]:
-    """One file's call keys with their earliest timestamps, and its last timestamp.
+def lost_calls(results: list[SessionResult], sessions: list[tuple[str, str]]) -> dict[int, set]:
+    """Session index -> digests of the calls it recorded that another session owns (by
+    owner_rank; sessions are (project, sid)). Set operations find the few calls recorded twice
+    without a Python step for every call; each session's digests come sorted, so a bucket of
+    them is a slice."""
+    best, claimants = {}, collections.defaultdict(list)    # digest -> (rank, index); -> indices
+    for bucket in range(DIGEST_BUCKETS):
+        low, high = bucket << (64 - 4), (bucket + 1) << (64 - 4)
+        spans = [(bisect.bisect_left(r.keys, low), bisect.bisect_left(r.keys, high)) for r in results]
+        seen, shared = set(), set()
+        for result, (lo, hi) in zip(results, spans):
+            mine = set(result.keys[lo:hi])
+            shared |= seen & mine
+            seen |= mine
+        del seen
+        if not shared:
+            continue
+        for index, (result, (lo, hi)) in enumerate(zip(results, spans)):
+            if shared.isdisjoint(result.keys[lo:hi]):
+                continue
+            for key, ts in zip(result.keys[lo:hi], result.stamps[lo:hi]):
+                if key not in shared:
+                    continue
+                claimants[key].append(index)
+                rank = owner_rank(ts, result.end, *sessions[index])
+                held = best.get(key)
+                if held is None or rank < held[0]:
+                    best[key] = (rank, index)
+    lost = collections.defaultdict(set)
+    for key, indices in claimants.items():
+        for index in indices:
+            if index != best[key][1]:
+                lost[index].add(key)
+    return lost
 
-    Parses only lines that carry usage; takes other lines' timestamps by regex. Cached on the
-    file's exact size, mtime and inode, so a neighbour that did not change is not read again.
-    """
-    handle = open_regular(path)
-    if handle is None:
-        return {}, None
-    with handle:
-        info = os.fstat(handle.fileno())
-        stamp = (str(Path(path).absolute()), info.st_size, info.st_mtime_ns, info.st_ino)
-        if cache:
-            hit = cache.read(stamp[0], "claims")
-            if isinstance(hit, dict) and hit.get("stamp") == stamp:
-                return hit["claims"], hit["end"]
-        claims, end = {}, None
-        for raw, _, _ in iter_lines(handle, 0):
-            if b'"usage"' not in raw or b'"assistant"' not in raw:
-                m = _TIMESTAMP_RE.search(raw)
-                ts = parse_ts(m.group(1).decode("ascii", "replace")) if m else None
-                if ts is not None and (end is None or ts > end):
-                    end = ts
-                continue
-            try:
-                rec = json.loads(raw)
-            except (ValueError, RecursionError):
-                continue
-            if not isinstance(rec, dict):
-                continue
-            ts = parse_ts(rec.get("timestamp"))
-            if ts is not None and (end is None or ts > end):
-                end = ts
-            if rec.get("type") != "assistant":
-                continue
-            message = as_dict(rec.get("message"))
-            if billed_usage(message) is None:
-                continue
-            key = call_key(rec, message)
-            t = ts if ts is not None else float("inf")
-            if key not in claims or t < claims[key]:
-                claims[key] = t
-    if cache:
-        cache.write(stamp[0], "claims", {"stamp": stamp, "claims": claims, "end": end}, source=stamp[0])
-    return claims, end
+
+@dataclass
+class SessionJob:
+    """One session to read and summarise, maybe in a worker; `lost` holds digests of the keys of
+    the API calls another session owns (known only after every session has been read once)."""
+    project: Path
+    sid: str
+    files: list
+    depth: str
+    summarise: object            # facts -> result; pure and picklable
+    reading: FastReading
+    lost: frozenset = frozenset()
+    settings: str = ""           # digest of the depth and of summarise, for the session cache
+
+
+@dataclass
+class SessionResult:
+    """What comes back of a session: its summary, and what ownership needs to know of it."""
+    row: object | None           # summarise's result; None when the session has no records
+    keys: array.array            # 'Q': the digest of each API call's key it recorded, ascending ...
+    stamps: array.array          # 'd': ... and the call's earliest timestamp there
+    end: float
+    skipped: collections.Counter
+    read: bool = True            # False when it came whole from the cache
+
+
+def read_and_summarise(job: SessionJob) -> SessionResult:
+    """Read one session at its depth, as if it owned every call but the lost ones, and summarise it."""
+    scans = [job.reading.scan(tf, job.sid, job.depth) for tf in job.files]
+    claims, end = session_claims(scans)
+    facts = assemble_session(job.sid, job.project.name, job.files, scans,
+                             (lambda key: key_hash(key) not in job.lost) if job.lost else owns_every_call)
+    row = job.summarise(facts) if facts.timestamps or facts.calls else None
+    digests = sorted(zip(map(key_hash, claims), claims.values()))     # sorted: lost_calls slices them
+    return SessionResult(row, array.array("Q", (d for d, _ in digests)), array.array("d", (t for _, t in digests)),
+                         end, facts.skipped)
 
 
 def session_from_cache(job: SessionJob) -> SessionResult | None:
@@ -6013,7 +6030,7 @@ def session_from_cache(job: SessionJob) -> SessionResult | None:
     entry = _session_entry(job)
     if entry is None:
         return None
-    hit = job.options.cache.read(entry[0], "sessions")
+    hit = job.reading.options.cache.read(entry[0], "sessions")
     if isinstance(hit, dict) and hit.get("stamp") == entry[1] and isinstance(hit.get("result"), SessionResult):
         return dataclasses.replace(hit["result"], read=False)
     return None
@@ -6025,14 +6042,14 @@ def read_and_keep(job: SessionJob) -> SessionResult:
     entry = _session_entry(job)
     result = read_and_summarise(job)
     if entry is not None:
-        job.options.cache.write(entry[0], "sessions", {"stamp": entry[1], "result": result},
+        job.reading.options.cache.write(entry[0], "sessions", {"stamp": entry[1], "result": result},
                                 source=str(job.files[0].path) if job.files else str(job.project))
     return result
 
 
 def _session_entry(job: SessionJob) -> tuple[str, tuple] | None:
     """(cache key, stamp) of a session's result, or None when it is not kept."""
-    stamp = _session_stamp(job) if job.options.cache and job.settings else None
+    stamp = _session_stamp(job) if job.reading.options.cache and job.settings else None
     # A session that loses calls to another is summarised twice a run: once whole, once without
     # them. Each has its own entry, so neither evicts the other.
     key = f"{job.project.absolute()}\0{job.sid}" + ("\0without lost calls" if job.lost else "")
@@ -6084,12 +6101,10 @@ def _read_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResu
         import multiprocessing  # noqa: PLC0415
         if "fork" in multiprocessing.get_all_start_methods():
             order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
-            one_process_each = dataclasses.replace(options, split_min_bytes=0)   # the cores are taken
             try:
                 with concurrent.futures.ProcessPoolExecutor(
                         max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                    results = list(pool.map(read_and_keep,
-                                            [dataclasses.replace(jobs[i], options=one_process_each) for i in order]))
+                    results = list(pool.map(read_and_keep, [jobs[i] for i in order]))
                 by_index = dict(zip(order, results))
                 return [by_index[i] for i in range(len(jobs))]
             except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):
@@ -6555,54 +6570,6 @@ def read_chartjs(args) -> str | None:
                         EXIT_BAD_INPUT) from None
 
 
-# ── the archive: stats that outlive Claude Code's transcript cleanup ──
-#
-# Claude Code deletes transcripts older than cleanupPeriodDays (30 by default). An archive is a
-# folder of stats JSON files (the SessionEnd hook's, or `list --archive DIR`'s backfill): list,
-# its rollups and extract --source local count an archived session only when its transcript is
-# gone, so no session counts twice.
-
-def read_archive(folder: Path, skip: set, reader: HistoryReader) -> list[dict]:
-    """The stats in the archive folder (searched recursively) of sessions not in `skip`."""
-    found = {}
-    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
-        handle = open_regular(path)
-        try:
-            if handle is None:
-                raise OSError("not a regular file")
-            with handle:
-                stats = json.loads(handle.read().decode("utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-            reader.skipped["unreadable archive files"] += 1
-            continue
-        stats = upgrade_session_data(stats)
-        sid = as_str(as_dict(stats).get("session_id"))
-        if validate_session_data(stats, sid[:8]) is not None:
-            reader.skipped["unreadable archive files"] += 1
-            continue
-        if sid not in skip:
-            found.setdefault(sid, stats)
-    reader.from_archive += len(found)
-    return list(found.values())
-
-
-def write_archive(folder: Path, every_stats: list[dict], warn) -> None:
-    """Each session's stats as FOLDER/<session id>.json, written only when they changed."""
-    for stats in every_stats:
-        try:
-            path = session_file(folder, stats["session_id"])
-        except UserError as exc:
-            warn(f"archive: {exc}; skipped")
-            continue
-        text = json_text(stats)
-        try:
-            if path.read_text(encoding="utf-8") == text:
-                continue
-        except (OSError, UnicodeDecodeError):
-            pass
-        write_atomic(path, text)
-
-
 def require_projects_dir(reader: HistoryReader) -> None:
     if not reader.projects_dir.is_dir() and reader.captures_dir is None:
         raise UserError(f"projects folder not found: {reader.projects_dir} "
@@ -6715,7 +6682,11 @@ def main(argv=None) -> int:
             pass
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
-        print(f"{PROG}: internal error: {type(exc).__name__}: {terminal_text(str(exc))}", file=sys.stderr)
+        if os.environ.get("SESSION_ANALYTICS_DEBUG") == "1":
+            raise                   # the whole traceback, for whoever is fixing the bug
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        print(f"{PROG}: internal error: {type(exc).__name__}: {terminal_text(str(exc))} (at {where.name}, "
+              f"line {where.lineno}; SESSION_ANALYTICS_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
 
 
