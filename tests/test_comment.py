@@ -198,7 +198,7 @@ def test_a_300_subagent_2000_commit_session_fits_with_complete_json(demo_stats):
     body = sa.render_session_comment(stats)
     assert len(body) <= sa.COMMENT_LIMIT
     data = sa.comment_data(body, sa.SESSION_DATA_TITLE)
-    assert data is not None and sa.validate_session_data(data, "00b11888") is None
+    assert data is not None and sa.session_data(data, "00b11888")[1] is None
     assert sa.list_total(data, "commits") == 2000 and sa.list_total(data, "subagents") == 300
     assert sa.list_total(data, "problems_faced") == 400
     assert data["total_tokens"] == stats["total_tokens"] and data["models"] == stats["models"]

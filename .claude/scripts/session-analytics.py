@@ -40,6 +40,7 @@ import pickle
 import re
 import shutil
 import stat
+import string
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import TypedDict
 from pathlib import Path
 
 # The stats' shape. 2: a subagent's id is `agent_id` and a commit's SHA `commit_id` (was `id` and
@@ -2024,7 +2026,62 @@ def _usage_beyond(total: Usage, have: Usage) -> Usage:
 
 # ── Stats ─────────────────────────────────────────────────────────────────────
 #
-# compute_stats is pure: SessionFacts in, the design's per-session dict out.
+# compute_stats is pure: SessionFacts in, the design's per-session dict out (Stats). The shapes
+# that cross stages are declared here and at their stage (ListRow, Item, SummaryData); data that
+# comes in from outside (comments, --stats-file, the archive) is brought to them once, by
+# session_data, and indexed directly afterwards. A token count is spelled `input`, `output`,
+# `cache_creation`, `cache_read` in a Tokens dict and `<kind>_tokens` in a model's row.
+
+class Tokens(TypedDict):
+    input: int
+    output: int
+    cache_creation: int
+    cache_read: int
+
+
+class ModelUsage(TypedDict):
+    messages: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    cost_usd: float | None              # None: no price for the model
+
+
+class Stats(TypedDict, total=False):
+    """One session, as `stats` prints it and a comment's JSON block carries it (schema 2)."""
+    session_id: str
+    session_id_short: str
+    project: str
+    branch: str | None
+    target: dict | None                 # {"type": "pr" | "issue", "number": int}
+    started_at: str | None
+    ended_at: str | None
+    duration_minutes: float
+    active_minutes: float
+    turns: int
+    models: dict[str, ModelUsage]
+    total_tokens: Tokens
+    estimated_cost_usd: float | None
+    cost_complete: bool
+    unpriced_models: list[str]
+    claude_code_cost: dict | None       # Claude Code's own record, reconciled
+    tools: dict[str, int]
+    tools_by_thread: dict
+    skills_invoked: list[dict]          # {skill, count, status, tokens: Tokens}
+    subagents: list[dict]               # {agent_id, type, model, tokens, cost_usd, messages, description}
+    commits: list[dict]                 # {commit_id, message}
+    problems_faced: list[dict]          # {description, resolved, iterations, tool, error, command|path|target}
+    workflow_edges: dict
+    schema_version: int
+    pricing_date: str
+    claude_code_versions: list[str]
+    cwd: str | None
+    compactions: int
+    title: str | None                   # local only: the gate never lets it out
+    capture: dict                       # a stream-json capture's completeness
+    omitted: dict[str, int]             # entries a size-limited comment left out
+    privacy: str                        # in what left the machine: the level it was made at
 
 _GIT_COMMIT_CMD_RE = re.compile(r"\bgit\b[^\n|;&]*\bcommit\b")
 
@@ -2186,7 +2243,7 @@ def session_times(facts: SessionFacts) -> dict:
 
 def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
                   target: dict | None = None, extra_problems: list | None = None,
-                  templates: list | None = None) -> dict:
+                  templates: list | None = None) -> Stats:
     """The per-session stats dict of the design, every field computed from facts."""
     if facts.depth != FULL:
         raise ValueError(f"compute_stats needs a FULL read of session {facts.session_id}, not {facts.depth}")
@@ -2973,6 +3030,50 @@ def cost_complete(stats: dict) -> bool:
     return not stats.get("unpriced_models") and stats.get("cost_complete", True) is not False
 
 
+class Tally:
+    """Sessions (or models, or days) summed: how many, their tokens, their cost and whether that
+    cost covers everything. The one place where sums of sessions are made (list rollups, the
+    summary comment, the extract's tables), and so the one rule for rounding them: a total cost
+    is the exact sum, rounded to 4 decimals (cost_usd); only where a total is printed as the
+    addition of its printed parts (the summary's verification) is it the sum of the parts as
+    printed, each in whole cents, half up (shown_cost_usd), so that the addition is right."""
+
+    def __init__(self):
+        self.count = 0
+        self.tokens = dict.fromkeys(TOKEN_KINDS, 0)
+        self.exact = 0.0
+        self.cents = 0
+        self.complete = True
+        self.unpriced = set()
+
+    def add(self, tokens: dict, cost: float | None, complete: bool = True, unpriced=()) -> "Tally":
+        self.count += 1
+        for kind in TOKEN_KINDS:
+            self.tokens[kind] += as_int(tokens.get(kind))
+        self.exact += cost or 0
+        self.cents += cents(cost)
+        self.complete = self.complete and complete and cost is not None
+        self.unpriced |= set(unpriced)
+        return self
+
+    def add_session(self, stats: dict) -> "Tally":
+        """A session's stats (or a list row): its total tokens and cost."""
+        return self.add(as_dict(stats.get("total_tokens")), stats.get("estimated_cost_usd"),
+                        cost_complete(stats), stats.get("unpriced_models") or ())
+
+    @property
+    def cost_usd(self) -> float:
+        return round(self.exact, 4)
+
+    @property
+    def shown_cost_usd(self) -> float:
+        return self.cents / 100
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.tokens.values())
+
+
 def unpriced_note(models) -> str:
     """'no price for claude-x, claude-y' or ''."""
     return "no price for " + ", ".join(sorted(models)) if models else ""
@@ -2986,7 +3087,31 @@ def short_model(model: str) -> str:
 
 # ── List ──────────────────────────────────────────────────────────────────────
 
-def list_row(facts: SessionFacts, pricing: Pricing) -> dict:
+class ListRow(TypedDict):
+    """One session as `list` shows it; the keys and values it shares with Stats are the same."""
+    session_id: str
+    project: str
+    project_dir: str
+    branch: str | None
+    started_at: str | None
+    ended_at: str | None
+    duration_minutes: float
+    active_minutes: float
+    turns: int
+    models: list[str]
+    total_tokens: Tokens
+    estimated_cost_usd: float | None
+    cost_complete: bool
+    unpriced_models: list[str]
+    claude_code_cost_usd: float | None
+    claude_code_agrees: bool | None
+    subagents: int
+    title: str | None
+    by_model: dict
+    resume_command: str | None
+
+
+def list_row(facts: SessionFacts, pricing: Pricing) -> ListRow:
     """The row `list` prints for one session; keys and values match the stats JSON.
 
     It takes only the parts of compute_stats a row shows (no skills, commits or problems),
@@ -3135,38 +3260,23 @@ def rollup(rows: list[dict], by: list[str], tz) -> dict:
     groups = {}
     for row in rows:
         keys = {key: _rollup_key(row, key, tz) for key in by if key != "model"}
-        parts = [(dict(keys), row["total_tokens"], row["estimated_cost_usd"], cost_complete(row),
-                  row["unpriced_models"])]
-        if "model" in by:
-            parts = [({**keys, "model": model}, {k: m[k] for k in TOKEN_KINDS},
-                      m["cost_usd"], m["cost_usd"] is not None, [] if m["cost_usd"] is not None else [model])
-                     for model, m in sorted(as_dict(row.get("by_model")).items())]
-        for key_values, tokens, cost, complete, unpriced in parts:
-            group_key = tuple(key_values[k] for k in by)
-            _add_to_group(groups.setdefault(group_key, _empty_group(dict(zip(by, group_key)))),
-                          tokens, cost, complete, unpriced)
-    total = _empty_group({})
+        if "model" not in by:
+            groups.setdefault(tuple(keys[k] for k in by), Tally()).add_session(row)
+            continue
+        for model, m in sorted(as_dict(row.get("by_model")).items()):
+            group_key = tuple({**keys, "model": model}[k] for k in by)
+            groups.setdefault(group_key, Tally()).add(m, m["cost_usd"], m["cost_usd"] is not None,
+                                                      [] if m["cost_usd"] is not None else [model])
+    total = Tally()
     for row in rows:
-        _add_to_group(total, row["total_tokens"], row["estimated_cost_usd"], cost_complete(row),
-                      row["unpriced_models"])
-    for group in [*groups.values(), total]:
-        group["estimated_cost_usd"] = round(group["estimated_cost_usd"], 4)
-        group["unpriced_models"] = sorted(group["unpriced_models"])
-    return {"by": by, "groups": [groups[k] for k in sorted(groups)], "total": total}
+        total.add_session(row)
+    return {"by": by, "groups": [{**dict(zip(by, key)), **_group(groups[key])} for key in sorted(groups)],
+            "total": _group(total)}
 
 
-def _empty_group(keys: dict) -> dict:
-    return {**keys, "sessions": 0, "total_tokens": dict.fromkeys(TOKEN_KINDS, 0),
-            "estimated_cost_usd": 0.0, "cost_complete": True, "unpriced_models": set()}
-
-
-def _add_to_group(group: dict, tokens: dict, cost, complete: bool, unpriced) -> None:
-    group["sessions"] += 1
-    for key in group["total_tokens"]:
-        group["total_tokens"][key] += as_int(tokens.get(key))
-    group["estimated_cost_usd"] += cost or 0
-    group["cost_complete"] = group["cost_complete"] and complete
-    group["unpriced_models"] |= set(unpriced)
+def _group(tally: Tally) -> dict:
+    return {"sessions": tally.count, "total_tokens": tally.tokens, "estimated_cost_usd": tally.cost_usd,
+            "cost_complete": tally.complete, "unpriced_models": sorted(tally.unpriced)}
 
 
 def _rollup_key(row: dict, key: str, tz) -> str:
@@ -3962,41 +4072,67 @@ def is_trusted(comment: dict, trusted: set) -> bool:
     return comment.get("author_association") in TRUSTED_ASSOCIATIONS or login in trusted
 
 
-def upgrade_session_data(data):
-    """Session data of an older schema in today's shape (schema 1 named a subagent's id `id` and
-    a commit's SHA `sha`); applied wherever session data comes in from outside: comments,
-    --stats-file, the archive."""
+def session_data(data, marker_id: str | None = None) -> tuple[Stats | None, str | None]:
+    """Session data from outside (a comment's JSON block, --stats-file, the archive) brought to
+    today's shape (Stats), or None and why it cannot be counted. Checked and shaped once, here:
+    counts are whole numbers, costs and minutes finite numbers or null, lists are lists of
+    objects, names are text; an entry that is none of these is dropped, and the block refused
+    when what its sums rest on (its id, its token totals, its cost) is not readable. Schema 1
+    named a subagent's id `id` and a commit's SHA `sha`."""
     if not isinstance(data, dict):
-        return data
-    renames = {"subagents": ("id", "agent_id"), "commits": ("sha", "commit_id")}
-    out = dict(data)
-    for key, (old, new) in renames.items():
-        if isinstance(out.get(key), list):
-            out[key] = [{(new if k == old and new not in item else k): v for k, v in item.items()}
-                        if isinstance(item, dict) else item for item in out[key]]
-    return out
-
-
-def validate_session_data(data, marker_id: str) -> str | None:
-    """Why a session comment's JSON cannot be counted, or None when it can."""
-    if not isinstance(data, dict):
-        return "no readable Session Data (JSON) block"
+        return None, "no readable Session Data (JSON) block"
     sid = data.get("session_id")
     if not isinstance(sid, str) or not sid:
-        return "no session_id"
-    if not sid.startswith(marker_id):
-        return f"marker {marker_id} does not match session_id {sid[:8]}"
+        return None, "no session_id"
+    if marker_id is not None and not sid.startswith(marker_id):
+        return None, f"marker {marker_id} does not match session_id {sid[:8]}"
     totals = data.get("total_tokens")
-    if not isinstance(totals, dict) or not all(
-            isinstance(totals.get(k), int) and not isinstance(totals.get(k), bool) and totals[k] >= 0
-            for k in TOKEN_KINDS):
-        return "total_tokens missing or not counts"
+    if not isinstance(totals, dict) or not all(_is_count(totals.get(k)) for k in TOKEN_KINDS):
+        return None, "total_tokens missing or not counts"
     cost = data.get("estimated_cost_usd")
-    if cost is not None and (not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0):
-        return "estimated_cost_usd is not a number"
+    if cost is not None and _finite(cost) is None:
+        return None, "estimated_cost_usd is not a number"
     if not isinstance(data.get("models", {}), dict) or not isinstance(data.get("commits", []), list):
-        return "models or commits malformed"
+        return None, "models or commits malformed"
+    shape = {
+        "total_tokens": lambda v: {k: v[k] for k in TOKEN_KINDS},
+        "models": lambda v: {name: {"messages": as_int(row.get("messages")),
+                                    **{f"{k}_tokens": as_int(row.get(f"{k}_tokens")) for k in TOKEN_KINDS},
+                                    "cost_usd": _finite(row.get("cost_usd"))}
+                             for name, row in v.items() if isinstance(name, str) and isinstance(row, dict)},
+        "commits": lambda v: [{"commit_id": c.get("commit_id", c.get("sha")),
+                               **({"message": c["message"]} if isinstance(c.get("message"), str) else {})}
+                              for c in _objects(v) if isinstance(c.get("commit_id", c.get("sha")), str)],
+        "subagents": lambda v: [{("agent_id" if k == "id" and "agent_id" not in a else k): x for k, x in a.items()}
+                                for a in _objects(v)],
+        "skills_invoked": lambda v: [{"skill": as_str(k.get("skill")), "count": as_int(k.get("count")),
+                                      "status": as_str(k.get("status")) or "unknown",
+                                      "tokens": {kind: as_int(as_dict(k.get("tokens")).get(kind))
+                                                 for kind in TOKEN_KINDS}} for k in _objects(v)],
+        "problems_faced": _objects,
+        "tools": lambda v: {name: as_int(n) for name, n in as_dict(v).items() if isinstance(name, str)},
+        "unpriced_models": lambda v: [m for m in v if isinstance(m, str)] if isinstance(v, list) else [],
+        "omitted": lambda v: {name: as_int(n) for name, n in as_dict(v).items()},
+        "cost_complete": lambda v: v is not False,
+        "duration_minutes": _finite, "active_minutes": _finite, "turns": as_int,
+    }
+    out = {key: shape[key](value) if key in shape else value for key, value in data.items()}
+    return out, None
+
+
+def _is_count(value) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _finite(value) -> float | None:
+    """A finite, non-negative number, else None (JSON from outside may say NaN or 1e999)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return value
     return None
+
+
+def _objects(value) -> list:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def collect_sessions(comments: list, trusted: set) -> tuple[list[dict], list[str]]:
@@ -4017,8 +4153,8 @@ def collect_sessions(comments: list, trusted: set) -> tuple[list[dict], list[str
                             "use --trusted-authors to count it")
             continue
         data, problem = read_comment_data(body, SESSION_DATA_TITLE)
-        data = upgrade_session_data(data)
-        problem = problem or validate_session_data(data, marker_id)
+        if not problem:
+            data, problem = session_data(data, marker_id)
         if problem:
             warnings.append(f"skipped {where}: {problem}")
             continue
@@ -4043,27 +4179,35 @@ def session_status(stats: dict) -> str:
     return "done" if not unresolved else f"{unresolved} open problem{'s' if unresolved > 1 else ''}"
 
 
-def summary_data(sessions: list[dict], target: dict | None, state: str | None,
-                 privacy: Privacy = Privacy()) -> dict:
+class SummaryData(TypedDict):
+    """The summary comment's data, recomputed from its sessions every time."""
+    schema_version: int
+    target: dict | None
+    state: str | None
+    session_count: int
+    sessions: list[dict]        # {session_id, started_at, duration_minutes, estimated_cost_usd, ...}
+    models: dict
+    total_tokens: Tokens
+    estimated_cost_usd: float
+    cost_complete: bool
+    unpriced_models: list[str]
+    commits: int
+    privacy: str
+
+
+def summary_data(sessions: list[Stats], target: dict | None, state: str | None,
+                 privacy: Privacy = Privacy()) -> SummaryData:
     """The summary's data: per-session rows and sums, all recomputed from the sessions as the
     privacy gate lets them out (the summary never shows more than its sessions)."""
     sessions = [out for out in (outbound_stats(stats, privacy) for stats in sessions) if "session_id" in out]
-    models = {}
-    totals = {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0}
+    models, messages, total = {}, collections.Counter(), Tally()
     rows = []
     for stats in sessions:
         for name, m in as_dict(stats.get("models")).items():
-            agg = models.setdefault(name, {"messages": 0, "input_tokens": 0, "output_tokens": 0,
-                                           "cache_creation_tokens": 0, "cache_read_tokens": 0,
-                                           "cost_cents": 0, "priced": True})
             m = as_dict(m)
-            for key in ("messages", "input_tokens", "output_tokens", "cache_creation_tokens",
-                        "cache_read_tokens"):
-                agg[key] += as_int(m.get(key))
-            agg["priced"] = agg["priced"] and m.get("cost_usd") is not None
-            agg["cost_cents"] += cents(m.get("cost_usd"))
-        for key in totals:
-            totals[key] += as_int(as_dict(stats.get("total_tokens")).get(key))
+            models.setdefault(name, Tally()).add(_tokens_of(m), m.get("cost_usd"))
+            messages[name] += as_int(m.get("messages"))
+        total.add_session(stats)
         rows.append({
             "session_id": stats["session_id"],
             "started_at": stats.get("started_at"),
@@ -4083,13 +4227,14 @@ def summary_data(sessions: list[dict], target: dict | None, state: str | None,
         "state": state,
         "session_count": len(rows),
         "sessions": rows,
-        "models": {name: {**{k: v for k, v in agg.items() if k not in ("cost_cents", "priced")},
-                          "cost_usd": agg["cost_cents"] / 100 if agg["priced"] else None}
-                   for name, agg in sorted(models.items())},
-        "total_tokens": totals,
-        "estimated_cost_usd": sum(cents(r["estimated_cost_usd"]) for r in rows) / 100,
-        "cost_complete": all(r["cost_complete"] for r in rows),
-        "unpriced_models": sorted({m for r in rows for m in r["unpriced_models"]}),
+        "models": {name: {"messages": messages[name],
+                          **{f"{kind}_tokens": tally.tokens[kind] for kind in TOKEN_KINDS},
+                          "cost_usd": tally.shown_cost_usd if tally.complete else None}
+                   for name, tally in sorted(models.items())},
+        "total_tokens": total.tokens,
+        "estimated_cost_usd": total.shown_cost_usd,
+        "cost_complete": total.complete,
+        "unpriced_models": sorted(total.unpriced),
         "commits": sum(r["commits"] for r in rows),
         "privacy": privacy.level,
     }
@@ -4827,7 +4972,25 @@ def outbound_items(items: list[dict], privacy: Privacy) -> list[dict]:
     return out
 
 
-def local_items(sessions: list[dict]) -> list[dict]:
+class Item(TypedDict):
+    """A PR or issue with the sessions posted on it; from local transcripts, one session alone."""
+    number: int | None
+    type: str | None            # "pr", "issue", or None for a local session
+    title: str | None
+    author: str | None
+    status: str | None          # open, closed, merged
+    created_at: str | None
+    closed_at: str | None
+    merged_at: str | None
+    additions: int | None
+    deletions: int | None
+    review_comments: int | None
+    ci_runs: int | None
+    ci_pass_rate: float | None
+    sessions: list[Stats]
+
+
+def local_items(sessions: list[Stats]) -> list[Item]:
     """Each local session as an item of its own: no PR, so every GitHub field stays empty."""
     return [{"number": None, "type": None, "title": None, "author": None, "status": None,
              "created_at": s.get("started_at"), "closed_at": None, "merged_at": None,
@@ -4910,40 +5073,85 @@ def render_csv(rows: list[list]) -> str:
 # ── the numbers the report and the dashboard share ──
 
 def analytics_view(data: dict) -> dict:
-    """Everything the report and the dashboard show, computed once from analytics.json."""
+    """Everything the report and the dashboard show, computed once from analytics.json: the
+    figures of the summary, and one table each (items, models, skills, days, projects, tools,
+    top sessions, weeks). Every sum is a Tally."""
     items = data.get("items") or []
     sessions = [s for i in items for s in i["sessions"]]
     prs = [i for i in items if i.get("type") == "pr"]
     decided = [i for i in prs if i.get("status") in ("merged", "closed")]
     merge_hours = [h for h in (_hours_between(i.get("created_at"), i.get("merged_at")) for i in prs)
                    if h is not None]
-    total_cost = sum(s.get("estimated_cost_usd") or 0 for s in sessions)
-    unpriced = sorted({m for s in sessions for m in s.get("unpriced_models") or []})
-    per_item = []
+    total = Tally()
+    for s in sessions:
+        total.add_session(s)
+    per_item = view_items(items)
+    days = view_days(sessions)
+    pr_cost = Tally()
+    for p in per_item:
+        if p["type"] == "pr":
+            pr_cost.add({}, p["cost"])
+    return {
+        "repo": data.get("repo"), "from": data.get("from"), "to": data.get("to"), "source": data.get("source"),
+        "pr_count": len(prs), "issue_count": sum(1 for i in items if i.get("type") == "issue"),
+        "session_count": len(sessions), "total_cost": total.cost_usd,
+        "active_hours": round(sum(s.get("active_minutes") or 0 for s in sessions) / 60, 1),
+        "cost_complete": not total.unpriced, "unpriced_models": sorted(total.unpriced),
+        "claude_code": claude_code_totals(sessions),
+        "total_commits": sum(list_total(s, "commits") for s in sessions),
+        "total_tokens": total.total_tokens,
+        "avg_cost_per_pr": round(pr_cost.cost_usd / len(prs), 4) if prs else None,
+        "acceptance_rate": round(100 * sum(1 for i in decided if i["status"] == "merged") / len(decided), 1)
+        if decided else None,
+        "avg_hours_to_merge": round(sum(merge_hours) / len(merge_hours), 1) if merge_hours else None,
+        "items": per_item,
+        "models": view_models(sessions),
+        "skills": view_skills(sessions),
+        "days": days,
+        "cost_over_time": _cost_over_time(days),
+        "projects": view_projects(sessions),
+        "tools": view_tools(sessions),
+        "top_sessions": view_top_sessions(sessions),
+        "weeks": view_weeks(decided),
+        "failures": data.get("failures") or [],
+    }
+
+
+def view_items(items: list[dict]) -> list[dict]:
+    """One row per PR, issue or (from local transcripts) session."""
+    rows = []
     for i in items:
-        cost = sum(s.get("estimated_cost_usd") or 0 for s in i["sessions"])
-        tokens = sum(sum(as_int(v) for v in as_dict(s.get("total_tokens")).values()) for s in i["sessions"])
+        tally = Tally()
+        for s in i["sessions"]:
+            tally.add_session(s)
         first = i["sessions"][0] if i["sessions"] else {}
-        per_item.append({"label": f"#{i['number']}" if i.get("number") is not None
-                         else as_str(first.get("session_id"))[:8],
-                         "project": first.get("cwd") or first.get("project"), "session_title": first.get("title"),
-                         "started_at": first.get("started_at"),
-                         "number": i.get("number"), "type": i.get("type"), "title": i.get("title"),
-                         "status": i.get("status"), "sessions": len(i["sessions"]), "cost": round(cost, 4),
-                         "cost_complete": all(cost_complete(s) for s in i["sessions"]),
-                         "commits": sum(list_total(s, "commits") for s in i["sessions"]), "tokens": tokens,
-                         "ci_pass_rate": i.get("ci_pass_rate"),
-                         "time_to_merge_hours": _hours_between(i.get("created_at"), i.get("merged_at"))})
-    models = {}
+        rows.append({"label": f"#{i['number']}" if i.get("number") is not None
+                     else as_str(first.get("session_id"))[:8],
+                     "project": first.get("cwd") or first.get("project"), "session_title": first.get("title"),
+                     "started_at": first.get("started_at"),
+                     "number": i.get("number"), "type": i.get("type"), "title": i.get("title"),
+                     "status": i.get("status"), "sessions": len(i["sessions"]), "cost": tally.cost_usd,
+                     "cost_complete": all(cost_complete(s) for s in i["sessions"]),
+                     "commits": sum(list_total(s, "commits") for s in i["sessions"]), "tokens": tally.total_tokens,
+                     "ci_pass_rate": i.get("ci_pass_rate"),
+                     "time_to_merge_hours": _hours_between(i.get("created_at"), i.get("merged_at"))})
+    return rows
+
+
+def view_models(sessions: list[dict]) -> dict:
+    """Per model: sessions, tokens and cost, costliest first."""
+    tallies = {}
     for s in sessions:
         for name, m in as_dict(s.get("models")).items():
-            agg = models.setdefault(name, {"sessions": 0, "input": 0, "output": 0, "cache_creation": 0,
-                                           "cache_read": 0, "cost": 0.0, "cost_complete": True})
-            agg["sessions"] += 1
-            for key, count in _tokens_of(m).items():
-                agg[key] += count
-            agg["cost"] += as_dict(m).get("cost_usd") or 0
-            agg["cost_complete"] = agg["cost_complete"] and as_dict(m).get("cost_usd") is not None
+            m = as_dict(m)
+            tallies.setdefault(name, Tally()).add(_tokens_of(m), m.get("cost_usd"))
+    models = {name: {"sessions": t.count, **t.tokens, "cost": t.cost_usd, "cost_complete": t.complete}
+              for name, t in tallies.items()}
+    return dict(sorted(models.items(), key=lambda kv: (-kv[1]["cost"], kv[0])))
+
+
+def view_skills(sessions: list[dict]) -> dict:
+    """Per skill: sessions, invocations, their outcomes and tokens, most invoked first."""
     skills = {}
     for s in sessions:
         for k in s.get("skills_invoked") or []:
@@ -4953,74 +5161,68 @@ def analytics_view(data: dict) -> dict:
                                                              "fail": 0, "unknown": 0, "input": 0, "output": 0})
             agg["sessions"] += 1
             agg["invocations"] += as_int(k.get("count"))
-            status = k.get("status") if k.get("status") in ("pass", "fail") else "unknown"
-            agg[status] += 1
+            agg[k.get("status") if k.get("status") in ("pass", "fail") else "unknown"] += 1
             agg["input"] += as_int(as_dict(k.get("tokens")).get("input"))
             agg["output"] += as_int(as_dict(k.get("tokens")).get("output"))
-    by_day = {}
+    return dict(sorted(skills.items(), key=lambda kv: (-kv[1]["invocations"], kv[0])))
+
+
+def view_days(sessions: list[dict]) -> dict:
+    """Per UTC day a session started: tokens and cost, in date order."""
+    tallies = {}
     for s in sessions:
-        day = by_day.setdefault(_day(s.get("started_at")) or "unknown",
-                                {"input": 0, "output": 0, "cache_creation": 0, "cache_read": 0, "cost": 0.0,
-                                 "cost_complete": True})
-        for key in TOKEN_KINDS:
-            day[key] += as_int(as_dict(s.get("total_tokens")).get(key))
-        day["cost"] += s.get("estimated_cost_usd") or 0
-        day["cost_complete"] = day["cost_complete"] and cost_complete(s)
-    by_project, tools = {}, collections.Counter()
+        tallies.setdefault(_day(s.get("started_at")) or "unknown", Tally()).add_session(s)
+    return {day: {**t.tokens, "cost": t.cost_usd, "cost_complete": t.complete}
+            for day, t in sorted(tallies.items())}
+
+
+def view_projects(sessions: list[dict]) -> dict:
+    """Per project (working folder): sessions, cost and tokens, the costliest fifteen."""
+    tallies = {}
     for s in sessions:
-        slot = by_project.setdefault(as_str(s.get("cwd") or s.get("project")) or "unknown",
-                                     {"sessions": 0, "cost": 0.0, "cost_complete": True, "tokens": 0})
-        slot["sessions"] += 1
-        slot["cost"] += s.get("estimated_cost_usd") or 0
-        slot["cost_complete"] = slot["cost_complete"] and cost_complete(s)
-        slot["tokens"] += sum(as_int(v) for v in as_dict(s.get("total_tokens")).values())
+        tallies.setdefault(as_str(s.get("cwd") or s.get("project")) or "unknown", Tally()).add_session(s)
+    projects = {name: {"sessions": t.count, "cost": t.cost_usd, "cost_complete": t.complete,
+                       "tokens": t.total_tokens} for name, t in tallies.items()}
+    return dict(sorted(projects.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))[:15])
+
+
+def view_tools(sessions: list[dict]) -> dict:
+    """The twelve most called tools over every session."""
+    tools = collections.Counter()
+    for s in sessions:
         tools.update({as_str(name): as_int(n) for name, n in as_dict(s.get("tools")).items()})
-    by_week = {}
+    return dict(sorted(tools.items(), key=lambda kv: (-kv[1], kv[0]))[:12])
+
+
+def view_top_sessions(sessions: list[dict]) -> list[dict]:
+    """The ten costliest sessions."""
+    return sorted(({"label": as_str(s.get("session_id"))[:8], "title": s.get("title"),
+                    "project": s.get("cwd") or s.get("project"), "cost": round(s.get("estimated_cost_usd") or 0, 4)}
+                   for s in sessions), key=lambda t: (-t["cost"], t["label"]))[:10]
+
+
+def view_weeks(decided: list[dict]) -> dict:
+    """Per ISO week a decided PR was opened: how many were merged."""
+    weeks = {}
     for i in decided:
         stamp = parse_ts(i.get("created_at"))
         week = time.strftime("%G-W%V", time.gmtime(stamp)) if stamp is not None else "unknown"
-        slot = by_week.setdefault(week, {"merged": 0, "decided": 0})
+        slot = weeks.setdefault(week, {"merged": 0, "decided": 0})
         slot["decided"] += 1
         slot["merged"] += i.get("status") == "merged"
-    return {
-        "repo": data.get("repo"), "from": data.get("from"), "to": data.get("to"), "source": data.get("source"),
-        "pr_count": len(prs), "issue_count": sum(1 for i in items if i.get("type") == "issue"),
-        "session_count": len(sessions), "total_cost": round(total_cost, 4),
-        "active_hours": round(sum(s.get("active_minutes") or 0 for s in sessions) / 60, 1),
-        "cost_complete": not unpriced, "unpriced_models": unpriced,
-        "claude_code": claude_code_totals(sessions),
-        "total_commits": sum(list_total(s, "commits") for s in sessions),
-        "total_tokens": sum(sum(as_int(v) for v in as_dict(s.get("total_tokens")).values()) for s in sessions),
-        "avg_cost_per_pr": round(sum(p["cost"] for p in per_item if p["type"] == "pr") / len(prs), 4) if prs else None,
-        "acceptance_rate": round(100 * sum(1 for i in decided if i["status"] == "merged") / len(decided), 1)
-        if decided else None,
-        "avg_hours_to_merge": round(sum(merge_hours) / len(merge_hours), 1) if merge_hours else None,
-        "items": per_item,
-        "models": dict(sorted(models.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))),
-        "skills": dict(sorted(skills.items(), key=lambda kv: (-kv[1]["invocations"], kv[0]))),
-        "days": dict(sorted(by_day.items())),
-        "cost_over_time": _cost_over_time(by_day),
-        "projects": dict(sorted(((k, {**v, "cost": round(v["cost"], 4)}) for k, v in by_project.items()),
-                                key=lambda kv: (-kv[1]["cost"], kv[0]))[:15]),
-        "tools": dict(sorted(tools.items(), key=lambda kv: (-kv[1], kv[0]))[:12]),
-        "top_sessions": sorted(({"label": as_str(s.get("session_id"))[:8], "title": s.get("title"),
-                                 "project": s.get("cwd") or s.get("project"),
-                                 "cost": round(s.get("estimated_cost_usd") or 0, 4)} for s in sessions),
-                               key=lambda t: (-t["cost"], t["label"]))[:10],
-        "weeks": {w: {**v, "rate": round(100 * v["merged"] / v["decided"], 1)} for w, v in sorted(by_week.items())},
-        "failures": data.get("failures") or [],
-    }
+    return {w: {**v, "rate": round(100 * v["merged"] / v["decided"], 1)} for w, v in sorted(weeks.items())}
 
 
-def _cost_over_time(by_day: dict) -> dict:
+def _cost_over_time(days: dict) -> dict:
     """Cost per day, or per week (named by its Monday) when the days span more than two months."""
-    days = sorted(d for d in by_day if d != "unknown")
-    weekly = len(days) > 1 and (datetime.date.fromisoformat(days[-1]) - datetime.date.fromisoformat(days[0])).days > 62
+    dates = sorted(d for d in days if d != "unknown")
+    weekly = len(dates) > 1 and \
+        (datetime.date.fromisoformat(dates[-1]) - datetime.date.fromisoformat(dates[0])).days > 62
     points = {}
-    for day in days:
+    for day in dates:
         date = datetime.date.fromisoformat(day)
         key = (date - datetime.timedelta(days=date.weekday())).isoformat() if weekly else day
-        points[key] = round(points.get(key, 0) + by_day[day]["cost"], 4)
+        points[key] = round(points.get(key, 0) + days[day]["cost"], 4)
     return {"unit": "week" if weekly else "day", "points": points}
 
 
@@ -5123,117 +5325,119 @@ def render_report(data: dict) -> str:
 
 # ── the dashboard ──
 
-DASHBOARD_TEMPLATE = """\
+# The page, its style and its script as they are (a string.Template: $name is filled in, and the
+# braces of CSS and JavaScript need no doubling).
+DASHBOARD_TEMPLATE = string.Template("""\
 <!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Claude Code Analytics: {title}</title>
+<title>Claude Code Analytics: $title</title>
 <style>
-  body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328; background: #f6f8fa; }}
-  header {{ background: #24292f; color: #fff; padding: 18px 28px; }}
-  header h1 {{ margin: 0 0 4px; font-size: 20px; }}
-  header p {{ margin: 0; opacity: .8; }}
-  main {{ padding: 20px 28px; max-width: 1280px; margin: auto; }}
-  .cards {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px; }}
-  .card {{ background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 14px; }}
-  .card b {{ display: block; font-size: 22px; margin-top: 2px; }}
-  .charts {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; margin-top: 18px; }}
-  figure {{ margin: 0; background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px; }}
-  figcaption {{ font-weight: 600; margin-bottom: 6px; }}
-  .chart {{ position: relative; height: 300px; }}
-  .empty {{ color: #656d76; font-style: italic; }}
-  table {{ border-collapse: collapse; width: 100%; background: #fff; margin: 8px 0 20px; }}
-  th, td {{ border: 1px solid #d0d7de; padding: 5px 8px; text-align: left; }}
-  th {{ background: #f0f3f6; }}
-  td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
-  h2 {{ margin-top: 28px; font-size: 17px; }}
+  body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328; background: #f6f8fa; }
+  header { background: #24292f; color: #fff; padding: 18px 28px; }
+  header h1 { margin: 0 0 4px; font-size: 20px; }
+  header p { margin: 0; opacity: .8; }
+  main { padding: 20px 28px; max-width: 1280px; margin: auto; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px; }
+  .card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 14px; }
+  .card b { display: block; font-size: 22px; margin-top: 2px; }
+  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; margin-top: 18px; }
+  figure { margin: 0; background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px; }
+  figcaption { font-weight: 600; margin-bottom: 6px; }
+  .chart { position: relative; height: 300px; }
+  .empty { color: #656d76; font-style: italic; }
+  table { border-collapse: collapse; width: 100%; background: #fff; margin: 8px 0 20px; }
+  th, td { border: 1px solid #d0d7de; padding: 5px 8px; text-align: left; }
+  th { background: #f0f3f6; }
+  td.n { text-align: right; font-variant-numeric: tabular-nums; }
+  h2 { margin-top: 28px; font-size: 17px; }
 </style>
-{chartjs}
+$chartjs
 </head>
 <body>
-<header><h1>Claude Code Analytics</h1><p>{subtitle}</p></header>
+<header><h1>Claude Code Analytics</h1><p>$subtitle</p></header>
 <main>
-{notice}<section class="cards">{cards}</section>
+$notice<section class="cards">$cards</section>
 <section class="charts">
-{figures}</section>
-<h2>{items_heading}</h2>
-{items_table}
+$figures</section>
+<h2>$items_heading</h2>
+$items_table
 <h2>Models</h2>
-{models_table}
+$models_table
 <h2>Skills</h2>
-{skills_table}
-<h2>{last_heading}</h2>
-{last_table}
+$skills_table
+<h2>$last_heading</h2>
+$last_table
 </main>
-<script type="application/json" id="analytics-data">{data}</script>
+<script type="application/json" id="analytics-data">$data</script>
 <script>
-(function () {{
+(function () {
   var view = JSON.parse(document.getElementById('analytics-data').textContent);
-  if (typeof Chart === 'undefined') {{
-    document.querySelectorAll('.chart').forEach(function (box) {{
+  if (typeof Chart === 'undefined') {
+    document.querySelectorAll('.chart').forEach(function (box) {
       box.innerHTML = '<p class="empty">Charts need Chart.js, which did not load; the tables below hold the same data.</p>';
-    }});
+    });
     return;
-  }}
+  }
   var palette = ['#0969da', '#1a7f37', '#bf8700', '#cf222e', '#8250df', '#1b7c83', '#bc4c00', '#57606a'];
-  function draw(id, hasData, config) {{
+  function draw(id, hasData, config) {
     var canvas = document.getElementById(id);
-    if (!canvas) {{
+    if (!canvas) {
       return;                       // a panel this page does not show
-    }}
-    if (!hasData) {{
+    }
+    if (!hasData) {
       canvas.parentNode.innerHTML = '<p class="empty">No data for this chart in this period.</p>';
       return;
-    }}
-    config.options = Object.assign({{responsive: true, maintainAspectRatio: false, animation: false}}, config.options || {{}});
+    }
+    config.options = Object.assign({responsive: true, maintainAspectRatio: false, animation: false}, config.options || {});
     new Chart(canvas, config);
-  }}
+  }
   var days = Object.keys(view.days);
-  draw('tokens-over-time', days.length > 0, {{type: 'line', data: {{labels: days, datasets: [
+  draw('tokens-over-time', days.length > 0, {type: 'line', data: {labels: days, datasets: [
     ['input', 'Input'], ['output', 'Output'], ['cache_creation', 'Cache create'], ['cache_read', 'Cache read']
-  ].map(function (k, n) {{ return {{label: k[1], data: days.map(function (d) {{ return view.days[d][k[0]]; }}),
-    borderColor: palette[n], backgroundColor: palette[n], tension: 0}}; }})}}}});
-  var prs = view.items.filter(function (i) {{ return i.type === 'pr'; }});
-  draw('cost-per-pr', prs.length > 0, {{type: 'bar', data: {{labels: prs.map(function (p) {{ return p.label; }}),
-    datasets: [{{label: 'Cost (USD)', data: prs.map(function (p) {{ return p.cost; }}), backgroundColor: palette[0]}}]}}}});
+  ].map(function (k, n) { return {label: k[1], data: days.map(function (d) { return view.days[d][k[0]]; }),
+    borderColor: palette[n], backgroundColor: palette[n], tension: 0}; })}});
+  var prs = view.items.filter(function (i) { return i.type === 'pr'; });
+  draw('cost-per-pr', prs.length > 0, {type: 'bar', data: {labels: prs.map(function (p) { return p.label; }),
+    datasets: [{label: 'Cost (USD)', data: prs.map(function (p) { return p.cost; }), backgroundColor: palette[0]}]}});
   var skills = Object.keys(view.skills);
-  draw('skills-frequency', skills.length > 0, {{type: 'pie', data: {{labels: skills, datasets: [{{
-    data: skills.map(function (s) {{ return view.skills[s].invocations; }}),
-    backgroundColor: skills.map(function (s, n) {{ return palette[n % palette.length]; }})}}]}}}});
+  draw('skills-frequency', skills.length > 0, {type: 'pie', data: {labels: skills, datasets: [{
+    data: skills.map(function (s) { return view.skills[s].invocations; }),
+    backgroundColor: skills.map(function (s, n) { return palette[n % palette.length]; })}]}});
   var weeks = Object.keys(view.weeks);
-  draw('acceptance-trend', weeks.length > 0, {{type: 'line', data: {{labels: weeks, datasets: [{{
-    label: 'Merged of decided PRs (%)', data: weeks.map(function (w) {{ return view.weeks[w].rate; }}),
-    borderColor: palette[1], backgroundColor: palette[1]}}]}}, options: {{scales: {{y: {{min: 0, max: 100}}}}}}}});
+  draw('acceptance-trend', weeks.length > 0, {type: 'line', data: {labels: weeks, datasets: [{
+    label: 'Merged of decided PRs (%)', data: weeks.map(function (w) { return view.weeks[w].rate; }),
+    borderColor: palette[1], backgroundColor: palette[1]}]}, options: {scales: {y: {min: 0, max: 100}}}});
   var models = Object.keys(view.models);
-  draw('model-distribution', models.length > 0, {{type: 'doughnut', data: {{labels: models, datasets: [{{
-    data: models.map(function (m) {{ return view.models[m].cost; }}),
-    backgroundColor: models.map(function (m, n) {{ return palette[n % palette.length]; }})}}]}}}});
+  draw('model-distribution', models.length > 0, {type: 'doughnut', data: {labels: models, datasets: [{
+    data: models.map(function (m) { return view.models[m].cost; }),
+    backgroundColor: models.map(function (m, n) { return palette[n % palette.length]; })}]}});
   var periods = Object.keys(view.cost_over_time.points);
-  draw('cost-over-time', periods.length > 0, {{type: 'bar', data: {{labels: periods, datasets: [{{
+  draw('cost-over-time', periods.length > 0, {type: 'bar', data: {labels: periods, datasets: [{
     label: 'Cost (USD) per ' + view.cost_over_time.unit,
-    data: periods.map(function (p) {{ return view.cost_over_time.points[p]; }}), backgroundColor: palette[2]}}]}}}});
+    data: periods.map(function (p) { return view.cost_over_time.points[p]; }), backgroundColor: palette[2]}]}});
   var projects = Object.keys(view.projects);
-  function tail(path) {{ return path.split('/').filter(Boolean).slice(-2).join('/') || path; }}
-  draw('project-cost', projects.length > 0, {{type: 'bar', data: {{labels: projects.map(tail), datasets: [
-    {{label: 'Cost (USD)', yAxisID: 'y', backgroundColor: palette[0],
-      data: projects.map(function (p) {{ return view.projects[p].cost; }})}},
-    {{label: 'Tokens', yAxisID: 'y1', backgroundColor: palette[4],
-      data: projects.map(function (p) {{ return view.projects[p].tokens; }})}}]}},
-    options: {{scales: {{y: {{position: 'left'}}, y1: {{position: 'right', grid: {{drawOnChartArea: false}}}}}}}}}});
+  function tail(path) { return path.split('/').filter(Boolean).slice(-2).join('/') || path; }
+  draw('project-cost', projects.length > 0, {type: 'bar', data: {labels: projects.map(tail), datasets: [
+    {label: 'Cost (USD)', yAxisID: 'y', backgroundColor: palette[0],
+      data: projects.map(function (p) { return view.projects[p].cost; })},
+    {label: 'Tokens', yAxisID: 'y1', backgroundColor: palette[4],
+      data: projects.map(function (p) { return view.projects[p].tokens; })}]},
+    options: {scales: {y: {position: 'left'}, y1: {position: 'right', grid: {drawOnChartArea: false}}}}});
   var tools = Object.keys(view.tools);
-  draw('tool-usage', tools.length > 0, {{type: 'bar', data: {{labels: tools, datasets: [{{
-    label: 'Tool calls', data: tools.map(function (t) {{ return view.tools[t]; }}), backgroundColor: palette[5]}}]}}}});
-  draw('top-sessions', view.top_sessions.length > 0, {{type: 'bar', data: {{
-    labels: view.top_sessions.map(function (t) {{ return t.label; }}), datasets: [{{label: 'Cost (USD)',
-      data: view.top_sessions.map(function (t) {{ return t.cost; }}), backgroundColor: palette[3]}}]}},
-    options: {{indexAxis: 'y'}}}});
-}})();
+  draw('tool-usage', tools.length > 0, {type: 'bar', data: {labels: tools, datasets: [{
+    label: 'Tool calls', data: tools.map(function (t) { return view.tools[t]; }), backgroundColor: palette[5]}]}});
+  draw('top-sessions', view.top_sessions.length > 0, {type: 'bar', data: {
+    labels: view.top_sessions.map(function (t) { return t.label; }), datasets: [{label: 'Cost (USD)',
+      data: view.top_sessions.map(function (t) { return t.cost; }), backgroundColor: palette[3]}]},
+    options: {indexAxis: 'y'}});
+})();
 </script>
 </body>
 </html>
-"""
+""")
 
 
 def _h(value) -> str:
@@ -5322,7 +5526,7 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         notice += ('<p class="empty">Not read because GitHub calls failed: '
                    + ", ".join(_h(f"#{f['number']}") for f in v["failures"]) + "</p>\n")
     subtitle = f"{v['repo'] or 'local transcripts'} · {period_text(v, markdown=False)}"
-    return DASHBOARD_TEMPLATE.format(
+    return DASHBOARD_TEMPLATE.substitute(
         title=_h(v["repo"] or "local transcripts"), subtitle=_h(subtitle), chartjs=chartjs, notice=notice,
         cards=cards, figures=figures, items_heading="Sessions" if local else "PRs and issues",
         items_table=items_table,
@@ -5363,13 +5567,12 @@ def read_archive(folder: Path, skip: set, reader: HistoryReader) -> list[dict]:
         except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             reader.skipped["unreadable archive files"] += 1
             continue
-        stats = upgrade_session_data(stats)
-        sid = as_str(as_dict(stats).get("session_id"))
-        if validate_session_data(stats, sid[:8]) is not None:
+        stats, problem = session_data(stats)
+        if problem is not None:
             reader.skipped["unreadable archive files"] += 1
             continue
-        if sid not in skip:
-            found.setdefault(sid, stats)
+        if stats["session_id"] not in skip:
+            found.setdefault(stats["session_id"], stats)
     reader.from_archive += len(found)
     return list(found.values())
 
@@ -6314,8 +6517,7 @@ def flag_target(args) -> dict | None:
 
 
 def load_stats_file(path: str) -> dict:
-    data = upgrade_session_data(read_json_file(Path(path), "stats file"))
-    problem = validate_session_data(data, as_str(as_dict(data).get("session_id"))[:8])
+    data, problem = session_data(read_json_file(Path(path), "stats file"))
     if problem:
         raise UserError(f"stats file {path}: {problem}", EXIT_BAD_INPUT)
     return data
