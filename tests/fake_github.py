@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -60,6 +61,7 @@ class Fault:
     page: int | None = None
     message: str = "injected failure"
     after: bool = False      # do the request's work first, then answer with the failure
+    before: object = None    # a function of the fake to run first (another client's write, say)
 
 
 class FakeGitHub:
@@ -397,6 +399,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):   # quiet: tests read state, not logs
         pass
 
+    def setup(self):
+        super().setup()
+        # headers and body go out in separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK hold every reply on a kept-alive connection for 40 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
@@ -425,6 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
             fake.requests.append((self.command, url.path, query))
             login = fake.tokens.get(token)
             fault = self._fault(url.path, query)
+            if fault and fault.before:
+                fault.before(fake)
             fake._current_path = url.path
             if not fault or fault.after:
                 status, headers, payload = fake.handle(self.command, url.path, query, body, login)

@@ -57,13 +57,14 @@ def test_damaged_lines_are_skipped_and_reported_once(tmp_path):
     proc = run_cli("--phase", "stats", "--projects-dir", tmp_path, "--session-id", "s1")
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
-    assert tokens(s) == [1 + 0 + 2 + 1, 10 + 7 + 0 + 1000, 0, 0]
+    assert tokens(s) == [1 + 2 + 1, 10 + 0 + 1000, 0, 0]           # msg_2's "7" is not a count: skipped
     assert "unknown" in s["models"]
     assert s["turns"] == 1                                     # the repaired latin-1 prompt
     notes = proc.stderr.strip().splitlines()
     assert len(notes) == 1 and notes[0].startswith("session-analytics: note: skipped")
     assert "1 invalid JSON lines" in notes[0] and "1 truncated last lines" in notes[0]
     assert "1 lines that are not JSON objects" in notes[0] and "non-UTF-8" in notes[0]
+    assert f"1 lines whose token counts are not counts (first: {path}:6)" in notes[0]
     quiet = run_cli("--phase", "stats", "--projects-dir", tmp_path, "--session-id", "s1", "--quiet")
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == proc.stdout
 

@@ -167,7 +167,7 @@ def test_a_list_that_keeps_failing_on_page_two_posts_nothing(github, pr, tmp_pat
     assert proc.returncode == 10
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "session-analytics: error: GET repos/o/r/issues/7/comments: injected failure (HTTP 500) "
-        "(failed part-way through the list)")
+        "(failed on page 2, after 1 page read)")
     assert len(session_comments(github, pr)) == 1 and github.writes == [("POST", "issues/7/comments")]
 
 
@@ -176,7 +176,7 @@ def test_a_create_that_fails_after_reaching_github_is_not_repeated(github, pr, t
     github.fail("POST", r"/issues/7/comments$", 502, after=True)
     proc = run_gh_cli(github, *comment_args(tmp_path, "5e55a001", "--number", pr))
     assert proc.returncode == 0, proc.stderr
-    assert "checking before retrying" in proc.stderr
+    assert "looking again before trying again" in proc.stderr
     assert len(session_comments(github, pr)) == 1
 
 
@@ -394,6 +394,6 @@ def test_every_gh_call_is_a_rest_api_call_of_the_documented_form(github, tmp_pat
             assert body_file != "-" and not os.path.exists(body_file)      # a file, removed afterwards
     methods = [a[a.index("-X") + 1] for a in calls if "-X" in a]
     assert methods.count("POST") == 2 and "PATCH" not in methods          # a comment and a summary, once each
-    # the pipeline lists the PR's comments twice: to find its own comment, then for the summary,
-    # whose upsert reuses that listing
-    assert sum(1 for a in calls if a[1] == "repos/o/r/issues/7/comments" and "--paginate" in a) == 2
+    # each of the two posts (the comment, then the summary) lists the PR's comments, writes, and lists
+    # them again to check that what it wrote stands
+    assert sum(1 for a in calls if a[1] == "repos/o/r/issues/7/comments" and "--paginate" in a) == 4

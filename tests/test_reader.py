@@ -105,8 +105,9 @@ def test_the_reader_counts_what_it_skipped_and_says_so_in_one_line(tmp_path):
     assert len(list_rows(tmp_path, reader=reader)) == 1
     assert reader.skipped == {"invalid JSON lines": 1, "lines that are not JSON objects": 1}
     assert reader.empty_sessions == 1
-    assert reader.note() == ("session-analytics: note: skipped 1 invalid JSON lines, 1 lines that are not JSON "
-                             "objects, 1 empty or summary-only sessions")
+    where = tmp_path / "p" / "s1.jsonl"
+    assert reader.note() == (f"session-analytics: note: skipped 1 invalid JSON lines (first: {where}:2), 1 lines "
+                             f"that are not JSON objects (first: {where}:3), 1 empty or summary-only sessions")
     assert sa.HistoryReader(REAL_2026, PLAIN).note() is None
 
 

@@ -28,6 +28,7 @@ import csv
 import datetime
 import dataclasses
 import decimal
+import email.utils
 import functools
 import hashlib
 import html
@@ -37,8 +38,10 @@ import json
 import math
 import os
 import pickle
+import random
 import re
 import shutil
+import signal
 import stat
 import string
 import subprocess
@@ -701,6 +704,27 @@ def encode_project_dir(cwd: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", cwd)
 
 
+class Skipped(collections.Counter):
+    """What was skipped, by reason, and where each reason first happened ("path:line"), for the
+    one note that says so."""
+
+    def __init__(self, *args, **kwargs):
+        self.first = {}
+        super().__init__(*args, **kwargs)
+
+    def add(self, reason: str, where: str) -> None:
+        self[reason] += 1
+        self.first.setdefault(reason, where)
+
+    def update(self, other=(), /, **kwargs):
+        super().update(other, **kwargs)
+        for reason, where in getattr(other, "first", {}).items():
+            self.first.setdefault(reason, where)
+
+    def __reduce__(self):                # Counter's own leaves `first` out
+        return self.__class__, (dict(self),), {"first": self.first}
+
+
 @dataclass(slots=True)
 class Usage:
     input: int = 0
@@ -788,7 +812,7 @@ class FileScan:
     versions: set = field(default_factory=set)
     agent_prompt_keys: dict = field(default_factory=dict)    # agent id -> prompt_key of its first prompt
     compactions: int = 0
-    skipped: collections.Counter = field(default_factory=collections.Counter)
+    skipped: Skipped = field(default_factory=lambda: Skipped())
     cost_state: dict | None = None     # Claude Code's own cost record: the file's last cost-state
     titles: dict = field(default_factory=dict)   # "custom", "ai", "summary" -> the latest of each
     first_prompt: str = ""                           # the title's fallback: secrets redacted
@@ -814,7 +838,7 @@ class SessionFacts:
     agent_meta: dict               # agent id -> {"agentType", "description"}
     agent_prompt_keys: dict
     compactions: int
-    skipped: collections.Counter
+    skipped: Skipped
     depth: str = FULL
     cost_state: dict | None = None # Claude Code's own record of the session's cost (cost_state_of)
     capture: dict | None = None    # for a stream-json capture: its format, results, completeness
@@ -844,20 +868,41 @@ def _text_of(content) -> str:
     return ""
 
 
-def _usage_of(raw: dict) -> Usage:
+MAX_TOKENS = 10 ** 12       # more than this in one count is damage, not usage
+
+
+def token_count(value) -> int | None:
+    """A token count as written, or None when it is not one: negative, fractional, infinite
+    (1e999), text ("123"), a boolean, or beyond MAX_TOKENS. A count left out is 0."""
+    if type(value) is int:
+        return value if 0 <= value <= MAX_TOKENS else None
+    if value is None:
+        return 0
+    if type(value) is float and value.is_integer() and 0 <= value <= MAX_TOKENS:
+        return int(value)
+    return None
+
+
+def usage_of(raw: dict) -> Usage | None:
+    """One API call's usage, or None when a count in it is not a count (see token_count): such a
+    call is invalid input, skipped and noted, never counted as 0."""
     get = raw.get
-    # One per API line: the usual whole non-negative ints skip as_int's checks, and the
-    # arguments go by position (keywords cost a third of the call).
+    # One per API line: the usual whole ints in range skip token_count, and the arguments go by
+    # position (keywords cost a third of the call).
     inp, out = get("input_tokens"), get("output_tokens")
     cc, cr = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
-    usage = Usage(inp if type(inp) is int and inp >= 0 else as_int(inp),
-                  out if type(out) is int and out >= 0 else as_int(out),
-                  cc if type(cc) is int and cc >= 0 else as_int(cc),
-                  cr if type(cr) is int and cr >= 0 else as_int(cr))
+    if not (type(inp) is int and type(out) is int and type(cc) is int and type(cr) is int
+            and 0 <= inp <= MAX_TOKENS and 0 <= out <= MAX_TOKENS and 0 <= cc <= MAX_TOKENS and 0 <= cr <= MAX_TOKENS):
+        inp, out, cc, cr = token_count(inp), token_count(out), token_count(cc), token_count(cr)
+        if inp is None or out is None or cc is None or cr is None:
+            return None
+    usage = Usage(inp, out, cc, cr)
     cache = get("cache_creation")
     if cache and isinstance(cache, dict):
-        usage.cache_5m = as_int(cache.get("ephemeral_5m_input_tokens"))
-        usage.cache_1h = as_int(cache.get("ephemeral_1h_input_tokens"))
+        usage.cache_5m = token_count(cache.get("ephemeral_5m_input_tokens"))
+        usage.cache_1h = token_count(cache.get("ephemeral_1h_input_tokens"))
+        if usage.cache_5m is None or usage.cache_1h is None:
+            return None
     server = get("server_tool_use")
     if server and isinstance(server, dict):
         usage.web_search = as_int(server.get("web_search_requests"))
@@ -914,7 +959,7 @@ def decode_line(line: bytes, terminated: bool):
     if not line:
         return None, None
     if line[0] != 0x7B or line[-1] != 0x7D:          # not `{...}`: maybe wrapped in whitespace
-        line = line.strip()
+        line = line.strip().removeprefix(b"\xef\xbb\xbf")   # or a BOM before the first line
         if not line:
             return None, None
     try:
@@ -952,6 +997,7 @@ class ScanState:
     commit_calls: set = field(default_factory=set)      # ids of Bash calls that run git commit
     call_text: dict = field(default_factory=dict)       # call id -> (command head or target, kind),
                                                         # until its result says whether it failed
+    line: int = 0                                       # the number of the line being read
 
     @property
     def text_tools(self) -> tuple:
@@ -963,9 +1009,14 @@ def interpret_line(state: ScanState, line: bytes, terminated: bool, agent_hint: 
     """One line of a transcript into the scan state: decoded, then read by _scan_record."""
     rec, problem = decode_line(line, terminated)
     if problem:
-        state.scan.skipped[problem] += 1
+        skip(state, problem)
     if rec is not None:
         _scan_record(state, rec, agent_hint)
+
+
+def skip(state: ScanState, reason: str) -> None:
+    """Count what was skipped and why, and where it first happened (the note names it)."""
+    state.scan.skipped.add(reason, f"{state.scan.path}:{state.line}")
 
 
 def _result_blocks(content) -> list:
@@ -1015,7 +1066,11 @@ def _scan_record(state: ScanState, rec: dict, agent_hint: str | None) -> None:
         if kind == "system" and get("subtype") == "compact_boundary":
             scan.compactions += 1
         elif kind == "cost-state" and agent_hint is None:
-            scan.cost_state = cost_state_of(rec)
+            record = cost_state_of(rec)
+            if record is not None:
+                scan.cost_state = record
+            elif "totalCostUSD" in rec:
+                skip(state, "cost records with numbers that are not numbers")
         elif kind in _TITLE_FIELDS and agent_hint is None and type(get(_TITLE_FIELDS[kind][1])) is str:
             scan.titles[_TITLE_FIELDS[kind][0]] = rec[_TITLE_FIELDS[kind][1]]
         return                            # progress, attachment, summary, unknown: nothing to count
@@ -1074,21 +1129,36 @@ _COST_STATE_FIELDS = (("input", "inputTokens"), ("output", "outputTokens"),
                       ("cache_creation", "cacheCreationInputTokens"), ("cache_read", "cacheReadInputTokens"))
 
 
+MAX_COST_USD = 1e7          # more than this for one session is damage, not spend
+
+
 def cost_state_of(rec: dict) -> dict | None:
-    """The parts of a cost-state record the stats compare with their own: total and per model."""
-    total = rec.get("totalCostUSD")
-    if not isinstance(total, (int, float)) or isinstance(total, bool):
+    """The parts of a cost-state record the stats compare with their own: total and per model.
+    None when it has no total, or when a number in it is not one (NaN, 1e999, negative, a count
+    that is not a count): then it is invalid input, and the caller notes it."""
+    total = _dollars(rec.get("totalCostUSD"))
+    if total is None:
         return None
     models = {}
     for model, raw in as_dict(rec.get("modelUsage")).items():
         raw = as_dict(raw)
+        counts = {ours: token_count(raw.get(theirs)) for ours, theirs in _COST_STATE_FIELDS}
+        one_hour = token_count(raw.get("cacheCreationEphemeral1hInputTokens"))
         cost = raw.get("costUSD")
-        models[as_str(model)] = {**{ours: as_int(raw.get(theirs)) for ours, theirs in _COST_STATE_FIELDS},
-                                 "cache_creation_1h": as_int(raw.get("cacheCreationEphemeral1hInputTokens")),
-                                 "cost_usd": round(cost, 6) if isinstance(cost, (int, float))
-                                 and not isinstance(cost, bool) else None}
+        if None in counts.values() or one_hour is None or (cost is not None and _dollars(cost) is None):
+            return None
+        models[as_str(model)] = {**counts, "cache_creation_1h": one_hour,
+                                 "cost_usd": None if cost is None else round(_dollars(cost), 6)}
     return {"total_cost_usd": round(total, 6), "models": models,
             "has_unknown_model_cost": rec.get("hasUnknownModelCost") is True}
+
+
+def _dollars(value) -> float | None:
+    """A cost in USD as written, or None when it is not one (NaN, infinite, negative, too big)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and 0 <= value <= MAX_COST_USD:
+        return float(value)
+    return None
 
 
 def call_key(rec: dict, message: dict) -> tuple:
@@ -1115,7 +1185,11 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
     key = call_key(rec, message)
     usage_raw = billed_usage(message)
     if usage_raw is not None:
-        call = ApiCall(key, model or "unknown", _usage_of(usage_raw), ts, agent)
+        usage = usage_of(usage_raw)
+        if usage is None:
+            skip(state, "lines whose token counts are not counts")
+            return
+        call = ApiCall(key, model or "unknown", usage, ts, agent)
         if key in scan.calls:
             merge_call(scan.calls, call)
         else:
@@ -1203,9 +1277,14 @@ def _read_results(state, rec, blocks, ts):
             what=what, what_kind=kind, commits=commit_lines(text) if commits else (),
             agent_id=as_str(meta.get("agentId")) or _agent_id_in_text(text),
             agent_type=as_str(meta.get("agentType")),
-            reported={**token_dict(_usage_of(reported)), "total_tokens": as_int(meta.get("totalTokens"))}
-            if isinstance(reported, dict) else None,
+            reported=_reported(reported, meta),
         ))
+
+
+def _reported(raw, meta: dict) -> dict | None:
+    """What a Task/Agent result says its subagent used (its last API call only), if it says."""
+    usage = usage_of(raw) if isinstance(raw, dict) else None
+    return None if usage is None else {**token_dict(usage), "total_tokens": as_int(meta.get("totalTokens"))}
 
 
 # `git commit` prints `[branch sha] subject` (`[branch (root-commit) sha]` for a first commit),
@@ -1363,6 +1442,7 @@ def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str 
         return unreadable(state)
     with handle:
         for line, _, terminated in iter_lines(handle, 0):
+            state.line += 1
             interpret_line(state, line, terminated, agent_hint)
     return finish_scan(state)
 
@@ -1370,8 +1450,8 @@ def scan_file(path: Path, session_hint: str, agent_hint: str | None, depth: str 
 def unreadable(state: ScanState) -> FileScan:
     """The scan of a file that could not be read, counted as skipped and why."""
     path = state.scan.path
-    state.scan.skipped["unreadable files" if path.is_file() or not os.path.lexists(path)
-                       else "files that are not regular files"] += 1
+    state.scan.skipped.add("unreadable files" if path.is_file() or not os.path.lexists(path)
+                           else "files that are not regular files", str(path))
     return state.scan
 
 
@@ -1462,7 +1542,7 @@ def agent_meta(path: Path) -> dict:
         return {}
 
 
-def group_by_session(files: list[TranscriptFile], skipped: collections.Counter | None = None
+def group_by_session(files: list[TranscriptFile], skipped: Skipped | None = None
                      ) -> dict[str, list[TranscriptFile]]:
     """Session id -> its files; flat agent files join the session their lines name. A file
     whose id is not one (SAFE_ID_RE) is left out, and counted in `skipped`."""
@@ -1473,7 +1553,7 @@ def group_by_session(files: list[TranscriptFile], skipped: collections.Counter |
             continue
         if not SAFE_ID_RE.fullmatch(sid):
             if skipped is not None:
-                skipped["files with an unsafe session id"] += 1
+                skipped.add("files with an unsafe session id", str(tf.path))
             continue
         tf.session_hint = sid
         sessions[sid].append(tf)
@@ -1593,8 +1673,8 @@ def _concatenated(values):
     return [item for value in values for item in value]
 
 
-def _counted(values):
-    total = collections.Counter()
+def _counted(values, total=None):
+    total = collections.Counter() if total is None else total
     for value in values:
         total.update(value)
     return total
@@ -1644,7 +1724,7 @@ SCAN_COMBINE = {
     "timestamps": _concatenated,
     "prompts": _unique_prompts,
     "cwds": _counted, "branches": _counted, "agent_cwds": _counted, "agent_branches": _counted,
-    "skipped": _counted,
+    "skipped": lambda values: _counted(values, Skipped()),
     "versions": lambda values: set().union(*values),
     "agent_prompt_keys": _first_per_key,
     "compactions": sum, "skimmed": sum, "glanced": sum,
@@ -1722,7 +1802,7 @@ def _call_order(call: ApiCall):
 class Summaries:
     """What reading every session gives: the summaries, and what was skipped on the way."""
     rows: list
-    skipped: collections.Counter
+    skipped: Skipped
     empty: int                   # sessions with no records at all
     read: list                   # ids of the sessions read this run (not served from a cache)
     sessions: list               # ids of every session found
@@ -1742,7 +1822,7 @@ class PlainReading:
         """summarise(facts) of every session of the listed projects [(folder, its files)], each
         API call owned by one session across all of them. `key` is for readings that keep
         results between runs; this one keeps nothing."""
-        out = Summaries([], collections.Counter(), 0, [], [])
+        out = Summaries([], Skipped(), 0, [], [])
         sessions = [(project, sid, files) for project, listing in listed
                     for sid, files in group_by_session(listing, out.skipped).items()]
         scans = {(project.name, sid): [self.scan(tf, sid, depth) for tf in files] for project, sid, files in sessions}
@@ -1773,7 +1853,7 @@ class HistoryReader:
         self.captures_dir = Path(captures_dir).expanduser() if captures_dir else None
         self.from_captures = 0                    # sessions known only from a stream-json capture
         self.from_archive = 0                     # sessions known only from archived stats
-        self.skipped = collections.Counter()      # what was skipped, by reason
+        self.skipped = Skipped()                  # what was skipped, by reason, and where first
         self.empty_sessions = 0                   # sessions with no records at all
         self.sessions_read = []                   # sessions read this run (not taken from a cache)
 
@@ -1858,7 +1938,7 @@ class HistoryReader:
             facts = read_capture(path)
             self.skipped.update(facts.skipped)
             if not SAFE_ID_RE.fullmatch(facts.session_id):
-                self.skipped["captures with an unsafe session id"] += 1
+                self.skipped.add("captures with an unsafe session id", str(path))
                 continue
             if facts.session_id in known:
                 continue                          # the transcript of the same run was read
@@ -1872,7 +1952,8 @@ class HistoryReader:
 
     def note(self) -> str | None:
         """The one line that says what was skipped, or None."""
-        parts = [f"{n} {what}" for what, n in sorted(self.skipped.items()) if n]
+        parts = [f"{n} {what}" + (f" (first: {self.skipped.first[what]})" if what in self.skipped.first else "")
+                 for what, n in sorted(self.skipped.items()) if n]
         if self.empty_sessions:
             parts.append(f"{self.empty_sessions} empty or summary-only sessions")
         line = f"{PROG}: note: skipped " + ", ".join(parts) if parts else None
@@ -1921,13 +2002,14 @@ def read_capture(path: Path) -> SessionFacts:
     init, results, branch = {}, [], None
     handle = open_regular(path)
     if handle is None:
-        scan.skipped["unreadable files"] += 1
+        scan.skipped.add("unreadable files", str(path))
     else:
         with handle:
             for line, _, terminated in iter_lines(handle, 0):
+                state.line += 1
                 rec, problem = decode_line(line, terminated)
                 if problem:
-                    scan.skipped[problem] += 1
+                    skip(state, problem)
                 if rec is None:
                     continue
                 kind, subtype = rec.get("type"), rec.get("subtype")
@@ -1956,7 +2038,11 @@ def read_capture(path: Path) -> SessionFacts:
                                           "modelUsage": last.get("modelUsage")})
         main_thread = Usage()
         for result in results:
-            _add_usage(main_thread, _usage_of(as_dict(result.get("usage"))))
+            usage = usage_of(as_dict(result.get("usage")))
+            if usage is None:
+                scan.skipped.add("results whose token counts are not counts", str(path))
+            else:
+                _add_usage(main_thread, usage)
         _correct_from_result(facts, main_thread)
     return facts
 
@@ -3005,7 +3091,7 @@ def format_duration(minutes: float | None) -> str:
 
 def cents(dollars) -> int:
     """Dollars to whole cents, half up, from the decimal text so 12.445 becomes 1245."""
-    if dollars is None:
+    if dollars is None or not math.isfinite(dollars):
         return 0
     return int(decimal.Decimal(repr(float(dollars))).quantize(decimal.Decimal("0.01"),
                                                               decimal.ROUND_HALF_UP) * 100)
@@ -3780,7 +3866,7 @@ def data_block(obj, indent: int | None) -> str:
     """JSON for the fenced block, characters as they are: in a fenced block '<', '>' and '&' are inert,
     and no line of json.dumps' output can start with the backticks that would close the fence.
     The data must have been through inert_data, so no string needs a \\u00XX escape."""
-    return json.dumps(obj, indent=indent, ensure_ascii=False, separators=None if indent else (",", ":"))
+    return json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False, separators=None if indent else (",", ":"))
 
 
 # Bodies go to GitHub and come back through gh, whose response sanitizer rewrites every \u00XX in
@@ -4417,7 +4503,7 @@ class GitHub:
                 if wait > self.max_wait:
                     raise GitHubError(f"{exc} (GitHub asks to wait {wait:.0f}s; try again later)",
                                       exc.code, exc.status) from None
-                self.warn(f"{what}: {exc}; retrying in {wait:.1f}s ({attempt}/{self.attempts - 1})")
+                self.warn(f"{exc}; retrying in {wait:.1f}s ({attempt}/{self.attempts - 1})")
                 self.sleep(wait)
         raise AssertionError("unreachable")
 
@@ -4452,18 +4538,34 @@ class GitHub:
         return reply.data
 
     def _list_once(self, path, fields) -> list:
-        argv = [path, "--paginate", "--jq", ".[]"]
+        """Every item of every page, with each page's status and headers (--include), so that a page
+        that fails says what GitHub asked: its status, its Retry-After or rate-limit reset."""
+        argv = [path, "--paginate", "--include", "--jq", ".[]"]
         if fields:
             argv += ["-X", "GET"]
             for key, value in fields.items():
                 argv += ["-f", f"{key}={value}"]
         proc = self._run(argv, None)
-        if proc.returncode != 0:
-            failure = gh_failure(proc, GhReply(0, {}, None), f"GET {path}")
-            if proc.stdout.strip() and failure.status:
-                failure.args = (f"{failure.args[0]} (failed part-way through the list)",)
+        pages = list(included_pages(proc.stdout.decode("utf-8", "replace")))
+        if proc.returncode != 0 or (pages and pages[-1][0].status >= 400):
+            reply = pages[-1][0] if pages and pages[-1][0].status >= 400 else GhReply(0, {}, None)
+            failure = gh_failure(proc, reply, f"GET {path}")
+            read = [page for page, _ in pages if page.status < 400]
+            if read:
+                failure.args = (f"{failure.args[0]} (failed on page {len(read) + 1}, after {len(read)} "
+                                f"page{'s' if len(read) > 1 else ''} read)",)
             raise failure
-        return list(iter_json_values(proc.stdout.decode("utf-8", "replace")))
+        return [item for page, body in pages for item in iter_json_values(body)]
+
+
+def included_pages(text: str):
+    """(GhReply of the page's status and headers, and the error body of a failed page; the text
+    after its headers) for each page of `gh api --include --paginate --jq` output."""
+    starts = [m.start() for m in re.finditer(r"^HTTP/[\d.]+ \d{3}", text, re.MULTILINE)]
+    for start, end in zip(starts, starts[1:] + [len(text)]):
+        reply = parse_included(text[start:end].encode("utf-8"))
+        head, _, body = text[start:end].replace("\r\n", "\n").partition("\n\n")
+        yield reply, body
 
 
 def parse_included(raw: bytes) -> GhReply:
@@ -4542,9 +4644,16 @@ def gh_failure(proc: subprocess.CompletedProcess, reply: GhReply, what: str) -> 
 
 
 def _rate_limit_wait(headers: dict) -> float | None:
-    """Seconds GitHub asks us to wait: retry-after, else until the rate limit resets."""
-    if headers.get("retry-after", "").strip().isdigit():
-        return float(headers["retry-after"])
+    """Seconds GitHub asks us to wait: retry-after (seconds, or an HTTP date), else until the rate
+    limit resets (x-ratelimit-reset, when none remain)."""
+    after = headers.get("retry-after", "").strip()
+    if after.isdigit():
+        return float(after)
+    if after:
+        try:
+            return max(email.utils.parsedate_to_datetime(after).timestamp() - time.time(), 0.0)
+        except (TypeError, ValueError, IndexError):
+            pass
     if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset", "").isdigit():
         return max(float(headers["x-ratelimit-reset"]) - time.time(), 0.0) + 1.0
     return None
@@ -4599,43 +4708,91 @@ class Posted:
     comment: dict
 
 
-def upsert_comment(github: GitHub, target: Target, body: str, is_mine, listed: list | None = None,
-                   repost: bool = False) -> Posted:
-    """Create the comment, or update our earlier one; no write at all when the body is unchanged.
+# GitHub has no lock. Two runs on one target may both find no comment and both create one, one may
+# delete the comment another is updating, and a summary computed before another session's comment
+# landed is stale. So a post settles instead of writing once: it lists the comments, writes what
+# the listing needs (the body, computed from that listing for a summary; our oldest matching
+# comment kept, our others deleted, a comment deleted under us created again), and lists again
+# after any write, until a listing needs none. Every run ends by checking what it wrote, so after
+# any number of concurrent runs each session has one comment and the target one summary, which
+# lists every session. A random pause between rounds keeps racing runs out of step.
+SETTLE_ROUNDS = 8
+SETTLE_JITTER = 0.3          # seconds, at most, between two rounds
 
-    `is_mine(comment)` picks our earlier comment; `listed` is a listing just made, if any. A
-    create that fails in a way that may still have reached GitHub is followed by a fresh look
-    before any retry, so it never duplicates. `repost` deletes our earlier comments first and
-    creates a new one: an edit keeps the old text in the comment's history, a new comment has none.
-    """
+
+def upsert_comment(github: GitHub, target: Target, body, is_mine, listed: list | None = None,
+                   repost: bool = False) -> Posted:
+    """Settle our comment that `is_mine` picks on the target: exactly one, holding `body` (text, or
+    a function of the comments listed that gives it). No write at all when it already does.
+    `listed` is a listing just made, if any. `repost` deletes our earlier comments first and
+    creates a new one: an edit keeps the old text in the comment's history, a new comment has none."""
     path = github.repo_path(f"issues/{target.number}/comments")
-    created_action = "created"
-    for attempt in range(1, github.attempts + 1):
+    action, kept = None, {}
+    for round_ in range(SETTLE_ROUNDS):
+        comments = listed if round_ == 0 and listed is not None else github.list(path)
         login = github.login()
-        comments = listed if attempt == 1 and listed is not None else github.list(path)
-        mine = [c for c in comments if isinstance(c, dict)
-                and as_dict(c.get("user")).get("login") == login and is_mine(c)]
-        if mine and repost:
+        mine = sorted((c for c in comments if isinstance(c, dict) and as_dict(c.get("user")).get("login") == login
+                       and is_mine(c)), key=lambda c: as_int(c.get("id")))
+        wanted = body(comments) if callable(body) else body
+        wrote = False
+        if repost and mine:
             for comment in mine:
-                github.request("DELETE", github.repo_path(f"issues/comments/{comment['id']}"))
-            mine, repost, created_action = [], False, "reposted"
-        if mine:
-            comment = min(mine, key=lambda c: as_int(c.get("id")))
-            if comment.get("body") == body:
-                return Posted("unchanged", comment)
-            updated = github.request("PATCH", github.repo_path(f"issues/comments/{comment['id']}"),
-                                     {"body": body})
-            return Posted("updated", as_dict(updated))
-        try:
-            created = github.request("POST", path, {"body": body}, retry=False)
-            return Posted(created_action, as_dict(created))
-        except GitHubError as exc:
-            if not exc.retryable or attempt == github.attempts:
-                raise
-            wait = exc.wait if exc.wait is not None else github.base_delay * 2 ** (attempt - 1)
-            github.warn(f"creating the comment failed ({exc}); checking before retrying in {wait:.1f}s")
-            github.sleep(min(wait, github.max_wait))
-    raise AssertionError("unreachable")
+                _delete_comment(github, comment)
+            mine, repost, action, wrote = [], False, "reposted", True
+        if not mine:
+            created = _create_comment(github, path, wanted)
+            if created is not None:
+                kept, action = created, action or "created"
+            wrote = True
+        else:
+            kept = mine[0]
+            if kept.get("body") != wanted:
+                updated = _update_comment(github, kept, wanted)
+                if updated is not None:
+                    kept, action = updated, action or "updated"
+                wrote = True
+            for extra in mine[1:]:               # left by a run that raced this one
+                _delete_comment(github, extra)
+                wrote = True
+        if not wrote:
+            return Posted(action or "unchanged", kept)
+        github.sleep(random.uniform(0, SETTLE_JITTER))
+    github.warn(f"the comments on #{target.number} did not settle after {SETTLE_ROUNDS} rounds: other runs "
+                "are still writing; a later run settles them")
+    return Posted(action or "unchanged", kept)
+
+
+def _create_comment(github: GitHub, path: str, body: str) -> dict | None:
+    """POST the comment, never retried as such: a create that failed may still have reached GitHub
+    (a 5xx, a timeout), so the next round's listing decides. None when it failed that way."""
+    try:
+        return as_dict(github.request("POST", path, {"body": body}, retry=False))
+    except GitHubError as exc:
+        if not exc.retryable:
+            raise
+        github.warn(f"creating the comment failed ({exc}); looking again before trying again")
+        github.sleep(min(exc.wait if exc.wait is not None else github.base_delay, github.max_wait))
+        return None
+
+
+def _update_comment(github: GitHub, comment: dict, body: str) -> dict | None:
+    """PATCH the comment; None when it was deleted meanwhile (the next round creates it again)."""
+    try:
+        return as_dict(github.request("PATCH", github.repo_path(f"issues/comments/{comment['id']}"), {"body": body}))
+    except GitHubError as exc:
+        if exc.status != 404:
+            raise
+        github.warn("the comment was deleted while we updated it; creating it again")
+        return None
+
+
+def _delete_comment(github: GitHub, comment: dict) -> None:
+    """DELETE the comment; one already gone (deleted by a racing run) is as good."""
+    try:
+        github.request("DELETE", github.repo_path(f"issues/comments/{comment['id']}"))
+    except GitHubError as exc:
+        if exc.status != 404:
+            raise
 
 
 def pin_comment(github: GitHub, target: Target, comment: dict) -> None:
@@ -4708,23 +4865,30 @@ def session_comment_is_mine(sid: str):
     return is_mine
 
 
-def summary_body(github: GitHub, target: Target, trusted: set, privacy: Privacy,
-                 replace: dict | None = None) -> tuple[str, list]:
-    """The summary recomputed from the target's trusted session comments (their authors'
-    association, or a login in `trusted`), and those comments; `replace` stands in for one."""
-    comments = github.list(github.repo_path(f"issues/{target.number}/comments"))
+def summary_of(comments: list, target: Target, trusted: set, privacy: Privacy, warn,
+               replace: dict | None = None) -> str:
+    """The summary's body, recomputed from the trusted session comments among `comments` (their
+    authors' association, or a login in `trusted`); `replace` stands in for one session's."""
     sessions, warnings = collect_sessions(comments, trusted)
     for warning in warnings:
-        github.warn(warning)
+        warn(warning)
     if replace is not None:
         sessions = [s for s in sessions if s["session_id"] != replace["session_id"]] + [replace]
         sessions.sort(key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
-    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state, privacy)), comments
+    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state, privacy))
 
 
-def post_summary(github: GitHub, target: Target, body: str, listed: list) -> Posted:
-    posted = upsert_comment(github, target, body, lambda c: first_line(c.get("body")) == SUMMARY_MARKER,
-                            listed)
+def post_summary(github: GitHub, target: Target, trusted: set, privacy: Privacy) -> Posted:
+    """Settle the summary comment, recomputed from the comments of each listing."""
+    told = set()
+
+    def warn_once(message: str) -> None:          # every round lists again: say each thing once
+        if message not in told:
+            told.add(message)
+            github.warn(message)
+
+    posted = upsert_comment(github, target, lambda comments: summary_of(comments, target, trusted, privacy, warn_once),
+                            lambda c: first_line(c.get("body")) == SUMMARY_MARKER)
     if posted.action != "unchanged":
         pin_comment(github, target, posted.comment)
     return posted
@@ -5010,7 +5174,7 @@ def _per_key_tokens(entries, key: str) -> str:
         slot = totals.setdefault(as_str(entry.get(key)) or "unknown", {"in": 0, "out": 0})
         slot["in"] += as_int(tokens.get("input"))
         slot["out"] += as_int(tokens.get("output"))
-    return json.dumps(totals, ensure_ascii=False, sort_keys=True) if totals else ""
+    return json.dumps(totals, ensure_ascii=False, allow_nan=False, sort_keys=True) if totals else ""
 
 
 def csv_rows(items: list[dict]) -> list[list]:
@@ -5455,7 +5619,7 @@ def _html_table(header: list[str], rows: list[list], numeric: set = frozenset())
 
 def script_json(obj) -> str:
     """JSON that can sit inside <script> without ending it or opening a comment."""
-    return (json.dumps(obj, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
+    return (json.dumps(obj, ensure_ascii=False, allow_nan=False, sort_keys=True).replace("<", "\\u003c")
             .replace(">", "\\u003e").replace("&", "\\u0026").replace("\u2028", "\\u2028")
             .replace("\u2029", "\\u2029"))
 
@@ -5565,11 +5729,11 @@ def read_archive(folder: Path, skip: set, reader: HistoryReader) -> list[dict]:
             with handle:
                 stats = json.loads(handle.read().decode("utf-8"))
         except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-            reader.skipped["unreadable archive files"] += 1
+            reader.skipped.add("unreadable archive files", str(path))
             continue
         stats, problem = session_data(stats)
         if problem is not None:
-            reader.skipped["unreadable archive files"] += 1
+            reader.skipped.add("unreadable archive files", str(path))
             continue
         if stats["session_id"] not in skip:
             found.setdefault(stats["session_id"], stats)
@@ -5713,7 +5877,7 @@ class FastReading(PlainReading):
                 return Summaries(hit["rows"], hit["skipped"], hit["empty"], [], hit["sessions"])
         # Grouping reads the first lines of flat agent files, so it waits until the cache missed
         # (the fingerprint covers those files' bytes through their size, mtime and inode).
-        out = Summaries([], collections.Counter(), 0, [], [])
+        out = Summaries([], Skipped(), 0, [], [])
         jobs = [SessionJob(project, sid, files, depth, summarise, self, settings=settings)
                 for project, listing in listed for sid, files in group_by_session(listing, out.skipped).items()]
         results = run_jobs(jobs, self.options)
@@ -5750,6 +5914,7 @@ def read_range(state: ScanState, handle, start: int, agent_hint: str | None, hoo
     for line, pos, terminated in iter_lines(handle, start, chunk_bytes):
         if not terminated and snapshot is None:
             snapshot = (pickle.dumps(state, pickle.HIGHEST_PROTOCOL), consumed)
+        state.line += 1
         if hook is None or not terminated or len(line) < min_bytes or not state.scan.session_id \
                 or _USER_CONTENT not in line or not hook(state, line, agent_hint):
             interpret_line(state, line, terminated, agent_hint)
@@ -6042,6 +6207,10 @@ class ReadCache:
     def entry_path(self, key: str, kind: str) -> Path:
         return self.root / kind / (hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40])
 
+    # An entry is its pickle behind a magic and a digest of it: a flipped bit, a torn write or
+    # random bytes are a miss, never a wrong number, and never reach the unpickler.
+    ENTRY_MAGIC = b"session-analytics cache 1\n"
+
     def read(self, key: str, kind: str):
         if not self._usable():
             return None
@@ -6049,8 +6218,16 @@ class ReadCache:
             with open(self.entry_path(key, kind), "rb") as handle:
                 if not (_private(Path(handle.name).parent) and _private(Path(handle.name), handle.fileno())):
                     return None
-                return pickle.load(handle)
-        except Exception:            # noqa: BLE001 - a damaged or foreign entry is a miss
+                raw = handle.read()
+        except OSError:
+            return None
+        head = len(self.ENTRY_MAGIC)
+        data = raw[head + 32:]
+        if raw[:head] != self.ENTRY_MAGIC or raw[head:head + 32] != hashlib.blake2b(data, digest_size=32).digest():
+            return None
+        try:
+            return pickle.loads(data)
+        except Exception:            # noqa: BLE001 - an entry of another build of this script is a miss
             return None
 
     def write(self, key: str, kind: str, value, source: str) -> None:
@@ -6060,9 +6237,10 @@ class ReadCache:
         target = self.entry_path(key, kind)
         try:
             target.parent.mkdir(exist_ok=True, mode=0o700)
+            data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
             fd, tmp = tempfile.mkstemp(prefix=".", dir=target.parent)
             with os.fdopen(fd, "wb") as handle:
-                pickle.dump(value, handle, pickle.HIGHEST_PROTOCOL)
+                handle.write(self.ENTRY_MAGIC + hashlib.blake2b(data, digest_size=32).digest() + data)
             os.replace(tmp, target)
             with open(self.root / "index", "a", encoding="utf-8", errors="surrogateescape") as index:
                 index.write(f"{kind}/{target.name}\t{source}\n")
@@ -6123,8 +6301,8 @@ class ReadCache:
         if not isinstance(entry, dict) or entry.get("path") != key:
             return None
         info = os.fstat(handle.fileno())
-        if info.st_ino != entry["ino"] or info.st_size < entry["size"]:
-            return None
+        if info.st_ino != entry["ino"] or info.st_size < entry["size"] or entry["offset"] > info.st_size:
+            return None                  # replaced, or shrunk (truncated in place): read it all
         exact = (info.st_size, info.st_mtime_ns) == (entry["size"], entry["mtime_ns"])
         if not exact and self._probe(handle, entry["offset"]) != entry["probe"]:
             return None
@@ -6136,6 +6314,8 @@ class ReadCache:
 
     def store(self, path: Path, handle, state: bytes, offset: int, kind: str = "scans") -> None:
         info = os.fstat(handle.fileno())
+        if offset > info.st_size:
+            return                       # truncated while it was read: what was read is gone
         key = str(path.absolute())
         self.write(key, kind, source=key, value={
             "path": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns, "ino": info.st_ino,
@@ -6212,7 +6392,7 @@ class SessionResult:
     keys: array.array            # 'Q': the digest of each API call's key it recorded, ascending ...
     stamps: array.array          # 'd': ... and the call's earliest timestamp there
     end: float
-    skipped: collections.Counter
+    skipped: Skipped
     read: bool = True            # False when it came whole from the cache
 
 
@@ -6306,13 +6486,32 @@ def _read_jobs(jobs: list[SessionJob], options: ReadOptions) -> list[SessionResu
             order = sorted(range(len(jobs)), key=lambda i: -sizes[i])     # big sessions first
             try:
                 with concurrent.futures.ProcessPoolExecutor(
-                        max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                        max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                        initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                     results = list(pool.map(read_and_keep, [jobs[i] for i in order]))
                 by_index = dict(zip(order, results))
                 return [by_index[i] for i in range(len(jobs))]
             except (OSError, pickle.PicklingError, concurrent.futures.process.BrokenProcessPool):
                 pass            # no processes here (or run under a profiler): read them in this one
     return [read_and_keep(job) for job in jobs]
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker: end as soon as the process that started it is gone, however it ended (a
+    SIGKILL gives it no chance to stop its workers): Linux's parent-death signal where there is
+    one, and everywhere a thread that looks twice a second."""
+    try:
+        import ctypes  # noqa: PLC0415 - only workers need it
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def history_fingerprint(projects_dir: Path, files: list[TranscriptFile], settings: str) -> tuple[str, str] | None:
@@ -6715,8 +6914,12 @@ def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
     github = open_github(github, args, None)
     target = find_target(github, args, None)
     privacy, _ = target_privacy(github, target, args.privacy, None)
-    body, listed = summary_body(github, target, trusted_logins(args), privacy)
-    emit(args, body if args.dry_run else posted_line("summary", post_summary(github, target, body, listed)))
+    trusted = trusted_logins(args)
+    if args.dry_run:
+        comments = github.list(github.repo_path(f"issues/{target.number}/comments"))
+        emit(args, summary_of(comments, target, trusted, privacy, github.warn))
+    else:
+        emit(args, posted_line("summary", post_summary(github, target, trusted, privacy)))
     return EXIT_OK
 
 
@@ -6733,10 +6936,11 @@ def run_pipeline(args, reader: HistoryReader, github: GitHub) -> int:
     if args.dry_run:
         warner(args)(f"dry run: both bodies at privacy level {privacy.level} ({why}); nothing posted")
         emit(args, render_session_comment(stats, workflows, privacy) + "\n"
-             + summary_body(github, target, trusted, privacy, stats)[0])
+             + summary_of(github.list(github.repo_path(f"issues/{target.number}/comments")), target, trusted,
+                          privacy, github.warn, replace=stats))
         return EXIT_OK
     lines = posted_line("comment", post_session_comment(github, target, stats, workflows, privacy, args.repost))
-    lines += posted_line("summary", post_summary(github, target, *summary_body(github, target, trusted, privacy)))
+    lines += posted_line("summary", post_summary(github, target, trusted, privacy))
     emit(args, lines)
     return EXIT_OK
 
