@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian packages the tests drive for real: gh against a fake GitHub over HTTPS (openssl makes
 # its throw-away certificate), cmark-gfm to render comment bodies as GitHub would, chromium to
-# render the Mermaid diagrams and the dashboard, node and npm for the pinned Mermaid and Chart.js.
+# render the Mermaid diagrams and the dashboard, node and npm for the pinned Mermaid and Chart.js,
+# tmux for the one Claude Code scenario that needs a terminal.
 # Used by `make test` and by .ci/run. Installs what is missing where it can (root with apt-get);
 # elsewhere it stops and prints the one command to run.
 set -euo pipefail
@@ -17,6 +18,7 @@ need cmark-gfm cmark-gfm
 need chromium chromium
 need node nodejs
 need npm npm
+need tmux tmux          # `make claude-transcripts`: the `!` command scenario runs Claude Code in a terminal
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
 if [ ${#missing[@]} -eq 0 ]; then

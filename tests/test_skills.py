@@ -199,7 +199,7 @@ def test_the_installer_says_the_one_command_to_run_where_it_cannot_install(tmp_p
                           text=True, env={"PATH": str(fake_bin)})
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == ("  sudo apt-get install -y make git python3 gh openssl cmark-gfm "
-                                            "chromium nodejs npm python3-pip")
+                                            "chromium nodejs npm tmux python3-pip")
     done = subprocess.run(["/bin/bash", str(ROOT / "tests" / "install-system-deps.sh")], capture_output=True,
                           text=True)
     assert done.returncode == 0 and done.stderr == ""          # everything is here: nothing to do
