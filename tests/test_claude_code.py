@@ -9,6 +9,7 @@ import collections
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,7 @@ READ_TYPES = {
     "assistant": "API calls, tool calls",
     "system": "compact_boundary counts compactions; other subtypes only give their time",
     "cost-state": "Claude Code's own cost record, reconciled with ours",
+    "pr-link": "the PR a session opened or named: the target, list's PR column",
 }
 SKIPPED_TYPES = {
     "attachment": "context Claude Code adds (skill listing, environment, prompt snapshot): no usage",
@@ -38,10 +40,14 @@ SKIPPED_TYPES = {
     "last-prompt": "resume bookkeeping",
     "tools-used": "tool list bookkeeping; tool calls are read from assistant lines",
     "mode": "permission mode",
+    "permission-mode": "permission mode (interactive)",
+    "file-history-snapshot": "file backups for /rewind (interactive)",
 }
 KNOWN_ATTACHMENTS = {"prompt_snapshot", "environment", "model", "deferred_tools_delta", "agent_listing_delta",
                      "skill_listing", "session_context", "date", "remote_session_change", "command_permissions",
-                     "queued_command", "total_tokens_reminder"}
+                     "queued_command", "total_tokens_reminder", "goal_status", "advisor_tool", "auto_mode"}
+READ_ATTACHMENTS = {"queued_command": "a prompt typed while Claude worked: a turn",
+                    "goal_status": "/goal is on: its evaluator's calls are in no line"}
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +205,12 @@ def test_each_api_call_is_counted_once_in_the_session_that_made_it(lifecycle):
                                                            ws.projects).stdout)}
     for sid, row in rows.items():
         own = [served[m]["usage"] for m in in_transcripts if served[m]["session_id"] == sid]
-        assert row["total_tokens"]["output"] == sum(u["output_tokens"] for u in own), sid
+        transcript = row.get("transcript_estimate", row)["total_tokens"]
+        assert transcript["output"] == sum(u["output_tokens"] for u in own), sid
+        # the headline adds what Claude Code billed for the session and wrote no line for
+        # (compaction's calls), and nothing another session billed
+        billed = [reply["usage"] for reply in api.served if reply["session_id"] == sid]
+        assert row["total_tokens"]["output"] == sum(u["output_tokens"] for u in billed), sid
 
 
 def test_claude_codes_record_across_resume_continue_compaction_and_fork(lifecycle):
@@ -235,6 +246,15 @@ def test_every_record_type_is_read_or_knowingly_skipped(post_flow, lifecycle):
     assert {"user", "assistant", "cost-state", "attachment", "api-request"} <= types
     assert {"skill_listing", "prompt_snapshot"} <= attachments
     assert all(r.get("version") == cs.PINNED_VERSION for r in seen if r.get("type") in ("user", "assistant"))
+
+
+def test_every_record_type_in_the_committed_fixtures_is_read_or_knowingly_skipped():
+    paths = sorted((Path(__file__).parent / "fixtures" / "claude-code").glob("*/projects/**/*.jsonl"))
+    seen = records([p for p in paths if p.name != "journal.jsonl"])
+    assert {r.get("type") for r in seen} - READ_TYPES.keys() - SKIPPED_TYPES.keys() == set()
+    attachments = {r["attachment"].get("type") for r in seen if r.get("type") == "attachment"}
+    assert attachments - KNOWN_ATTACHMENTS == set() and READ_ATTACHMENTS.keys() <= attachments
+    assert {r.get("version") for r in seen if r.get("type") in ("user", "assistant")} == {cs.PINNED_VERSION}
 
 
 # ── prices: ours against Claude Code's own, model by model ─────────────────────

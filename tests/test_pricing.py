@@ -416,7 +416,11 @@ def test_real_2026_costs_match_an_independent_calculation():
     for sid, row in listed.items():
         files = glob.glob(str(REAL_2026 / "*" / f"{sid}.jsonl")) \
             + glob.glob(str(REAL_2026 / "*" / sid / "subagents" / "*.jsonl"))
-        assert row["cost_complete"] is True
+        # two were compacted, whose summary calls no line records and no cost-state covers:
+        # their transcript is priced in full, and the cost is marked as the lower bound it is
+        compacted = sid.startswith(("8ecab05f", "fa812bfe"))
+        assert (row["cost_complete"], row.get("hidden_calls")) == \
+            ((False, ["compaction"]) if compacted else (True, None)), sid
         assert row["estimated_cost_usd"] == pytest.approx(reference_cost(files), rel=1e-4, abs=1e-4), sid
 
 

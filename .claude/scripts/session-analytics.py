@@ -79,13 +79,30 @@ EXIT_PARTIAL = 12      # extract wrote its files, but some PRs or issues could n
 
 SYNTHETIC_MODEL = "<synthetic>"
 
-# Slash commands that are Claude Code's own controls, not skills.
+# Slash commands that are Claude Code's own controls, not skills: the names and aliases of
+# Claude Code 2.1.332's command table (read from its bundle), with the older ones it dropped.
+# One name is left out on purpose: `session`, there an alias of /remote, is this project's own
+# skill; a rare /remote typed as /session would count as a skill run, never our skill as nothing.
 BUILTIN_COMMANDS = frozenset("""
-add-dir agents bashes bug clear compact config context cost doctor exit export feedback fast
-help hooks ide init install-github-app login logout mcp memory migrate-installer model
-output-style permissions plugin pr-comments privacy-settings quit release-notes resume
-review rewind sandbox security-review status statusline terminal-setup todos upgrade usage vim
+access add-dir advisor agents allowed-tools android app artifacts auto-mode-setup autocompact
+autofix-pr autopilot background bashes bg branch break-reminder breaks brief btw bug bugfix cd
+channel checkpoint checkup chrome clear cloud-plugins color compact config context continue copy
+cost daemon dashboard debug-tool-call desktop diff docs doctor downtime effort env exit
+experiments export extra-usage fast feedback focus fork goal heapdump help hooks ide import init
+input-debug insights install-github-app install-slack-app investigate ios issue keybindings
+limit-reset list-agents login logout loop low-priority marketplace mcp memory memory-pause
+migrate-installer mobile model name new onboarding output-style passes pause-memory peers
+permissions plan plugin plugins powerup pr-comments privacy-settings project quit radio rc recap
+release-notes reload-plugins reload-skills remote remote-control remote-env rename reset restart
+resume review rewind routines sandbox schedule security-review send-to-project settings
+settings-review setup-bedrock setup-vertex share skill-doctor skills stats status statusline
+stickers stop subtask tasks team-onboarding teleport terminal-setup theme todos toggle-memory tp
+tui ultraplan ultrareview undo update upgrade usage usage-credits use-case version vim voice
+web-setup wellbeing workflows
 """.split())
+
+# Built-in commands that give Claude a task (`/goal the tests pass`): a turn, though not a skill.
+TASK_COMMANDS = frozenset({"goal"})
 
 TASK_TOOLS = ("Task", "Agent")         # the subagent tool was renamed in 2.1.63
 ACTIVE_GAP_SECONDS = 15 * 60           # gaps longer than this are idle time
@@ -94,8 +111,16 @@ ACTIVE_GAP_SECONDS = 15 * 60           # gaps longer than this are idle time
 NON_PROMPT_PREFIXES = (
     "<local-command-stdout>", "<local-command-stderr>", "<local-command-caveat>",
     "Caveat: The messages below", "[Request interrupted", "<task-notification>",
-    "<teammate-message", "<system-reminder>",
+    "<teammate-message", "<system-reminder>", "Another Claude session sent a message",
+    "<bash-input>", "<bash-stdout>", "<bash-stderr>",
 )
+
+# Where Claude Code (2.1.2xx on) says where a user line came from, it is believed over the text:
+# a prompt is one a person gave (typed, queued while Claude worked, a suggestion accepted) or a
+# `claude -p` run was given; not a task notification, a teammate's message, a scheduled trigger.
+PROMPT_SOURCES = frozenset({"typed", "queued", "suggestion_accepted", "sdk"})
+PROMPT_ORIGINS = frozenset({"human"})
+PROMPT_TURN_ORIGINS = frozenset({"human", "sdk"})
 
 RESULT_TEXT_TOOLS = ("Bash",) + TASK_TOOLS     # tools whose result text the stats read
 PROVISIONAL_AGENT = "~"          # prefix of inline sidechain ids before their root is known
@@ -751,6 +776,7 @@ class ApiCall:
     first_ts: float | None
     agent: str | None            # None for the main thread, else the subagent id
     correction: bool = False     # a capture's tokens its result counted beyond the streamed messages
+    skill: str | None = None     # the skill Claude Code says the call was made for (attributionSkill)
 
 
 # What is kept of tool calls and results is what the stats need, never the text itself: a digest
@@ -815,6 +841,9 @@ class FileScan:
     skipped: Skipped = field(default_factory=lambda: Skipped())
     cost_state: dict | None = None     # Claude Code's own cost record: the file's last cost-state
     titles: dict = field(default_factory=dict)   # "custom", "ai", "summary" -> the latest of each
+    user_commits: list = field(default_factory=list)   # (sha, subject, ts) of `!git commit` the user ran
+    pr_links: list = field(default_factory=list)       # (repository, number, ts) of pr-link records
+    hidden_calls: set = field(default_factory=set)     # features that make calls no line records
     first_prompt: str = ""                           # the title's fallback: secrets redacted
     # how many lines the fast paths read without decoding them (speed only: not compared)
     skimmed: int = field(default=0, compare=False)
@@ -844,6 +873,9 @@ class SessionFacts:
     capture: dict | None = None    # for a stream-json capture: its format, results, completeness
     title: str | None = None       # custom or AI title, else the first prompt (never posted)
     replayed: dict = field(default_factory=dict)   # model -> Usage of calls another session owns
+    user_commits: list = field(default_factory=list)   # (sha, subject, ts) of `!git commit` runs
+    pr_links: list = field(default_factory=list)       # (repository, number, ts), in time order
+    hidden_calls: set = field(default_factory=set)     # features that make calls no line records
 
 
 # ── The line interpreter: one transcript line into a file's scan ──────────────
@@ -998,6 +1030,7 @@ class ScanState:
     call_text: dict = field(default_factory=dict)       # call id -> (command head or target, kind),
                                                         # until its result says whether it failed
     line: int = 0                                       # the number of the line being read
+    shell_commits: bool = False                         # the last `!` command runs git commit
 
     @property
     def text_tools(self) -> tuple:
@@ -1073,7 +1106,14 @@ def _scan_record(state: ScanState, rec: dict, agent_hint: str | None) -> None:
                 skip(state, "cost records with numbers that are not numbers")
         elif kind in _TITLE_FIELDS and agent_hint is None and type(get(_TITLE_FIELDS[kind][1])) is str:
             scan.titles[_TITLE_FIELDS[kind][0]] = rec[_TITLE_FIELDS[kind][1]]
-        return                            # progress, attachment, summary, unknown: nothing to count
+        elif kind == "attachment" and agent_hint is None:
+            _read_attachment(state, rec, ts)
+        elif kind == "system" and get("subtype") == "stop_hook_summary" \
+                and any(isinstance(h, dict) and h.get("promptText") for h in get("hookInfos") or []):
+            scan.hidden_calls.add("prompt hooks")          # each asks a model, in no line
+        elif kind == "pr-link" and type(get("prNumber")) is int and type(get("prRepository")) is str:
+            scan.pr_links.append((rec["prRepository"], rec["prNumber"], ts))
+        return                            # progress, most attachments, summary, unknown: nothing to count
     message = get("message")
     if type(message) is not dict:
         message = None
@@ -1115,6 +1155,21 @@ def _scan_record(state: ScanState, rec: dict, agent_hint: str | None) -> None:
         _read_prompt(state, rec, message, ts, agent, sidechain, uuid)
 
 
+def _read_attachment(state: ScanState, rec: dict, ts: float | None) -> None:
+    """The attachments that count: a prompt the user typed while Claude worked (queued_command,
+    2.1.2xx: it gets no user line of its own), and /goal's status (its evaluator's calls are in
+    no line)."""
+    attachment = rec.get("attachment")
+    if type(attachment) is not dict:
+        return
+    kind = attachment.get("type")
+    if kind == "queued_command" and attachment.get("commandMode", "prompt") == "prompt" \
+            and as_dict(attachment.get("origin")).get("kind", "human") in PROMPT_ORIGINS:
+        state.scan.prompts.append((as_str(attachment.get("source_uuid")) or as_str(rec.get("uuid")), ts))
+    elif kind == "goal_status":
+        state.scan.hidden_calls.add("/goal")
+
+
 # A session's title: the one its user gave it (custom-title), else Claude Code's (ai-title, or the
 # summary records of older versions), else its first prompt.
 _TITLE_FIELDS = {"custom-title": ("custom", "customTitle"), "ai-title": ("ai", "aiTitle"),
@@ -1143,12 +1198,12 @@ def cost_state_of(rec: dict) -> dict | None:
     for model, raw in as_dict(rec.get("modelUsage")).items():
         raw = as_dict(raw)
         counts = {ours: token_count(raw.get(theirs)) for ours, theirs in _COST_STATE_FIELDS}
-        one_hour = token_count(raw.get("cacheCreationEphemeral1hInputTokens"))
+        if "cacheCreationEphemeral1hInputTokens" in raw:       # 2.1.2xx on: the 1h/5m split
+            counts["cache_creation_1h"] = token_count(raw["cacheCreationEphemeral1hInputTokens"])
         cost = raw.get("costUSD")
-        if None in counts.values() or one_hour is None or (cost is not None and _dollars(cost) is None):
+        if None in counts.values() or (cost is not None and _dollars(cost) is None):
             return None
-        models[as_str(model)] = {**counts, "cache_creation_1h": one_hour,
-                                 "cost_usd": None if cost is None else round(_dollars(cost), 6)}
+        models[as_str(model)] = {**counts, "cost_usd": None if cost is None else round(_dollars(cost), 6)}
     return {"total_cost_usd": round(total, 6), "models": models,
             "has_unknown_model_cost": rec.get("hasUnknownModelCost") is True}
 
@@ -1177,6 +1232,44 @@ def billed_usage(message: dict) -> dict | None:
     return usage if isinstance(usage, dict) and message.get("model") != SYNTHETIC_MODEL else None
 
 
+def _add_usage(total: Usage, usage: Usage) -> None:
+    total.input += usage.input
+    total.output += usage.output
+    total.cache_creation += usage.cache_creation
+    total.cache_read += usage.cache_read
+    total.cache_1h += usage.cache_1h
+
+
+def billed_calls(key: tuple, model: str, usage_raw: dict, advisor_model, ts, agent) -> list[ApiCall] | None:
+    """The API calls one assistant line bills (None when a count in it is not a count). Most lines
+    bill one call, its usage as written. With the advisor tool (2.1.98 on) the usage also lists
+    `iterations`: the executor's requests (type "message", and "fallback_message", "compaction",
+    whose tokens the top level may leave out) are the call, summed, each with its own 1h/5m cache
+    split (the top level's split is the first's only); each "advisor_message" is a request of its
+    own on the advisor's model, which the top level does not count: a call of that model here,
+    keyed under the line's call (its lines repeat the iterations, so it is merged like them).
+    Anthropic: "Top-level usage fields reflect executor tokens only ... Iterations with type
+    advisor_message are billed at the advisor model's rates" (platform.claude.com, advisor tool)."""
+    usage = usage_of(usage_raw)
+    iterations = usage_raw.get("iterations")
+    if usage is None or not iterations or type(iterations) is not list:
+        return None if usage is None else [ApiCall(key, model, usage, ts, agent)]
+    executor, calls = Usage(web_search=usage.web_search, web_fetch=usage.web_fetch, speed=usage.speed), []
+    for index, iteration in enumerate(iterations):
+        if type(iteration) is not dict:
+            continue
+        part = usage_of(iteration)
+        if part is None:
+            return None
+        if iteration.get("type") == "advisor_message":
+            on = as_str(iteration.get("model")) or as_str(advisor_model) or "unknown"
+            calls.append(ApiCall((*key, "advisor", str(index)), on, part, ts, agent))
+        else:
+            _add_usage(executor, part)
+            executor.cache_5m += part.cache_5m
+    return [ApiCall(key, model, executor if executor.total else usage, ts, agent), *calls]
+
+
 def _read_assistant(state, rec, message, ts, agent, pending_inline):
     scan = state.scan
     model = message.get("model")
@@ -1185,17 +1278,20 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
     key = call_key(rec, message)
     usage_raw = billed_usage(message)
     if usage_raw is not None:
-        usage = usage_of(usage_raw)
-        if usage is None:
+        calls = billed_calls(key, model or "unknown", usage_raw, rec.get("advisorModel"), ts, agent)
+        if calls is None:
             skip(state, "lines whose token counts are not counts")
             return
-        call = ApiCall(key, model or "unknown", usage, ts, agent)
-        if key in scan.calls:
-            merge_call(scan.calls, call)
-        else:
-            scan.calls[key] = call
-        if pending_inline:
-            state.inline_lines.append((as_str(rec.get("uuid")), call))
+        skill = rec.get("attributionSkill")
+        for call in calls:
+            if type(skill) is str and skill:
+                call.skill = skill
+            if call.key in scan.calls:
+                merge_call(scan.calls, call)
+            else:
+                scan.calls[call.key] = call
+            if pending_inline:
+                state.inline_lines.append((as_str(rec.get("uuid")), call))
     content = message.get("content")
     if not isinstance(content, list):
         return
@@ -1287,6 +1383,8 @@ def _reported(raw, meta: dict) -> dict | None:
     return None if usage is None else {**token_dict(usage), "total_tokens": as_int(meta.get("totalTokens"))}
 
 
+_GIT_COMMIT_CMD_RE = re.compile(r"\bgit\b[^\n|;&]*\bcommit\b")
+
 # `git commit` prints `[branch sha] subject` (`[branch (root-commit) sha]` for a first commit),
 # possibly after pages of pre-commit hook output: every such line of the result counts.
 _COMMIT_LINE_RE = re.compile(r"^\[(.+?) ([0-9a-f]{7,40})\] (.*)$", re.MULTILINE)
@@ -1334,7 +1432,9 @@ _COMMAND_RE = re.compile(r"<command-name>\s*/?([^<\s]+)\s*</command-name>")
 
 
 def _read_prompt(state, rec, message, ts, agent, sidechain, uuid):
-    """A user line that is not a tool result: a prompt, a slash command, or Claude Code's own."""
+    """A user line that is not a tool result: a prompt, a slash command, a `!` shell command and
+    its output, or text Claude Code wrote itself. Where the line says where it came from
+    (promptSource, origin, turnOrigin: 2.1.2xx on), that decides; else its text does."""
     scan = state.scan
     content = message.get("content")
     text = _text_of(content)
@@ -1347,19 +1447,55 @@ def _read_prompt(state, rec, message, ts, agent, sidechain, uuid):
         return
     if rec.get("isMeta") is True or rec.get("isCompactSummary") is True:
         return
+    if text.startswith("<bash-"):
+        _read_shell(state, text, ts)
+        return
     match = _COMMAND_RE.search(text[:500]) if "<command-name>" in text[:500] else None
     if match:
         name = match.group(1)
         if name.lower() not in BUILTIN_COMMANDS:
             scan.commands.append((name, ts))
             scan.prompts.append((uuid, ts))
+        elif name.lower() in TASK_COMMANDS and _given_by_a_person(rec):
+            scan.prompts.append((uuid, ts))
         return
     stripped = text.lstrip()
-    if not stripped or stripped.startswith(NON_PROMPT_PREFIXES):
+    if not stripped or stripped.startswith(NON_PROMPT_PREFIXES) or not _given_by_a_person(rec):
         return
     scan.prompts.append((uuid, ts))
     if not scan.first_prompt:
         scan.first_prompt = redact_secrets(shorten(" ".join(stripped[:4 * TITLE_LIMIT].split()), TITLE_LIMIT))
+
+
+def _given_by_a_person(rec: dict) -> bool:
+    """What the line says of where it came from, if it says: a person, or a `claude -p` run."""
+    source = rec.get("promptSource")
+    if type(source) is str:
+        return source in PROMPT_SOURCES
+    origin = rec.get("origin")
+    if type(origin) is dict and type(origin.get("kind")) is str:
+        return origin["kind"] in PROMPT_ORIGINS
+    turn = rec.get("turnOrigin")
+    if type(turn) is str:
+        return turn in PROMPT_TURN_ORIGINS
+    return True
+
+
+_BASH_INPUT_RE = re.compile(r"<bash-input>(.*?)</bash-input>", re.DOTALL)
+_BASH_STDOUT_RE = re.compile(r"<bash-stdout>(.*?)</bash-stdout>", re.DOTALL)
+
+
+def _read_shell(state, text: str, ts) -> None:
+    """A `!` command the user ran in Claude Code, and its output: not prompts, but a commit it
+    made counts (as the user's)."""
+    command = _BASH_INPUT_RE.search(text)
+    if command:
+        state.shell_commits = bool(_GIT_COMMIT_CMD_RE.search(command.group(1)))
+        return
+    output = _BASH_STDOUT_RE.search(text)
+    if output and state.shell_commits:
+        state.scan.user_commits += [(sha, subject, ts) for sha, subject in commit_lines(output.group(1))]
+        state.shell_commits = False
 
 
 def prompt_key(text: str) -> str:
@@ -1421,6 +1557,7 @@ def merge_call(calls: dict, call: ApiCall) -> None:
         known.agent = None
     if call.first_ts is not None and (known.first_ts is None or call.first_ts < known.first_ts):
         known.first_ts = call.first_ts
+    known.skill = known.skill or call.skill
 
 
 # ── Reading one transcript file ───────────────────────────────────────────────
@@ -1685,7 +1822,7 @@ def _merged_calls(values):
     calls = {}
     for value in values:
         for call in value.values():
-            merge_call(calls, ApiCall(call.key, call.model, call.usage, call.first_ts, call.agent, call.correction))
+            merge_call(calls, dataclasses.replace(call))
     return calls
 
 
@@ -1731,6 +1868,8 @@ SCAN_COMBINE = {
     "cost_state": lambda values: next((v for v in reversed(values) if v is not None), None),   # the last
     "titles": _latest_per_key,
     "first_prompt": lambda values: next((v for v in values if v), ""),
+    "user_commits": _concatenated, "pr_links": _concatenated,
+    "hidden_calls": lambda values: set().union(*values),
 }
 
 
@@ -1770,10 +1909,22 @@ def assemble_session(sid: str, project_dir: str, files: list[TranscriptFile], sc
         agent_meta={tf.agent_hint: agent_meta(tf.path) for tf in files if tf.agent_hint},
         agent_prompt_keys=scan.agent_prompt_keys, compactions=scan.compactions, skipped=scan.skipped,
         depth=scan.depth, cost_state=scan.cost_state, title=session_title(scan),
+        user_commits=scan.user_commits, pr_links=sorted(scan.pr_links, key=lambda p: p[2] or 0.0),
+        hidden_calls=scan.hidden_calls | ({"compaction"} if scan.compactions else set()),
     )
+    replay_end = None
     for key, call in scan.calls.items():
         if key not in calls:
             _add_usage(facts.replayed.setdefault(call.model, Usage()), call.usage)
+            if call.first_ts is not None and (replay_end is None or call.first_ts > replay_end):
+                replay_end = call.first_ts
+    if replay_end is not None:
+        # A fork's file begins with its parent's conversation, lines and times as they were: the
+        # prompts, commands and `!` commits up to the last call it replays are the parent's.
+        own = lambda ts: ts is None or ts > replay_end
+        facts.prompts = [p for p in facts.prompts if own(p[1])]
+        facts.commands = [c for c in facts.commands if own(c[1])]
+        facts.user_commits = [c for c in facts.user_commits if own(c[2])]
     return facts
 
 
@@ -2092,7 +2243,7 @@ def _correct_from_result(facts: SessionFacts, main_thread: Usage) -> None:
     for model, counted in facts.cost_state["models"].items():
         key = normalize_model_id(model)
         extra = _usage_beyond(Usage(counted["input"], counted["output"], counted["cache_creation"],
-                                    counted["cache_read"], cache_1h=counted["cache_creation_1h"]),
+                                    counted["cache_read"], cache_1h=counted.get("cache_creation_1h", 0)),
                               streamed.get(key, Usage()))
         if not extra.total:
             continue
@@ -2152,6 +2303,10 @@ class Stats(TypedDict, total=False):
     cost_complete: bool
     unpriced_models: list[str]
     claude_code_cost: dict | None       # Claude Code's own record, reconciled
+    transcript_estimate: dict           # when the record adds calls: the transcript's part alone
+    outside_transcript: dict            # ...and what it adds: cost, features, tokens per model
+    hidden_calls: list[str]             # features that made calls no record covers (cost a bound)
+    pr_links: list[dict]                # {repository, number} of its pr-link records (never posted)
     tools: dict[str, int]
     tools_by_thread: dict
     skills_invoked: list[dict]          # {skill, count, status, tokens: Tokens}
@@ -2169,9 +2324,6 @@ class Stats(TypedDict, total=False):
     omitted: dict[str, int]             # entries a size-limited comment left out
     privacy: str                        # in what left the machine: the level it was made at
 
-_GIT_COMMIT_CMD_RE = re.compile(r"\bgit\b[^\n|;&]*\bcommit\b")
-
-
 TOKEN_KINDS = ("input", "output", "cache_creation", "cache_read")    # the keys of every token dict
 
 
@@ -2184,14 +2336,6 @@ def _tokens_of(row) -> dict:
     """The token dict of a per-model stats row ({input_tokens, ...}), missing counts as 0."""
     row = as_dict(row)
     return {kind: as_int(row.get(kind + "_tokens")) for kind in TOKEN_KINDS}
-
-
-def _add_usage(total: Usage, usage: Usage) -> None:
-    total.input += usage.input
-    total.output += usage.output
-    total.cache_creation += usage.cache_creation
-    total.cache_read += usage.cache_read
-    total.cache_1h += usage.cache_1h
 
 
 def round_cost(value: float | None) -> float | None:
@@ -2238,16 +2382,77 @@ def session_cost(cost_total: float, model_rows: dict, unpriced: set) -> float | 
 
 def priced_session(facts: SessionFacts, pricing: Pricing) -> tuple[dict, dict, dict | None]:
     """(per-model rows, the totals fields the stats and a list row share, Claude Code's record
-    reconciled): a cost that leaves out unpriced models, or a cut-off capture's, is incomplete."""
+    reconciled). The cost is the best figure there is: the transcript's calls priced, plus the
+    calls Claude Code's own record has and no transcript line does (hook evaluators, compaction,
+    titles, /goal's evaluator), priced by the same table from the record's tokens. It is a lower
+    bound when a model has no price, a capture was cut off, or, with no record, the session used
+    a feature that makes such calls (compaction, prompt hooks, /goal)."""
     model_rows, totals, cost_total, unpriced = usage_by_model(facts, pricing)
     cost = session_cost(cost_total, model_rows, unpriced)
-    totals_fields = {
+    record = reconcile(facts, model_rows, cost)
+    fields = {
         "total_tokens": token_dict(totals),
         "estimated_cost_usd": cost,
         "cost_complete": not unpriced and (facts.capture is None or facts.capture["complete"]),
         "unpriced_models": sorted(unpriced),
     }
-    return model_rows, totals_fields, reconcile(facts, model_rows, cost)
+    outside = outside_calls(facts, record, pricing)
+    if outside:
+        fields["transcript_estimate"] = {"estimated_cost_usd": cost, "total_tokens": token_dict(totals)}
+        named = {normalize_model_id(name): name for name in model_rows}
+        for model, (usage, dollars) in outside.items():
+            row = model_rows.setdefault(named.get(model, model),
+                                        {"messages": 0, **{f"{k}_tokens": 0 for k in TOKEN_KINDS}, "cost_usd": 0.0})
+            for kind, count in token_dict(usage).items():
+                row[f"{kind}_tokens"] += count
+                fields["total_tokens"][kind] += count
+            if dollars is None:
+                row["cost_usd"] = None
+                unpriced.add(model)
+            elif row["cost_usd"] is not None:
+                row["cost_usd"] = round_cost(row["cost_usd"] + dollars)
+        extra = sum(dollars for _, dollars in outside.values() if dollars is not None)
+        fields["estimated_cost_usd"] = round_cost(cost_total + extra) if cost is not None or extra else cost
+        fields["unpriced_models"] = sorted(unpriced)
+        fields["cost_complete"] = fields["cost_complete"] and not unpriced
+        fields["outside_transcript"] = {"cost_usd": round_cost(extra), "features": sorted(facts.hidden_calls),
+                                        "models": {m: token_dict(u) for m, (u, _) in sorted(outside.items())}}
+        headline = fields["estimated_cost_usd"]
+        record["difference_usd"] = None if headline is None else round_cost(headline - record["total_cost_usd"])
+        record["agrees"] = headline is not None and _costs_agree(headline, record["total_cost_usd"])
+    elif record is None and facts.hidden_calls and facts.capture is None:
+        fields["cost_complete"] = False
+        fields["hidden_calls"] = sorted(facts.hidden_calls)
+    return dict(sorted(model_rows.items())), fields, record
+
+
+def outside_calls(facts: SessionFacts, record: dict | None, pricing: Pricing) -> dict:
+    """model -> (Usage, cost or None) of what Claude Code's record has and the transcript does
+    not (the record's "not in transcript" reasons), priced as of the session's end; its 1-hour
+    cache writes where the record tells them apart, as cost-state does from 2.1.2xx.
+
+    Only a record that is the session's own: a session that replays another's calls (a
+    --fork-session, or a session started from another's history) has a record that carries the
+    other's total on, calls its file never shows included, and what is the other's cannot be
+    told from what is its own; there the reasons say why the two differ, and nothing is added."""
+    if not record or facts.replayed:
+        return {}
+    ours_1h = collections.Counter()
+    for call in facts.calls:
+        ours_1h[normalize_model_id(call.model)] += call.usage.cache_1h
+    theirs_1h = collections.Counter()
+    for name, row in record["models"].items():
+        theirs_1h[normalize_model_id(name)] += row.get("cache_creation_1h", 0)
+    end = facts.timestamps[-1] if facts.timestamps else None
+    outside = {}
+    for reason in record["reasons"]:
+        if reason["reason"] != "not in transcript":
+            continue
+        model, tokens = reason["model"], reason["tokens"]
+        usage = Usage(tokens["input"], tokens["output"], tokens["cache_creation"], tokens["cache_read"])
+        usage.cache_1h = min(max(theirs_1h[model] - ours_1h[model], 0), usage.cache_creation)
+        outside[model] = (usage, pricing.cost(model, usage, end))
+    return outside
 
 
 # Claude Code's own record of a session's cost (its last cost-state, the design's "/cost output,
@@ -2359,6 +2564,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "cwd": _most_common(facts.cwds),
         "compactions": facts.compactions,
         "title": facts.title,
+        "pr_links": [{"repository": repo, "number": number} for repo, number, _ in facts.pr_links],
     }
     if facts.capture is not None:
         stats["capture"] = facts.capture
@@ -2455,12 +2661,20 @@ class _SkillWindows:
 
 
 def skills_invoked(facts: SessionFacts) -> list[dict]:
+    """Each skill run in the session: how often, whether its last run passed, and the tokens of
+    the calls made for it. From 2.1.2xx Claude Code names the skill on each call it made for one
+    (attributionSkill), and that is the answer; older transcripts get the time-window heuristic:
+    a call belongs to the last skill invoked in its thread before it."""
     invocations = skill_invocations(facts)
-    if not invocations:
+    attributed = collections.defaultdict(Usage)
+    for call in facts.calls:
+        if call.skill and not call.correction:
+            _add_usage(attributed[call.skill.lstrip("/")], call.usage)
+    if not invocations and not attributed:
         return []
     windows = _SkillWindows(invocations)
     for call in facts.calls:
-        inv = None if call.correction else windows.find(call.agent, call.first_ts)
+        inv = None if call.correction or attributed else windows.find(call.agent, call.first_ts)
         if inv is not None:
             _add_usage(inv.usage, call.usage)
     own_results = {inv.tool_use_id: inv for inv in invocations if inv.tool_use_id}
@@ -2480,6 +2694,9 @@ def skills_invoked(facts: SessionFacts) -> list[dict]:
         entry["count"] += 1
         _add_usage(entry["usage"], inv.usage)
         entry["status"] = _invocation_status(inv.results)
+    for name, usage in attributed.items():          # a skill whose invocation no line of ours shows
+        by_name.setdefault(name, {"skill": name, "count": 0, "status": "unknown", "usage": Usage()})
+        by_name[name]["usage"] = usage
     return [{"skill": e["skill"], "count": e["count"], "status": e["status"],
              "tokens": token_dict(e["usage"])} for e in by_name.values()]
 
@@ -2561,7 +2778,8 @@ def session_subagents(facts: SessionFacts, pricing: Pricing) -> list[dict]:
 
 
 def session_commits(facts: SessionFacts) -> list[dict]:
-    """Commits reported by `git commit` output ('[branch sha] message'), unique by sha."""
+    """Commits reported by `git commit` output ('[branch sha] message'), unique by sha: Claude's,
+    then those the user made through a `!` command in the session, marked "by": "user"."""
     committing = {u.id for u in facts.tool_uses if u.commits}
     found, seen = [], set()
     for res in facts.tool_results:
@@ -2572,6 +2790,10 @@ def session_commits(facts: SessionFacts) -> list[dict]:
                 continue
             seen.add(sha)
             found.append({"commit_id": sha, "message": subject})
+    for sha, subject, _ in facts.user_commits:         # made by the user with `!git commit`
+        if sha not in seen:
+            seen.add(sha)
+            found.append({"commit_id": sha, "message": subject, "by": "user"})
     return found
 
 
@@ -3193,6 +3415,7 @@ class ListRow(TypedDict):
     claude_code_agrees: bool | None
     subagents: int
     title: str | None
+    pr: str | None                  # owner/repo#N of the session's last pr-link record
     by_model: dict
     resume_command: str | None
 
@@ -3216,6 +3439,7 @@ def list_row(facts: SessionFacts, pricing: Pricing) -> ListRow:
         "claude_code_agrees": record and record["agrees"],
         "subagents": len(session_subagents(facts, pricing)),
         "title": facts.title,
+        "pr": f"{facts.pr_links[-1][0]}#{facts.pr_links[-1][1]}" if facts.pr_links else None,
         "by_model": {name: {**_tokens_of(row), "cost_usd": row["cost_usd"]} for name, row in model_rows.items()},
         "resume_command": f"claude -r {facts.session_id}",
     }
@@ -3236,10 +3460,17 @@ def row_from_stats(stats: dict) -> dict:
         "unpriced_models": list(stats.get("unpriced_models") or []),
         "claude_code_cost_usd": record.get("total_cost_usd"), "claude_code_agrees": record.get("agrees"),
         "subagents": list_total(stats, "subagents"), "title": stats.get("title"),
+        "pr": pr_of(stats),
         "by_model": {name: {**_tokens_of(row), "cost_usd": as_dict(row).get("cost_usd")}
                      for name, row in models.items()},
         "resume_command": None, "archived": True,
     }
+
+
+def pr_of(stats: dict) -> str | None:
+    """owner/repo#N of the last PR a session's pr-link records name (kept in local stats only)."""
+    links = [link for link in stats.get("pr_links") or [] if isinstance(link, dict)]
+    return f"{as_str(links[-1].get('repository'))}#{as_int(links[-1].get('number'))}" if links else None
 
 
 def parse_date_bound(value: str, end_of_day: bool) -> float:
@@ -3276,7 +3507,10 @@ def render_session_table(rows: list[dict], width: int | None = None) -> str:
     if not rows:
         return "No sessions found.\n"
     header = ["SESSION", "STARTED (UTC)", "DURATION", "TURNS", "TOKENS", "COST", "MODELS",
-              "BRANCH", "PROJECT", "RESUME"]
+              "BRANCH", "PR", "PROJECT", "RESUME"]
+    with_pr = any(row.get("pr") for row in rows)
+    if not with_pr:
+        header.remove("PR")
     table = [header]
     for row in rows:
         tokens = sum(row["total_tokens"].values())
@@ -3290,16 +3524,21 @@ def render_session_table(rows: list[dict], width: int | None = None) -> str:
             cost,
             ",".join(short_model(m) for m in row["models"]) or "-",
             _one_line(row["branch"] or "-"),
+            *([_one_line(row.get("pr") or "-")] if with_pr else []),
             _one_line(row["project"] or "-"),
             row["resume_command"] or "-",
         ])
-    lines = fit_table(table, width, shrink=[(8, 20, True), (0, 9, False), (6, 12, False), (8, 10, True)],
-                      drop=[9, 3, 2, 7]).rstrip("\n").split("\n")
+    at = header.index
+    lines = fit_table(table, width, shrink=[(at("PROJECT"), 20, True), (0, 9, False), (at("MODELS"), 12, False),
+                                            (at("PROJECT"), 10, True)],
+                      drop=[at("RESUME"), at("TURNS"), at("DURATION"), *([at("PR")] if with_pr else []),
+                            at("BRANCH")]).rstrip("\n").split("\n")
     total_cost = sum(r["estimated_cost_usd"] or 0 for r in rows)
     unpriced = {m for r in rows for m in r["unpriced_models"]}
+    complete = not unpriced and all(r["cost_complete"] for r in rows)
     lines.append("")
     noun = "session" if len(rows) == 1 else "sessions"
-    lines.append(f"{len(rows)} {noun}, {format_cost(total_cost, not unpriced)} estimated"
+    lines.append(f"{len(rows)} {noun}, {format_cost(total_cost, complete)} estimated"
                  + (f" ({unpriced_note(unpriced)}: their tokens are not in the cost)" if unpriced else ""))
     return "\n".join(lines) + "\n"
 
@@ -3649,6 +3888,8 @@ def _commits(value, privacy, stats):
         shown = privacy.level != "public" or any(full.startswith(sha) for full in privacy.pr_commits)
         if shown and isinstance(commit.get("message"), str):
             entry["message"] = scrub(commit["message"], privacy)
+        if commit.get("by") == "user":
+            entry["by"] = "user"
         out.append(entry)
     return out
 
@@ -3731,6 +3972,7 @@ OUTBOUND = {
     "active_minutes": _number, "turns": _number,
     "models": _names, "total_tokens": _names, "estimated_cost_usd": _number, "cost_complete": _number,
     "unpriced_models": _names, "claude_code_cost": _names,
+    "transcript_estimate": _names, "outside_transcript": _names, "hidden_calls": _names,
     "tools": _names, "tools_by_thread": _names, "skills_invoked": _names,
     "subagents": _subagents, "commits": _commits, "problems_faced": _problems,
     "workflow_edges": _names, "pricing_date": _names, "claude_code_versions": _names,
@@ -4009,7 +4251,8 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
     unpriced = stats.get("unpriced_models") or []
     no_price = ("\n_No price is known for " + ", ".join(md_code(m) for m in unpriced)
                 + "; their tokens are not in the cost, which is a lower bound._\n") if unpriced else ""
-    no_price += claude_code_note(stats.get("claude_code_cost")) + capture_note(stats.get("capture"))
+    no_price += outside_note(stats) + claude_code_note(stats.get("claude_code_cost")) \
+        + capture_note(stats.get("capture"))
 
     subagent_rows, more = _capped([s for s in stats.get("subagents") or [] if isinstance(s, dict)], rows)
     more += as_int(as_dict(stats.get("omitted")).get("subagents"))
@@ -4044,7 +4287,7 @@ def _session_comment(stats, workflows, rows, indent, keep) -> str:
     commit_rows, more = _capped([c for c in stats.get("commits") or [] if isinstance(c, dict)], rows)
     more += as_int(as_dict(stats.get("omitted")).get("commits"))
     commit_lines = [f"- {md_code(c.get('commit_id'))}" + (f" - {md_text(c['message'], 120)}" if c.get("message") else "")
-                    for c in commit_rows]
+                    + (" _(by the user)_" if c.get("by") == "user" else "") for c in commit_rows]
     if more:
         commit_lines.append(f"- _…and {more:,} more commits (in the JSON below)._")
     commit_list = "\n".join(commit_lines) + "\n" if commit_lines else "_None._\n"
@@ -4082,6 +4325,21 @@ def capture_note(capture) -> str:
     if capture.get("subagent_output_lower_bound"):
         return ("\n_From a stream-json capture: subagents sharing a model with the main thread show "
                 "lower bounds of their output tokens (the totals are exact)._\n")
+    return ""
+
+
+def outside_note(stats: dict) -> str:
+    """One line when the cost counts calls no transcript line records: from Claude Code's record,
+    or, with no record, the features that made them and so a lower bound."""
+    outside = stats.get("outside_transcript")
+    if isinstance(outside, dict) and _finite(outside.get("cost_usd")) is not None:
+        features = [md_text(f) for f in outside.get("features") or [] if isinstance(f, str)]
+        return (f"\n_Includes {format_cost(outside['cost_usd'])} of calls Claude Code made outside the "
+                f"transcript{': ' + ', '.join(features) if features else ''} (tokens from its own record)._\n")
+    hidden = [md_text(f) for f in stats.get("hidden_calls") or [] if isinstance(f, str)]
+    if hidden:
+        return (f"\n_The session used {', '.join(hidden)}, whose calls no transcript line records, and "
+                "Claude Code left no record of its cost: the cost is a lower bound._\n")
     return ""
 
 
@@ -4187,7 +4445,8 @@ def session_data(data, marker_id: str | None = None) -> tuple[Stats | None, str 
                                     "cost_usd": _finite(row.get("cost_usd"))}
                              for name, row in v.items() if isinstance(name, str) and isinstance(row, dict)},
         "commits": lambda v: [{"commit_id": c.get("commit_id", c.get("sha")),
-                               **({"message": c["message"]} if isinstance(c.get("message"), str) else {})}
+                               **({"message": c["message"]} if isinstance(c.get("message"), str) else {}),
+                               **({"by": "user"} if c.get("by") == "user" else {})}
                               for c in _objects(v) if isinstance(c.get("commit_id", c.get("sha")), str)],
         "subagents": lambda v: [{("agent_id" if k == "id" and "agent_id" not in a else k): x for k, x in a.items()}
                                 for a in _objects(v)],
@@ -5155,12 +5414,17 @@ class Item(TypedDict):
 
 
 def local_items(sessions: list[Stats]) -> list[Item]:
-    """Each local session as an item of its own: no PR, so every GitHub field stays empty."""
-    return [{"number": None, "type": None, "title": None, "author": None, "status": None,
-             "created_at": s.get("started_at"), "closed_at": None, "merged_at": None,
-             "additions": None, "deletions": None, "review_comments": None, "ci_runs": None,
-             "ci_pass_rate": None, "sessions": [s]}
-            for s in sorted(sessions, key=lambda s: (as_str(s.get("started_at")), s["session_id"]))]
+    """Each local session as an item of its own. Its PR is the last one its pr-link records name
+    (Claude Code writes one when the session opens or names a PR); the other GitHub fields stay
+    empty, as nothing was asked of GitHub."""
+    def item(stats: Stats) -> Item:
+        links = [link for link in stats.get("pr_links") or [] if isinstance(link, dict)]
+        number = as_int(links[-1].get("number")) if links else None
+        return {"number": number, "type": "pr" if number else None, "title": None, "author": None,
+                "status": None, "created_at": stats.get("started_at"), "closed_at": None, "merged_at": None,
+                "additions": None, "deletions": None, "review_comments": None, "ci_runs": None,
+                "ci_pass_rate": None, "sessions": [stats]}
+    return [item(s) for s in sorted(sessions, key=lambda s: (as_str(s.get("started_at")), s["session_id"]))]
 
 
 # ── CSV ──
@@ -6768,9 +7032,15 @@ def open_github(github: GitHub, args, stats: dict | None) -> GitHub:
 
 
 def find_target(github: GitHub, args, stats: dict | None) -> Target:
+    """--target/--number, else the last PR the session linked in this repository (Claude Code's
+    pr-link records: the PR it opened or named), else the open PR of the branch."""
     flag_target(args)
-    return resolve_target(github, args.target, args.number,
-                          current_branch() or (stats or {}).get("branch"))
+    number = args.number
+    if number is None:
+        linked = [as_int(link.get("number")) for link in (stats or {}).get("pr_links") or []
+                  if isinstance(link, dict) and as_str(link.get("repository")).casefold() == github.repo.casefold()]
+        number = linked[-1] if linked else None
+    return resolve_target(github, args.target, number, current_branch() or (stats or {}).get("branch"))
 
 
 def posted_line(what: str, posted: Posted) -> str:
