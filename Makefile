@@ -1,5 +1,6 @@
-# session-analytics: `make demo` runs the tool on bundled sample data; `make test` installs
-# what the tests need and runs them.
+# session-analytics: `make demo` runs the tool on bundled sample data; `make check` runs the tests
+# that need nothing but pytest (about a minute); `make test` installs what every test needs and
+# runs them all (what CI runs).
 
 PYTHON ?= python3
 SCRIPT := .claude/scripts/session-analytics.py
@@ -21,8 +22,10 @@ SECRET_SCANNERS := tests/secrets/node_modules/.installed
 OTEL_BACKENDS := tests/.venvs/phoenix/.installed tests/.venvs/mlflow/.installed
 CLAUDE_CODE_VERSION ?=
 DEMO_OUT ?= demo-output
+# The dashboard inlines Chart.js when a local copy is found (after `make test`, the tests' own).
+CHARTJS_COPY := tests/browser/node_modules/chart.js/dist/chart.umd.min.js
 
-.PHONY: demo test test-deps system-deps bench claude-transcripts
+.PHONY: demo check test test-deps system-deps bench claude-transcripts
 
 demo:
 	@rm -rf "$(DEMO_OUT)" && mkdir -p "$(DEMO_OUT)"
@@ -42,7 +45,8 @@ demo:
 		--stats-file "$(DEMO_OUT)/stats-00b11888.json" --stats-file "$(DEMO_OUT)/stats-a3f92bc1.json" \
 		-o "$(DEMO_OUT)/summary-pr-652.md"
 	$(PYTHON) $(SCRIPT) --phase extract --source local --projects-dir $(SAMPLES) --skills-dir $(SKILLS) \
-		--from 2025-01-01 --to 2026-12-31 --output-dir "$(DEMO_OUT)/analytics"
+		--since 2025-01-01 --until 2026-12-31 --output-dir "$(DEMO_OUT)/analytics" \
+		$(if $(wildcard $(CHARTJS_COPY)),--chartjs $(CHARTJS_COPY))
 	@cat "$(DEMO_OUT)/sessions.txt"
 	@echo
 	@sed '/<details><summary>Summary Data/,$$d' "$(DEMO_OUT)/summary-pr-652.md"
@@ -95,6 +99,12 @@ claude-transcripts: test-deps
 
 test: test-deps
 	$(PYTHON) -m pytest -q tests
+
+# The inner loop: every test that needs no program or package beyond pytest (tests/conftest.py
+# tells them apart by what they use); the real transcripts of ../shared when they are there.
+check:
+	@$(PYTHON) -c "import pytest" 2>/dev/null || $(PYTHON) -m pip install --quiet --disable-pip-version-check 'pytest>=8,<10'
+	$(PYTHON) -m pytest -q -m "not tools" tests
 
 # Speed and memory against ccusage on generated histories (100 MB and 1 GB by default; set
 # BENCH_SIZES=100M for a quick look). Prints medians and ratios; never part of `make test`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import collections
 import functools
 import glob
@@ -35,6 +36,148 @@ def _load_module():
 
 
 sa = _load_module()
+
+
+# ── What a test needs beyond Python and pytest ───────────────────────────────
+#
+# Two layers are told apart by what a test uses, directly or through any helper, fixture or
+# constant of the tests (tests/*.py, read with ast):
+# - "corpus": the real transcripts of ../shared (anything made from SHARED). They run whenever it
+#   is there; from a bare clone they are left out with one line saying how many; under CI (CI set)
+#   they always run, and fail if it is missing.
+# - "tools": a program or package beyond pytest (anything that calls shutil.which, or names a path
+#   under node_modules, tests/.venvs, tests/.deps or tests/github-schema, or a module that imports
+#   a test-only package). `make check` runs the rest (-m "not tools"), `make test` everything.
+TOOL_PATHS = ("node_modules", ".venvs", ".deps", "github-schema")
+TEST_PACKAGES = ("google", "opentelemetry", "detect_secrets")
+
+
+def _module_names(module: ast.Module, stem: str) -> dict:
+    """A module's top-level names -> their qualified names (module.name): its own definitions, and
+    what it imports from the other modules of tests/ (a test-only package: "<test package>")."""
+    names = {}
+    for node in module.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names[node.name] = f"{stem}.{node.name}"
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update((n.id, f"{stem}.{n.id}") for n in ast.walk(target) if isinstance(n, ast.Name))
+    for node in module.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                names[alias.asname or alias.name] = ("<test package>" if node.module.split(".")[0] in TEST_PACKAGES
+                                                     else f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                names[alias.asname or top] = "<test package>" if top in TEST_PACKAGES else f"<module {alias.name}>"
+    return names
+
+
+def _qualified_uses(node, names: dict) -> set:
+    used = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in names:
+            used.add(names[sub.id])
+        elif isinstance(sub, ast.Attribute):
+            if sub.attr == "which":
+                used.add("<tool>")
+            elif isinstance(sub.value, ast.Name) and names.get(sub.value.id, "").startswith("<module "):
+                used.add(f"{names[sub.value.id][8:-1]}.{sub.attr}")
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) \
+                and any(part in sub.value for part in TOOL_PATHS):
+            used.add("<tool>")
+    return used
+
+
+@functools.lru_cache(maxsize=None)
+def _uses() -> dict:
+    """Qualified name (module.name) -> the qualified names its definition uses, over tests/*.py."""
+    uses = collections.defaultdict(set)
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        module = ast.parse(path.read_text(), str(path))
+        names = _module_names(module, path.stem)
+        for node in module.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                uses[f"{path.stem}.{node.name}"] |= _qualified_uses(node, names)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    for n in ast.walk(target):
+                        if isinstance(n, ast.Name):
+                            uses[f"{path.stem}.{n.id}"] |= _qualified_uses(node.value, names)
+        for name, qualified in names.items():        # an imported name is what it names
+            if qualified == "<test package>":
+                uses[f"{path.stem}.{name}"].add("<tool>")
+    return uses
+
+
+@functools.lru_cache(maxsize=None)
+def _needs(name: str) -> frozenset:
+    """The layers ("corpus", "tools") a qualified name needs, following what it uses."""
+    uses, seen, todo, needs = _uses(), set(), [name], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current == "conftest.SHARED":
+            needs.add("corpus")
+        if current == "<tool>":
+            needs.add("tools")
+        todo.extend(uses.get(current, ()))
+    return frozenset(needs)
+
+
+def _item_needs(item) -> frozenset:
+    stem = Path(str(item.fspath)).stem
+    uses = _uses()
+    names = set()
+    for fixture in getattr(item, "fixturenames", ()):
+        names |= {q for q in (f"{stem}.{fixture}", f"conftest.{fixture}") if q in uses}
+        names |= {q for q in uses.get(f"{stem}.{fixture}", ()) if q.endswith(f".{fixture}")}
+    function = getattr(item, "function", None)
+    if function is not None:
+        owner = getattr(item, "cls", None)
+        names.add(f"{stem}.{owner.__name__ if owner else function.__name__}")
+    return frozenset().union(*(_needs(name) for name in names))
+
+
+CORPUS_NOT_RUN = []
+
+
+def pytest_ignore_collect(collection_path, config):
+    """`-m "not tools"` (make check): a module that imports a test-only package is not even
+    imported, so that nothing but pytest is needed."""
+    if "not tools" not in (config.option.markexpr or "") or collection_path.suffix != ".py":
+        return None
+    module = ast.parse(collection_path.read_text(), str(collection_path))
+    return "<test package>" in _module_names(module, collection_path.stem).values() or None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "corpus: needs the real transcripts of ../shared")
+    config.addinivalue_line("markers", "tools: needs a program or package beyond pytest")
+
+
+@pytest.hookimpl(tryfirst=True)            # before -m reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for layer in _item_needs(item):
+            item.add_marker(layer)
+    if SHARED.is_dir() or os.environ.get("CI"):
+        return
+    kept = [item for item in items if "corpus" not in _item_needs(item)]
+    CORPUS_NOT_RUN.extend(item for item in items if "corpus" in _item_needs(item))
+    if CORPUS_NOT_RUN:
+        config.hook.pytest_deselected(items=CORPUS_NOT_RUN)
+        items[:] = kept
+
+
+def pytest_terminal_summary(terminalreporter):
+    if CORPUS_NOT_RUN:
+        terminalreporter.write_line(
+            f"{len(CORPUS_NOT_RUN)} tests over the real transcripts did not run: {SHARED} is missing "
+            "(check out shared/ beside the repository or set SESSION_ANALYTICS_SHARED; under CI they must run)")
 
 
 @pytest.fixture(scope="session")
@@ -194,9 +337,9 @@ def tokens(stats: dict) -> list:
 
 
 # ── An independent reference for token totals ─────────────────────────────────
-# Written from SPEC §3 alone, sharing no code with the script: per session, one
-# entry per (message.id, requestId) with the largest total; a key seen in several
-# sessions belongs to the earliest copy (then the session that ended first).
+# Written from the counting rules of docs/counting.md alone, sharing no code with the script:
+# per session, one entry per (message.id, requestId) with the largest total; a key seen in
+# several sessions belongs to the earliest copy (then the session that ended first).
 
 def reference_totals(projects: Path) -> dict:
     files_by_session = collections.defaultdict(list)

@@ -86,7 +86,8 @@ def test_empty_and_summary_only_sessions(tmp_path):
 def test_unknown_session_id_is_a_clear_error(real_projects):
     proc = run_cli("--phase", "stats", "--projects-dir", real_projects, "--session-id", "deadbeef-0000")
     assert proc.returncode == 3
-    assert proc.stderr.strip() == f"session-analytics: error: no session deadbeef-0000 under {real_projects}"
+    assert proc.stderr.strip() == (f"session-analytics: error: no session deadbeef-0000 under {real_projects} "
+                                   "(`session-analytics.py list` shows the sessions there)")
 
 
 @pytest.mark.parametrize("args,code", [

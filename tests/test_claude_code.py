@@ -274,7 +274,7 @@ PRICE_CASES = [(model, {}) for model in (
 def test_our_prices_are_claude_codes_own_for_every_current_model(claude_bin, tmp_path):
     """Claude Code 2.1.332 prices every call it makes; each of ours must be the same (Sonnet 4/4.5
     calls over 200k are the one known difference: Claude Code prices them at the standard rate,
-    the pricing page's long-context rate applies, see the README)."""
+    the pricing page's long-context rate applies, see docs/counting.md)."""
     from fake_anthropic import Turn
     turns = [Turn(text="ok", **{"input_tokens": 10_000, "output_tokens": 20_000, "cache_read": 40_000, **extra})
              for _, extra in PRICE_CASES]

@@ -83,7 +83,8 @@ def test_output_is_byte_identical_across_runs(real_projects):
 def test_help_shows_examples_and_exit_codes():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for text in ("examples:", "--phase stats", "--phase list", "exit codes:", "3  no session found",
+    for text in ("examples:", "session-analytics.py stats", "session-analytics.py list", "--phase COMMAND",
+                 "exit codes:", "3  no session found",
                  "CLAUDE_CODE_SESSION_ID", "CLAUDE_CONFIG_DIR"):
         assert text in proc.stdout
 

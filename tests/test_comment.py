@@ -1,4 +1,5 @@
-"""Comment and summary bodies: the design's layout, escaping checked by cmark-gfm, size limits."""
+"""Comment and summary bodies: the documented layout (docs/commands.md), escaping checked by cmark-gfm,
+size limits."""
 
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def test_summary_of_nasty_sessions_keeps_its_tables(demo_stats):
     assert len(parsed.tables[1]) == 3     # header and two sessions
 
 
-def test_comment_follows_the_design_layout(demo_stats):
+def test_comment_follows_the_documented_layout(demo_stats):
     body = sa.render_session_comment(demo_stats, privacy=sa.Privacy("team", "kagenti/kagenti"))
     headings = re.findall(r"^#{2,3} .*$", body, re.MULTILINE)
     assert headings == ["## Claude Code Session Report", "### Token Usage", "### Subagents",
@@ -170,7 +171,7 @@ def test_unpriced_models_are_named_not_priced_at_zero(demo_stats):
 
 @pytest.mark.parametrize("n,text", [(0, "0"), (241_558, "241,558"), (999_999, "999,999"),
                                     (56_722_690, "56.7M"), (458_575_867, "458.6M"), (1_400_000_000, "1.4B")])
-def test_token_numbers_as_the_design_shows_them(n, text):
+def test_token_numbers_read_as_documented(n, text):
     assert sa.format_tokens(n) == text
 
 

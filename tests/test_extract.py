@@ -80,8 +80,8 @@ def test_extract_from_github_writes_csv_report_json_and_dashboard(repository, tm
                       "2026-03-31", "--output-dir", out)
     assert proc.returncode == 12, proc.stderr
     assert "#5 not read: GET repos/o/r/pulls/5: injected failure (HTTP 500)" in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == ("session-analytics: error: 1 of the PRs and issues could not "
-                                                    "be read; the files hold the rest")
+    assert proc.stderr.strip().splitlines()[-1] == ("session-analytics: error: 1 PR or issue could not be read; "
+                                                    "the files hold the rest")
     assert "skipped comment" in proc.stderr and "@mallory" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["analytics.csv", "analytics.json", "analytics.md",
                                                      "dashboard.html"]
@@ -176,16 +176,18 @@ def test_csv_cells_are_rfc4180_and_formulas_are_neutralised():
 
 
 @pytest.mark.parametrize("args,code,message", [
-    (["--phase", "extract", "--repo", REPO, "--output-dir", "x"], 2, "extract from GitHub needs --from and --to"),
+    (["--phase", "extract", "--repo", REPO, "--output-dir", "x"], 2, "extract from GitHub needs --since and --until"),
     (["--phase", "extract", "--source", "local", "--from", "2026-02-01", "--to", "2026-01-01", "--output-dir", "x"],
-     2, "--from 2026-02-01 is after --to 2026-01-01"),
-    (["--phase", "extract", "--source", "local"], 2, "--phase extract needs --output-dir DIR"),
-    (["--phase", "dashboard", "--output-dir", "empty"], 4, "analytics data (run --phase extract first); file not found"),
+     2, "--since 2026-02-01 is after --until 2026-01-01"),
+    (["--phase", "extract", "--source", "local"], 2, "extract needs --output-dir DIR"),
+    (["--phase", "dashboard", "--output-dir", "empty"], 4,
+     "extract's analytics.json not found: empty/analytics.json (run `extract` first)"),
     (["--phase", "extract", "--source", "local", "--output-dir", "x", "--chartjs", "missing.js"], 4,
      "cannot read --chartjs missing.js"),
 ])
 def test_extract_and_dashboard_errors_are_one_line(tmp_path, args, code, message):
-    proc = run_cli(*args, "--projects-dir", DEMO_PROJECTS, cwd=tmp_path)
+    projects = ["--projects-dir", DEMO_PROJECTS] if "extract" in args else []
+    proc = run_cli(*args, *projects, cwd=tmp_path)
     assert proc.returncode == code, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
 

@@ -380,9 +380,9 @@ def test_an_offline_dry_run_says_what_it_could_not_check(tmp_path):
     assert data["privacy"] == "public" and data["commits"] == [{"commit_id": "abc1234"}]
 
 
-def test_the_readme_example_is_what_the_gate_gives():
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"The same failed call, as each level shows it:\n\n```text\n(.*?)```", readme, re.S).group(1)
+def test_the_privacy_doc_example_is_what_the_gate_gives():
+    doc = (ROOT / "docs" / "privacy.md").read_text()
+    block = re.search(r"The same failed call, as each level shows it:\n\n```text\n(.*?)```", doc, re.S).group(1)
     command = sa.normalize_command("psql -h db.acme.internal -U app --password=s3cretpw orders")
     stats = {"session_id": SID, "cwd": "/home/a/src/ledger", "problems_faced": [
         {"tool": "Edit", "error": "text to replace not found", "path": "/home/a/src/ledger/app/ledger.py"},

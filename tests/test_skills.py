@@ -1,7 +1,10 @@
-"""The skills and the README: valid frontmatter, and every command shown runs against sample data."""
+"""The skills and the documents: valid frontmatter, every command shown runs against sample data, and
+the documents stand on their own (a short README with a table of contents, links that resolve, no
+issue numbers and no documents from outside the repository)."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
@@ -18,6 +21,10 @@ SESSION_SKILLS = ROOT / ".claude" / "skills" / "session"
 SKILL_FILES = [SESSION_SKILLS / "SKILL.md"] + [SESSION_SKILLS / sub / "SKILL.md"
                                                 for sub in ("post", "summary", "extract", "dashboard")]
 README = ROOT / "README.md"
+CONTRIBUTING = ROOT / "CONTRIBUTING.md"
+# The documents whose commands run in the sandbox: the README, the reference in docs/, CONTRIBUTING.
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md")), CONTRIBUTING]
+README_MAX_BYTES = 20_000
 DEMO_SESSION = "00b11888-7e0c-4fb4-bb39-32ea32e09b64"
 
 # Agent Skills keys, plus the extras Claude Code documents for SKILL.md frontmatter.
@@ -141,13 +148,14 @@ def test_every_command_in_the_skills_runs(sandbox):
     assert (tmp / "tmp" / "session-analytics" / "local" / "analytics.csv").is_file()
 
 
-def test_every_command_in_the_readme_runs(sandbox, github):
+def test_every_command_in_the_readme_and_docs_runs(sandbox, github):
     work, env, tmp = sandbox
-    commands = shell_commands(README, script_only=True)
-    assert len(commands) >= 20
-    for command in commands:
-        proc = run_shell(command, work, env, tmp)
-        assert proc.returncode == 0, f"{command}\n{proc.stderr}"
+    commands = {path: shell_commands(path, script_only=True) for path in DOCUMENTS}
+    assert len(commands[README]) >= 8 and sum(map(len, commands.values())) >= 25
+    for path, shown in commands.items():
+        for command in shown:
+            proc = run_shell(command, work, env, tmp)
+            assert proc.returncode == 0, f"{path.relative_to(ROOT)}: {command}\n{proc.stderr}"
     bodies = [c["body"].splitlines()[0] for c in github.comments_on("kagenti/kagenti", 652)]
     assert bodies.count(f"<!-- SESSION:{DEMO_SESSION[:8]} -->") == 1 and bodies.count("<!-- SESSION_SUMMARY -->") == 1
     assert [c["body"].splitlines()[0] for c in github.comments_on("kagenti/kagenti", 123)] == [
@@ -203,3 +211,97 @@ def test_the_installer_says_the_one_command_to_run_where_it_cannot_install(tmp_p
     done = subprocess.run(["/bin/bash", str(ROOT / "tests" / "install-system-deps.sh")], capture_output=True,
                           text=True)
     assert done.returncode == 0 and done.stderr == ""          # everything is here: nothing to do
+
+
+# ── the documents stand on their own ──
+
+def repository_documents() -> list[Path]:
+    """Every Markdown document of the repository: README, CONTRIBUTING, docs/, the skills, and what
+    tests/ holds, as git sees them (tracked or new, never what .gitignore leaves out, such as the
+    packages the tests install)."""
+    listed = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                             "--", "*.md"], capture_output=True, text=True, check=True).stdout.split("\0")
+    wanted = [p for p in listed if p in ("README.md", "CONTRIBUTING.md") or p.startswith(("docs/", "tests/"))
+              or (p.startswith(".claude/skills/") and p.endswith("/SKILL.md"))]
+    return [ROOT / p for p in sorted(set(wanted)) if (ROOT / p).is_file()]
+
+
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[`~]*[ \t]*$|\Z)", re.M | re.S)
+
+
+def without_code_blocks(text: str) -> str:
+    return FENCE.sub("", text)
+
+
+def prose(text: str) -> str:
+    """The text without fenced code blocks and code spans: what a reader takes as sentences."""
+    return re.sub(r"(`+)(?!`).*?(?<!`)\1(?!`)", "", without_code_blocks(text), flags=re.S)
+
+
+def anchors(path: Path) -> set[str]:
+    """The #anchors of a document's headings, as GitHub makes them."""
+    seen = collections.Counter()
+    found = set()
+    for title in re.findall(r"^ {0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", without_code_blocks(path.read_text(encoding="utf-8")),
+                            re.M):
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", title).replace("`", "").strip().lower()
+        slug = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+        found.add(slug if not seen[slug] else f"{slug}-{seen[slug]}")
+        seen[slug] += 1
+    return found
+
+
+def links(path: Path) -> list[str]:
+    """The targets of a document's inline links and images, outside code."""
+    return re.findall(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", prose(path.read_text(encoding="utf-8")))
+
+
+def test_the_readme_is_short_and_opens_with_a_table_of_contents():
+    size = len(README.read_bytes())
+    assert size <= README_MAX_BYTES, f"README.md is {size} bytes; move reference material to docs/"
+    text = without_code_blocks(README.read_text(encoding="utf-8"))
+    sections = re.findall(r"^## (.*)$", text, re.M)
+    assert sections[0] == "Contents", "the table of contents must be the README's first section"
+    toc = text.split("## Contents\n", 1)[1].split("\n## ", 1)[0]
+    targets = re.findall(r"\]\(#([^)]+)\)", toc)
+    assert len(targets) >= 6
+    assert not set(targets) - anchors(README), "the table of contents points at headings that do not exist"
+    titles = {re.sub(r"[^\w\- ]", "", s.replace("`", "").lower()).replace(" ", "-") for s in sections[1:]}
+    assert titles <= set(targets), f"sections missing from the table of contents: {titles - set(targets)}"
+
+
+FOREIGN = [
+    (re.compile(r"\bSPEC\b"), "a design document outside the repository"),
+    (re.compile(r"\bthe design\b|\bdesign's\b|\bdesign doc", re.I), "a design document outside the repository"),
+]
+FOREIGN_IN_PROSE = [
+    (re.compile(r"\bissues?\s+#?\d+", re.I), "an issue number"),
+    (re.compile(r"(?<![\w&/#])#\d+\b"), "an issue number"),
+]
+
+
+def test_documents_stand_on_their_own():
+    documents = repository_documents()
+    assert README in documents and CONTRIBUTING in documents and len(documents) >= 12
+    found = []
+    for path in documents:
+        text = path.read_text(encoding="utf-8")
+        for checks, body in ((FOREIGN, text), (FOREIGN_IN_PROSE, prose(text))):
+            for pattern, what in checks:
+                found += [f"{path.relative_to(ROOT)}: {m.group(0)!r} ({what})" for m in pattern.finditer(body)]
+    assert not found, "\n".join(found)
+
+
+def test_every_relative_link_in_the_documents_resolves():
+    broken = []
+    for path in repository_documents():
+        for target in links(path):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target, re.I):           # https:, mailto:: not ours to check
+                continue
+            file, _, fragment = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            if not dest.exists() or not dest.is_relative_to(ROOT):
+                broken.append(f"{path.relative_to(ROOT)}: {target} (no such file)")
+            elif fragment and dest.suffix == ".md" and fragment not in anchors(dest):
+                broken.append(f"{path.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)

@@ -248,7 +248,7 @@ def test_model_ids_are_normalised(model, expected):
     assert sa.load_pricing(None).entry(model) is not None
 
 
-def test_rates_from_the_spec():
+def test_rates_from_the_pricing_page():
     p = sa.load_pricing(None)
     million = sa.Usage(input=1_000_000)
     assert p.cost("claude-opus-4-7", million) == 5
@@ -413,7 +413,7 @@ def test_duration_active_minutes_and_turns(tmp_path):
     assert s["compactions"] == 1
 
 
-def test_stats_has_every_design_field(real_projects):
+def test_stats_has_every_documented_field(real_projects):
     s = stats_of(real_projects, "ef958aa1-0e93-49f0-bb71-150f63befcd1")
     for key in ("session_id", "session_id_short", "project", "branch", "target", "started_at", "ended_at",
                 "duration_minutes", "models", "total_tokens", "estimated_cost_usd", "tools",

@@ -11,12 +11,19 @@ One file, Python >= 3.10 standard library only: copy it into any repository.
 Layout of this file, in pipeline order:
   constants and pricing -> small helpers and records -> the line interpreter ->
   finding transcripts -> ownership -> assembling a session -> the reader (HistoryReader) ->
-  stats -> mermaid workflows -> formatting and list -> markdown comments -> GitHub client
-  and its workflows -> extract and dashboard -> reading fast (skim, glance, two halves, cache,
-  workers) -> CLI
+  stats -> mermaid workflows -> formatting and list -> what leaves the machine (the privacy
+  gate) -> markdown comments -> GitHub client and its workflows -> extract and dashboard ->
+  the archive -> reading fast (glance, skim, cache, workers) -> CLI
 """
 
 from __future__ import annotations
+
+import sys
+
+if sys.version_info < (3, 10):      # checked before anything newer is used: one line, not a traceback
+    print("session-analytics: error: needs Python 3.10 or newer; this is Python %s (%s)"
+          % (sys.version.split()[0], sys.executable), file=sys.stderr)
+    sys.exit(2)
 
 import argparse
 import array
@@ -30,6 +37,7 @@ import dataclasses
 import decimal
 import email.utils
 import functools
+import gzip
 import hashlib
 import html
 import io
@@ -44,12 +52,14 @@ import shutil
 import signal
 import stat
 import string
+import struct
 import subprocess
-import sys
 import tempfile
+import textwrap
 import threading
 import time
 import traceback
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import TypedDict
 from pathlib import Path
@@ -73,6 +83,7 @@ EXIT_RATE_LIMIT = 9    # GitHub's rate limit outlasted the bounded retries
 EXIT_GITHUB = 10       # any other GitHub failure: 5xx or network after retries, 403, a list cut short
 EXIT_REJECTED = 11     # GitHub refused a write as invalid (422)
 EXIT_PARTIAL = 12      # extract wrote its files, but some PRs or issues could not be read
+EXIT_OTLP = 13         # the OTLP endpoint refused the export, or did not answer after retries
 
 
 # ── Constants and pricing ─────────────────────────────────────────────────────
@@ -314,7 +325,7 @@ def load_pricing(path: str | None) -> Pricing:
     date = PRICING_DATE
     if not path:
         return Pricing(table, date)
-    data = read_json_file(Path(path), "pricing")
+    data = read_json_file(Path(path), "pricing file")
     if not isinstance(data, dict):
         raise UserError(f"pricing file {path}: expected a JSON object")
     if any(isinstance(v, dict) and "input_cost_per_token" in v for v in data.values()):
@@ -587,15 +598,20 @@ def open_regular(path):
         return None
 
 
-def read_json_file(path: Path, what: str):
-    """Load a JSON input file or fail with one clear line."""
+def read_json_file(path: Path, what: str, hint: str = ""):
+    """Load a JSON input file (`what`: "pricing file", ...) or fail with one clear line."""
     try:
         with open(path, "rb") as handle:
             return json.loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{what} file not found: {path}") from None
+        raise UserError(f"{what} not found: {path}{hint}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{what} file {path} is not valid JSON: {exc}") from None
+        raise UserError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 PR', '2 PRs', '0 sessions'."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 # ── Secrets: every shape we know, blanked wherever session text is kept or goes out ──
@@ -741,7 +757,7 @@ class Skipped(collections.Counter):
         self[reason] += 1
         self.first.setdefault(reason, where)
 
-    def update(self, other=(), /, **kwargs):
+    def update(self, other=(), **kwargs):
         super().update(other, **kwargs)
         for reason, where in getattr(other, "first", {}).items():
             self.first.setdefault(reason, where)
@@ -1464,7 +1480,23 @@ def _read_prompt(state, rec, message, ts, agent, sidechain, uuid):
         return
     scan.prompts.append((uuid, ts))
     if not scan.first_prompt:
-        scan.first_prompt = redact_secrets(shorten(" ".join(stripped[:4 * TITLE_LIMIT].split()), TITLE_LIMIT))
+        words = " ".join(_plain_words(stripped[:8 * TITLE_LIMIT]).split())
+        scan.first_prompt = redact_secrets(shorten(words, TITLE_LIMIT))
+
+
+# What Claude Code wraps around or inside a prompt (the file open in the IDE, a reminder, a command's
+# output) is not what the user asked: a title made of a prompt leaves those blocks out, and keeps
+# the words of any other tag without its markup (`<bash-input>make</bash-input>` reads `make`).
+_WRAPPER_BLOCK_RE = re.compile(r"<(system-reminder|ide_[a-z_]+|local-command-std(?:out|err)|bash-std(?:out|err)"
+                               r"|command-message|command-args)>.*?(?:</\1>|$)", re.S)
+_PAIRED_TAG_RE = re.compile(r"<([A-Za-z][\w-]*)(?:\s[^<>]*)?>(.*?)</\1>", re.S)
+
+
+def _plain_words(text: str) -> str:
+    text, plain = None, _WRAPPER_BLOCK_RE.sub(" ", text)
+    while plain != text:                    # nested tags come off one layer a pass
+        text, plain = plain, _PAIRED_TAG_RE.sub(r" \2 ", plain)
+    return text
 
 
 def _given_by_a_person(rec: dict) -> bool:
@@ -1719,7 +1751,8 @@ def find_session(projects_dir: Path, session_id: str) -> tuple[Path, str]:
         for tf in project.glob("agent-*.jsonl"):
             if flat_agent_session(tf) == session_id:
                 return project, session_id
-    raise UserError(f"no session {session_id} under {projects_dir}", EXIT_NO_SESSION)
+    raise UserError(f"no session {session_id} under {projects_dir} (`session-analytics.py list` shows "
+                    "the sessions there)", EXIT_NO_SESSION)
 
 
 def newest_session(projects_dir: Path, cwd: str) -> tuple[Path, str]:
@@ -2110,7 +2143,7 @@ class HistoryReader:
         line = f"{PROG}: note: skipped " + ", ".join(parts) if parts else None
         for count, where in ((self.from_captures, "captures"), (self.from_archive, "the archive")):
             if count:
-                told = f"{count} session{'s' if count != 1 else ''} read from {where}"
+                told = f"{plural(count, 'session')} read from {where}"
                 line = f"{line}; {told}" if line else f"{PROG}: note: {told}"
         return line
 
@@ -2263,7 +2296,7 @@ def _usage_beyond(total: Usage, have: Usage) -> Usage:
 
 # ── Stats ─────────────────────────────────────────────────────────────────────
 #
-# compute_stats is pure: SessionFacts in, the design's per-session dict out (Stats). The shapes
+# compute_stats is pure: SessionFacts in, the per-session dict out (Stats). The shapes
 # that cross stages are declared here and at their stage (ListRow, Item, SummaryData); data that
 # comes in from outside (comments, --stats-file, the archive) is brought to them once, by
 # session_data, and indexed directly afterwards. A token count is spelled `input`, `output`,
@@ -2455,8 +2488,8 @@ def outside_calls(facts: SessionFacts, record: dict | None, pricing: Pricing) ->
     return outside
 
 
-# Claude Code's own record of a session's cost (its last cost-state, the design's "/cost output,
-# used for verification") beside ours. Where the two differ, the reasons say why in data:
+# Claude Code's own record of a session's cost (its last cost-state, what /cost shows) beside ours,
+# to verify one by the other. Where the two differ, the reasons say why in data:
 #   replayed                 - calls this session replays from the one it resumes or forks: Claude
 #                              Code's record carries that session's cost over, ours counts them there
 #   not in transcript        - tokens Claude Code billed that no transcript line records (side calls)
@@ -2535,7 +2568,7 @@ def session_times(facts: SessionFacts) -> dict:
 def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
                   target: dict | None = None, extra_problems: list | None = None,
                   templates: list | None = None) -> Stats:
-    """The per-session stats dict of the design, every field computed from facts."""
+    """The per-session stats dict (Stats), every field computed from facts."""
     if facts.depth != FULL:
         raise ValueError(f"compute_stats needs a FULL read of session {facts.session_id}, not {facts.depth}")
     model_rows, totals_fields, record = priced_session(facts, pricing)
@@ -2847,7 +2880,7 @@ def derive_problems(facts: SessionFacts) -> list[dict]:
 
 def load_problems(path: str) -> list[dict]:
     """The --problems FILE an agent writes: a list (or {"problems": [...]}) of problems."""
-    data = read_json_file(Path(path), "problems")
+    data = read_json_file(Path(path), "problems file")
     if isinstance(data, dict):
         data = data.get("problems")
     if not isinstance(data, list):
@@ -3669,6 +3702,10 @@ def fit_table(table: list[list[str]], width: int | None, shrink: list = (), drop
         return "…" + text[len(text) - widths[i] + 1:] if i in cut_start else text[:widths[i] - 1] + "…"
 
     lines = ["  ".join(cell(row, i).ljust(widths[i]) for i in keep).rstrip() for row in table]
+    dropped = [table[0][i] for i in range(len(table[0])) if i not in keep]
+    if dropped:      # a column that silently vanished would read as one the data lacks
+        lines += textwrap.wrap(f"({', '.join(dropped)} left out to fit {width} columns; --wide shows every "
+                               "column)", width, break_on_hyphens=False)
     return "\n".join(lines) + "\n"
 
 
@@ -3726,8 +3763,9 @@ _EMAIL_RE = re.compile(r"(?<![\w.+\-])([A-Za-z0-9][A-Za-z0-9._%+\-]*)@((?:[A-Za-
                        r"[A-Za-z]{2,})\b")
 _IPV4_RE = re.compile(r"(?<![\d.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _IPV6_PRIVATE_RE = re.compile(r"(?i)(?<![0-9a-f:])(?:f[cd][0-9a-f]{2}|fe80):[0-9a-f:]*[0-9a-f]")
-_INTERNAL_HOST_RE = re.compile(r"(?i)\b(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?:local|internal|intranet|corp|lan|"
-                               r"localdomain|home\.arpa|cluster\.local|svc|private|priv)\b")
+# An underscore ends a host name too: `mcp__build.corp.internal__deploy` names one.
+_INTERNAL_HOST_RE = re.compile(r"(?i)(?<![a-z0-9.\-])(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?:local|internal|intranet|"
+                               r"corp|lan|localdomain|home\.arpa|cluster\.local|svc|private|priv)(?![a-z0-9\-])")
 _URL_HOST_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s:@?#'\"`]+)")
 
 
@@ -4085,7 +4123,7 @@ def md_code(value, in_table: bool = False, limit: int = 120) -> str:
 
 
 def format_tokens(n) -> str:
-    """Token counts as the design shows them: 241,558 below a million, then 56.7M and 1.4B."""
+    """Token counts as the comments show them: 241,558 below a million, then 56.7M and 1.4B."""
     n = as_int(n)
     if n >= 1_000_000_000:
         return f"{n / 1_000_000_000:.1f}B"
@@ -4221,7 +4259,7 @@ SHRINK_STEPS = (
 
 
 def render_session_comment(stats: dict, workflows: dict | None = None, privacy: Privacy = Privacy()) -> str:
-    """The design's per-session comment at a privacy level (public unless told), shrunk step by
+    """The per-session comment at a privacy level (public unless told), shrunk step by
     step until it fits GitHub's limit. Everything in it comes through the privacy gate."""
     stats = inert_data(outbound_stats(stats, privacy))
     for rows, indent, keep, show_workflows in SHRINK_STEPS:
@@ -4521,7 +4559,7 @@ def session_status(stats: dict) -> str:
     """'done', or how many problems were left unresolved."""
     unresolved = sum(1 for p in stats.get("problems_faced") or []
                      if isinstance(p, dict) and not p.get("resolved"))
-    return "done" if not unresolved else f"{unresolved} open problem{'s' if unresolved > 1 else ''}"
+    return "done" if not unresolved else plural(unresolved, "open problem")
 
 
 class SummaryData(TypedDict):
@@ -4595,7 +4633,7 @@ SUMMARY_SHRINK_STEPS = (
 
 
 def render_summary_comment(summary: dict) -> str:
-    """The design's summary comment; long histories are cut to fit GitHub's limit."""
+    """The summary comment; long histories are cut to fit GitHub's limit."""
     summary = inert_data(summary)
     for rows, indent, keep in SUMMARY_SHRINK_STEPS:
         body = inert_text(_summary_comment(summary, rows, indent, keep), whole_body=True)
@@ -4811,8 +4849,8 @@ class GitHub:
             failure = gh_failure(proc, reply, f"GET {path}")
             read = [page for page, _ in pages if page.status < 400]
             if read:
-                failure.args = (f"{failure.args[0]} (failed on page {len(read) + 1}, after {len(read)} "
-                                f"page{'s' if len(read) > 1 else ''} read)",)
+                failure.args = (f"{failure.args[0]} (failed on page {len(read) + 1}, after "
+                                f"{plural(len(read), 'page')} read)",)
             raise failure
         return [item for page, body in pages for item in iter_json_values(body)]
 
@@ -5300,7 +5338,7 @@ def pull_facts(github: GitHub, numbers: list[int]) -> dict[int, dict]:
         except GitHubError as exc:
             if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
                 raise
-            github.warn(f"PR facts over GraphQL failed ({exc}); reading those {len(batch)} PRs over REST")
+            github.warn(f"PR facts over GraphQL failed ({exc}); reading those {plural(len(batch), 'PR')} over REST")
             continue
         repository = as_dict(data.get("repository"))
         for number in batch:
@@ -5442,7 +5480,7 @@ def _per_key_tokens(entries, key: str) -> str:
 
 
 def csv_rows(items: list[dict]) -> list[list]:
-    """One row per session, the design's 29 columns in order."""
+    """One row per session, the 29 columns of CSV_COLUMNS in order."""
     rows = []
     for item in items:
         status = item.get("status")
@@ -5541,6 +5579,8 @@ def analytics_view(data: dict) -> dict:
         "tools": view_tools(sessions),
         "top_sessions": view_top_sessions(sessions),
         "weeks": view_weeks(decided),
+        "day_axis": every_day(days),
+        "week_axis": every_week(view_weeks(decided)),
         "failures": data.get("failures") or [],
     }
 
@@ -5641,16 +5681,34 @@ def view_weeks(decided: list[dict]) -> dict:
     return {w: {**v, "rate": round(100 * v["merged"] / v["decided"], 1)} for w, v in sorted(weeks.items())}
 
 
+def every_day(days: dict) -> list[str]:
+    """Every day from the first to the last of `days` (YYYY-MM-DD keys), the empty ones too."""
+    dates = sorted(datetime.date.fromisoformat(d) for d in days if d != "unknown")
+    if not dates:
+        return []
+    return [(dates[0] + datetime.timedelta(days=n)).isoformat() for n in range((dates[-1] - dates[0]).days + 1)]
+
+
+def every_week(weeks: dict) -> list[str]:
+    """Every ISO week (YYYY-Www) from the first to the last of `weeks`, the empty ones too."""
+    mondays = sorted(datetime.date.fromisocalendar(int(w[:4]), int(w[6:]), 1) for w in weeks if w != "unknown")
+    if not mondays:
+        return []
+    return [(mondays[0] + datetime.timedelta(weeks=n)).strftime("%G-W%V")
+            for n in range((mondays[-1] - mondays[0]).days // 7 + 1)]
+
+
 def _cost_over_time(days: dict) -> dict:
-    """Cost per day, or per week (named by its Monday) when the days span more than two months."""
+    """Cost per day, or per week (named by its Monday) when the days span more than two months;
+    every day or week of the range, the empty ones at zero, so that the bars read as time."""
     dates = sorted(d for d in days if d != "unknown")
     weekly = len(dates) > 1 and \
         (datetime.date.fromisoformat(dates[-1]) - datetime.date.fromisoformat(dates[0])).days > 62
     points = {}
-    for day in dates:
+    for day in every_day(days):
         date = datetime.date.fromisoformat(day)
         key = (date - datetime.timedelta(days=date.weekday())).isoformat() if weekly else day
-        points[key] = round(points.get(key, 0) + days[day]["cost"], 4)
+        points[key] = round(points.get(key, 0) + (days[day]["cost"] if day in days else 0), 4)
     return {"unit": "week" if weekly else "day", "points": points}
 
 
@@ -5709,7 +5767,7 @@ REPORT_TEMPLATE = """\
 
 
 def render_report(data: dict) -> str:
-    """The design's Markdown report; every number comes from the same rows as the CSV."""
+    """The Markdown report; every number comes from the same rows as the CSV."""
     v = analytics_view(data)
     summary = md_table(["Metric", "Value"], [
         ["PRs with session data", str(v["pr_count"])], ["Issues with session data", str(v["issue_count"])],
@@ -5768,7 +5826,8 @@ DASHBOARD_TEMPLATE = string.Template("""\
   header h1 { margin: 0 0 4px; font-size: 20px; }
   header p { margin: 0; opacity: .8; }
   main { padding: 20px 28px; max-width: 1280px; margin: auto; }
-  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px; }
+  .cards { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px; }
+  @media (max-width: 720px) { .cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
   .card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 14px; }
   .card b { display: block; font-size: 22px; margin-top: 2px; }
   .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; margin-top: 18px; }
@@ -5809,6 +5868,7 @@ $last_table
     });
     return;
   }
+  document.querySelectorAll('.needs-network').forEach(function (note) { note.remove(); });
   var palette = ['#0969da', '#1a7f37', '#bf8700', '#cf222e', '#8250df', '#1b7c83', '#bc4c00', '#57606a'];
   function draw(id, hasData, config) {
     var canvas = document.getElementById(id);
@@ -5822,10 +5882,13 @@ $last_table
     config.options = Object.assign({responsive: true, maintainAspectRatio: false, animation: false}, config.options || {});
     new Chart(canvas, config);
   }
-  var days = Object.keys(view.days);
-  draw('tokens-over-time', days.length > 0, {type: 'line', data: {labels: days, datasets: [
+  // Time runs along a continuous axis (every day or week of the range, empty ones included), so
+  // that distances read as time; a range too short for a line is drawn as bars.
+  function overTime(labels) { return labels.length < 3 ? 'bar' : 'line'; }
+  var days = view.day_axis;
+  draw('tokens-over-time', days.length > 0, {type: overTime(days), data: {labels: days, datasets: [
     ['input', 'Input'], ['output', 'Output'], ['cache_creation', 'Cache create'], ['cache_read', 'Cache read']
-  ].map(function (k, n) { return {label: k[1], data: days.map(function (d) { return view.days[d][k[0]]; }),
+  ].map(function (k, n) { return {label: k[1], data: days.map(function (d) { return view.days[d] ? view.days[d][k[0]] : 0; }),
     borderColor: palette[n], backgroundColor: palette[n], tension: 0}; })}});
   var prs = view.items.filter(function (i) { return i.type === 'pr'; });
   draw('cost-per-pr', prs.length > 0, {type: 'bar', data: {labels: prs.map(function (p) { return p.label; }),
@@ -5834,10 +5897,10 @@ $last_table
   draw('skills-frequency', skills.length > 0, {type: 'pie', data: {labels: skills, datasets: [{
     data: skills.map(function (s) { return view.skills[s].invocations; }),
     backgroundColor: skills.map(function (s, n) { return palette[n % palette.length]; })}]}});
-  var weeks = Object.keys(view.weeks);
-  draw('acceptance-trend', weeks.length > 0, {type: 'line', data: {labels: weeks, datasets: [{
-    label: 'Merged of decided PRs (%)', data: weeks.map(function (w) { return view.weeks[w].rate; }),
-    borderColor: palette[1], backgroundColor: palette[1]}]}, options: {scales: {y: {min: 0, max: 100}}}});
+  var weeks = view.week_axis;
+  draw('acceptance-trend', weeks.length > 0, {type: overTime(weeks), data: {labels: weeks, datasets: [{
+    label: 'Merged of decided PRs (%)', data: weeks.map(function (w) { return view.weeks[w] ? view.weeks[w].rate : null; }),
+    borderColor: palette[1], backgroundColor: palette[1], spanGaps: true}]}, options: {scales: {y: {min: 0, max: 100}}}});
   var models = Object.keys(view.models);
   draw('model-distribution', models.length > 0, {type: 'doughnut', data: {labels: models, datasets: [{
     data: models.map(function (m) { return view.models[m].cost; }),
@@ -5929,8 +5992,11 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         extra = (("PRs", v["pr_count"]), ("Issues", v["issue_count"]),
                  ("PR acceptance", _percent(v["acceptance_rate"])), ("Avg. time to merge", _hours(v["avg_hours_to_merge"])))
     cards = "".join(f'<div class="card">{_h(label)}<b>{_h(value)}</b></div>' for label, value in common + extra)
-    figures = "".join(f'<figure><figcaption>{_h(title)}</figcaption><div class="chart"><canvas id="{key}">'
-                      '</canvas></div></figure>\n' for key, title in dashboard_panels(v))
+    needs_network = "" if chartjs_source is not None else (
+        '<p class="empty needs-network">This chart is drawn by Chart.js, which this page loads from the web '
+        '(cdn.jsdelivr.net): offline, the tables below hold the same numbers.</p>')
+    figures = "".join(f'<figure><figcaption>{_h(title)}</figcaption><div class="chart">{needs_network}'
+                      f'<canvas id="{key}"></canvas></div></figure>\n' for key, title in dashboard_panels(v))
     if local:
         items_table = _html_table(["Session", "Project", "Title", "Started", "Cost", "Commits", "Tokens"],
                                   [[p["label"], p["project"] or "", shorten(_one_line(p["session_title"] or ""), 80),
@@ -5973,6 +6039,496 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         _html_table(["Week", "Decided PRs", "Merged", "Acceptance"],
                     [[w, k["decided"], k["merged"], _percent(k["rate"])] for w, k in v["weeks"].items()], {1, 2, 3}),
         data=script_json(v))
+
+
+# ── OpenTelemetry: a session as a GenAI trace ─────────────────────────────────
+#
+# `otel` sends sessions to an observability backend (Phoenix, MLflow, an OpenTelemetry Collector
+# in front of Tempo, Jaeger, Honeycomb, ...) as OTLP traces over HTTP: one session, one trace.
+# Span names and attributes follow the OpenTelemetry GenAI semantic conventions
+# (opentelemetry.io/docs/specs/semconv/gen-ai/: gen-ai-spans, gen-ai-agent-spans and anthropic;
+# the cache-write count's current name from open-telemetry/semantic-conventions-genai):
+#
+#   invoke_agent claude-code     the session: its totals, cost, commits, PR, branch, skills
+#   ├─ chat <model>              an API call: gen_ai.usage.input_tokens counts cache reads and
+#   │                            writes too, as the conventions define it
+#   ├─ execute_tool <name>       a tool call, status ERROR (and error.type) when it failed
+#   ├─ skill <name>              a skill run, status OK or ERROR by the skill's outcome
+#   └─ invoke_agent <type>       a subagent, parent of its own calls, tool calls and skills
+#
+# Ids derive from the session id and each span's key (the call's, the tool call's, the agent's),
+# so a second export sends the same ids and a backend keeps one copy of each span. Times come
+# from the transcript: a call's span is the moment its response was written, as the transcript
+# records no request start. What a span holds passed the privacy gate: the root's attributes are
+# made from outbound_stats, every name in a child span is scrubbed, and no text is sent.
+
+OTEL_SCOPE = "session-analytics"
+SPAN_INTERNAL, SPAN_CLIENT = 1, 3              # OTLP SpanKind
+STATUS_OK, STATUS_ERROR = 1, 2                 # OTLP StatusCode (0: unset)
+
+
+@dataclass
+class TraceSpan:
+    key: str                     # what its id derives from, unique in the session
+    name: str
+    parent: str | None           # the parent span's key; None for the session's root
+    kind: int
+    start: float                 # seconds since the epoch
+    end: float
+    attributes: dict
+    status: int = 0
+    message: str = ""            # the status message of an ERROR span
+
+
+@dataclass
+class SessionTrace:
+    session_id: str
+    spans: list                  # TraceSpan, the root first
+
+
+def _usage_attributes(usage: Usage) -> dict:
+    cache_write = usage.cache_creation
+    return {"gen_ai.usage.input_tokens": usage.input + usage.cache_read + cache_write,
+            "gen_ai.usage.output_tokens": usage.output,
+            "gen_ai.usage.cache_read.input_tokens": usage.cache_read,
+            "gen_ai.usage.cache_write.input_tokens": cache_write,
+            "gen_ai.usage.cache_creation.input_tokens": cache_write,      # the older name, still read
+            "session_analytics.usage.uncached.input_tokens": usage.input,
+            # the split by cache lifetime, where the transcript gives it (2.x; 1.x has only the sum)
+            **({"session_analytics.usage.cache_write_5m.input_tokens": usage.cache_5m,
+                "session_analytics.usage.cache_write_1h.input_tokens": usage.cache_1h}
+               if usage.cache_5m + usage.cache_1h == cache_write else {})}
+
+
+def session_trace(facts: SessionFacts, stats: dict, pricing: Pricing, privacy: Privacy) -> SessionTrace:
+    """The spans of one session, every name through the privacy gate (see the banner above)."""
+    out = outbound_stats(stats, privacy)
+    name = functools.partial(scrub, privacy=privacy)
+    session = facts.session_id
+    start, end = parse_ts(stats.get("started_at")), parse_ts(stats.get("ended_at"))
+    start = start if start is not None else 0.0
+    end = end if end is not None else start
+    agents = {}                                  # agent id -> [first ts, last ts]
+    for when, agent in [(c.first_ts, c.agent) for c in facts.calls] + [(u.ts, u.agent) for u in facts.tool_uses]:
+        if agent is not None and when is not None:
+            span = agents.setdefault(agent, [when, when])
+            span[0], span[1] = min(span[0], when), max(span[1], when)
+
+    def parent_of(agent):
+        return f"agent {agent}" if agent in agents else "session"
+
+    spans = [TraceSpan("session", "invoke_agent claude-code", None, SPAN_INTERNAL, start, end,
+                       root_attributes(out, session))]
+    for agent, (first, last) in sorted(agents.items(), key=lambda kv: (kv[1][0], kv[0])):
+        kind = name(as_str(as_dict(facts.agent_meta.get(agent)).get("agentType")) or "subagent")
+        spans.append(TraceSpan(f"agent {agent}", f"invoke_agent {kind}", "session", SPAN_INTERNAL, first, last, {
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "anthropic",
+            "gen_ai.agent.name": kind, "gen_ai.agent.id": name(agent), "gen_ai.conversation.id": session,
+            "session.id": session}))
+    for call in facts.calls:
+        when = call.first_ts if call.first_ts is not None else start
+        model = name(call.model)
+        cost = pricing.cost(call.model, call.usage, call.first_ts)
+        attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+                      "gen_ai.request.model": model, "gen_ai.response.model": model,
+                      "gen_ai.conversation.id": session, "session.id": session,
+                      **_usage_attributes(call.usage)}
+        if cost is not None:
+            attributes["session_analytics.cost_usd"] = round(cost, 6)
+        if call.skill:
+            attributes["session_analytics.skill"] = name(call.skill.lstrip("/"))
+        if call.correction:
+            attributes["session_analytics.correction"] = True
+        spans.append(TraceSpan(f"call {call.key!r}", f"chat {model}", parent_of(call.agent), SPAN_CLIENT,
+                               when, when, attributes))
+    results = {r.tool_use_id: r for r in facts.tool_results}
+    for use in facts.tool_uses:
+        tool = name(use.name)
+        result = results.get(use.id)
+        began = use.ts if use.ts is not None else start
+        finished = result.ts if result is not None and result.ts is not None else began
+        span = TraceSpan(f"tool {use.id}", f"execute_tool {tool}", parent_of(use.agent), SPAN_INTERNAL,
+                         began, max(began, finished), {
+                             "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                             "gen_ai.tool.call.id": name(use.id), "gen_ai.tool.type": "function",
+                             "session.id": session})
+        if result is not None and result.is_error:
+            span.status, span.message = STATUS_ERROR, result.error or "error"
+            span.attributes["error.type"] = result.error or "error"
+        spans.append(span)
+    outcome = {as_str(s.get("skill")): as_str(s.get("status")) for s in out.get("skills_invoked") or []}
+    runs = skill_invocations(facts)
+    for n, run in enumerate(runs):
+        later = [r.ts for r in runs[n + 1:] if r.agent == run.agent]
+        skill = name(run.name)
+        status = outcome.get(skill, "unknown")
+        span = TraceSpan(f"skill {n} {run.name}", f"skill {skill}", parent_of(run.agent), SPAN_INTERNAL,
+                         run.ts or start, max(run.ts or start, later[0] if later else end), {
+                             "gen_ai.operation.name": "invoke_skill", "session_analytics.skill": skill,
+                             "session_analytics.skill.status": status, "session.id": session})
+        span.status = {"pass": STATUS_OK, "fail": STATUS_ERROR}.get(status, 0)
+        span.message = "the skill's run failed" if span.status == STATUS_ERROR else ""
+        spans.append(span)
+    return SessionTrace(session, spans)
+
+
+def archived_trace(stats: dict, privacy: Privacy) -> SessionTrace:
+    """An archived session (its transcript gone): its root span, from its stats alone."""
+    out = outbound_stats(stats, privacy)
+    start = parse_ts(out.get("started_at")) or 0.0
+    end = parse_ts(out.get("ended_at")) or start
+    session = as_str(out.get("session_id"))
+    return SessionTrace(session, [TraceSpan("session", "invoke_agent claude-code", None, SPAN_INTERNAL,
+                                            start, end, root_attributes(out, session))])
+
+
+def root_attributes(out: dict, session: str) -> dict:
+    """The session span's attributes, from its outbound stats."""
+    tokens = as_dict(out.get("total_tokens"))
+    attributes = {
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "anthropic",
+        "gen_ai.agent.name": "claude-code", "gen_ai.conversation.id": session, "session.id": session,
+        "session_analytics.tokens.input": as_int(tokens.get("input")),
+        "session_analytics.tokens.output": as_int(tokens.get("output")),
+        "session_analytics.tokens.cache_creation": as_int(tokens.get("cache_creation")),
+        "session_analytics.tokens.cache_read": as_int(tokens.get("cache_read")),
+        "session_analytics.cost_usd": out.get("estimated_cost_usd"),
+        "session_analytics.cost_complete": out.get("cost_complete"),
+        "session_analytics.turns": out.get("turns"),
+        "session_analytics.duration_minutes": out.get("duration_minutes"),
+        "session_analytics.commits": len(out.get("commits") or []),
+        "session_analytics.models": sorted(as_dict(out.get("models"))),
+        "session_analytics.skills": [f"{as_str(s.get('skill'))}:{as_str(s.get('status'))}"
+                                     for s in out.get("skills_invoked") or []],
+        "session_analytics.privacy": out.get("privacy"),
+    }
+    outside = as_dict(out.get("outside_transcript"))
+    if outside:
+        attributes["session_analytics.outside_transcript.cost_usd"] = outside.get("cost_usd")
+    project = as_str(out.get("project"))
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", project):
+        attributes["vcs.repository.url.full"] = f"https://github.com/{project}"
+    if out.get("branch"):
+        attributes["vcs.ref.head.name"] = as_str(out["branch"])
+    target = as_dict(out.get("target"))
+    if target.get("number") is not None:
+        attributes["vcs.change.id"] = str(target["number"])
+        attributes["session_analytics.target.type"] = as_str(target.get("type")) or "pr"
+    return {k: v for k, v in attributes.items() if v is not None and v != []}
+
+
+# ── OTLP: the request, as JSON and as protobuf ──
+#
+# One request is built once, in OTLP/JSON's shape (ids in hex, 64-bit integers as strings, enums
+# as numbers: opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding), and written either as
+# JSON or, by OTLP_FIELDS below, as protobuf. The protobuf writer is a small one: fields in number
+# order, proto3 defaults left out, a oneof's value always written, as the official encoders do
+# (tests/test_otel.py holds its bytes equal to theirs).
+
+def otlp_request(traces: list, resource: dict) -> dict:
+    """ExportTraceServiceRequest, OTLP/JSON-shaped, for these sessions' traces."""
+    spans = []
+    for trace in traces:
+        trace_id = _trace_id(trace.session_id)
+        for span in trace.spans:
+            item = {"traceId": trace_id, "spanId": _span_id(trace.session_id, span.key)}
+            if span.parent is not None:
+                item["parentSpanId"] = _span_id(trace.session_id, span.parent)
+            item.update({"name": span.name, "kind": span.kind,
+                         "startTimeUnixNano": str(_nanos(span.start)), "endTimeUnixNano": str(_nanos(span.end)),
+                         "attributes": _key_values(span.attributes)})
+            if span.status:
+                item["status"] = {"message": span.message, "code": span.status} if span.message \
+                    else {"code": span.status}
+            spans.append(item)
+    return {"resourceSpans": [{"resource": {"attributes": _key_values(resource)},
+                               "scopeSpans": [{"scope": {"name": OTEL_SCOPE},
+                                               "spans": spans}]}]}
+
+
+def _trace_id(session: str) -> str:
+    return hashlib.sha256(f"session-analytics trace\0{session}".encode()).hexdigest()[:32]
+
+
+def _span_id(session: str, key: str) -> str:
+    return hashlib.sha256(f"session-analytics span\0{session}\0{key}".encode()).hexdigest()[:16]
+
+
+def _nanos(seconds: float) -> int:
+    return int(round(seconds * 1000)) * 1_000_000          # transcripts keep milliseconds
+
+
+def _key_values(attributes: dict) -> list:
+    return [{"key": key, "value": _any_value(value)} for key, value in attributes.items()]
+
+
+def _any_value(value) -> dict:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, (list, tuple)):
+        return {"arrayValue": {"values": [_any_value(v) for v in value]}}
+    return {"stringValue": str(value)}
+
+
+# OTLP's messages (opentelemetry-proto: collector/trace/v1, trace/v1, common/v1, resource/v1), by
+# their JSON names: field number, type, and for a message its own fields. A type ending in "!" is
+# a oneof's member, written even when it holds its default; "*" marks a repeated field.
+_ANY_VALUE: dict = {}
+_KEY_VALUE = {"key": (1, "string"), "value": (2, "message", _ANY_VALUE)}
+_ANY_VALUE.update({"stringValue": (1, "string!"), "boolValue": (2, "bool!"), "intValue": (3, "int64!"),
+                   "doubleValue": (4, "double!"),
+                   "arrayValue": (5, "message!", {"values": (1, "message*", _ANY_VALUE)})})
+OTLP_FIELDS = {"resourceSpans": (1, "message*", {
+    "resource": (1, "message", {"attributes": (1, "message*", _KEY_VALUE)}),
+    "scopeSpans": (2, "message*", {
+        "scope": (1, "message", {"name": (1, "string"), "version": (2, "string")}),
+        "spans": (2, "message*", {
+            "traceId": (1, "hex"), "spanId": (2, "hex"), "parentSpanId": (4, "hex"), "name": (5, "string"),
+            "kind": (6, "enum"), "startTimeUnixNano": (7, "fixed64"), "endTimeUnixNano": (8, "fixed64"),
+            "attributes": (9, "message*", _KEY_VALUE),
+            "status": (15, "message", {"message": (2, "string"), "code": (3, "enum")})})})})}
+
+
+def otlp_protobuf(message: dict, fields: dict = OTLP_FIELDS) -> bytes:
+    """A message of OTLP/JSON shape as protobuf bytes."""
+    out = bytearray()
+    for name, (number, kind, *sub) in sorted(fields.items(), key=lambda kv: kv[1][0]):
+        if name not in message:
+            continue
+        values = message[name] if kind.endswith("*") else [message[name]]
+        kind = kind.rstrip("*!")
+        always = fields[name][1].endswith("!")
+        for value in values:
+            if kind == "message":
+                body = otlp_protobuf(value, sub[0])
+                out += _varint(number << 3 | 2) + _varint(len(body)) + body
+            elif kind in ("string", "hex"):
+                data = bytes.fromhex(value) if kind == "hex" else value.encode("utf-8")
+                if data or always:
+                    out += _varint(number << 3 | 2) + _varint(len(data)) + data
+            elif kind in ("enum", "int64", "bool"):
+                number_value = int(value)
+                if number_value or always:
+                    out += _varint(number << 3) + _varint(number_value & 0xFFFF_FFFF_FFFF_FFFF)
+            elif kind == "fixed64":
+                if int(value) or always:
+                    out += _varint(number << 3 | 1) + int(value).to_bytes(8, "little")
+            elif kind == "double":
+                out += _varint(number << 3 | 1) + struct.pack("<d", value)
+    return bytes(out)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _protobuf_fields(data: bytes) -> dict:
+    """number -> [value] of one protobuf message (varints as ints, the rest as bytes): enough to
+    read a collector's ExportTraceServiceResponse."""
+    fields, i = collections.defaultdict(list), 0
+    while i < len(data):
+        key, i = _read_varint(data, i)
+        wire = key & 7
+        if wire == 0:
+            value, i = _read_varint(data, i)
+        elif wire == 2:
+            size, i = _read_varint(data, i)
+            value, i = data[i:i + size], i + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, i = data[i:i + size], i + size
+        else:
+            raise ValueError(f"wire type {wire}")
+        fields[key >> 3].append(value)
+    return fields
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if not byte & 0x80:
+            return value, i
+
+
+# ── sending: OTLP/HTTP with the standard environment variables ──
+#
+# Where and how, as every OpenTelemetry exporter reads them (opentelemetry.io/docs/specs/otel/
+# protocol/exporter/): OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the traces URL as it is, else
+# OTEL_EXPORTER_OTLP_ENDPOINT (or --otlp-endpoint) with /v1/traces added; headers, protocol,
+# compression and timeout likewise, the TRACES_ variable first. A 429, 502, 503 or 504 (or a
+# connection that fails) is tried again, after the Retry-After the server gives, else after a
+# growing pause; any other answer but 2xx is final.
+
+OTLP_RETRY_STATUSES = (429, 502, 503, 504)
+OTLP_BATCH_SPANS = 2000          # spans a request at most (a session is never split)
+
+
+def _otel_env(name: str) -> str:
+    return (os.environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}")
+            or "").strip()
+
+
+def otlp_settings(endpoint: str | None) -> dict:
+    """The exporter's settings from --otlp-endpoint and the OTEL_EXPORTER_OTLP_* variables."""
+    traces = None if endpoint else os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    base = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or "http://localhost:4318"
+    url = traces or base.rstrip("/") + "/v1/traces"
+    if not re.match(r"(?i)https?://[^/\s]+", url):
+        raise UserError(f"not an http(s) OTLP endpoint: {url!r}", EXIT_USAGE)
+    protocol = _otel_env("PROTOCOL") or "http/protobuf"
+    if protocol not in ("http/protobuf", "http/json"):
+        raise UserError(f"OTLP protocol {protocol!r} is not supported: use http/protobuf or http/json", EXIT_USAGE)
+    compression = _otel_env("COMPRESSION") or "none"
+    if compression not in ("gzip", "none"):
+        raise UserError(f"OTLP compression {compression!r} is not supported: use gzip or none", EXIT_USAGE)
+    headers = {}
+    for pair in filter(None, (p.strip() for p in _otel_env("HEADERS").split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"OTEL_EXPORTER_OTLP_HEADERS: not key=value: {pair!r}", EXIT_USAGE)
+        headers[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
+    timeout = _otel_env("TIMEOUT")
+    return {"url": url, "protocol": protocol, "compression": compression, "headers": headers,
+            "timeout": float(timeout) / 1000 if timeout.replace(".", "", 1).isdigit() else 10.0}
+
+
+def otel_resource() -> dict:
+    """Resource attributes: OTEL_RESOURCE_ATTRIBUTES (k=v,...), and service.name from
+    OTEL_SERVICE_NAME, else session-analytics."""
+    resource = {}
+    for pair in filter(None, (p.strip() for p in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","))):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            resource[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
+    resource["service.name"] = os.environ.get("OTEL_SERVICE_NAME") or resource.get("service.name") or OTEL_SCOPE
+    return resource
+
+
+class OtlpExporter:
+    """Sends export requests to one OTLP/HTTP endpoint; `post` is replaceable for tests."""
+
+    def __init__(self, settings: dict, warn, attempts: int = 5, base_delay: float = 1.0,
+                 max_wait: float = 60.0, sleep=time.sleep):
+        self.settings, self.warn = settings, warn
+        self.attempts, self.base_delay, self.max_wait, self.sleep = attempts, base_delay, max_wait, sleep
+
+    def body(self, request: dict) -> bytes:
+        if self.settings["protocol"] == "http/json":
+            return json.dumps(request, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        return otlp_protobuf(request)
+
+    def export(self, request: dict) -> int:
+        """Sends one request; returns the spans the backend said it rejected (partial success)."""
+        body = self.body(request)
+        headers = {**self.settings["headers"], "Content-Type": "application/json"
+                   if self.settings["protocol"] == "http/json" else "application/x-protobuf"}
+        if self.settings["compression"] == "gzip":
+            body, headers["Content-Encoding"] = gzip.compress(body, mtime=0), "gzip"
+        url = self.settings["url"]
+        for attempt in range(1, self.attempts + 1):
+            status, answer, wait = self.post(url, body, headers)
+            if 200 <= status < 300:
+                return self.rejected(answer)
+            retryable = status in OTLP_RETRY_STATUSES or status == 0
+            what = f"OTLP export to {url}: " + (f"HTTP {status}" if status else answer.decode("utf-8", "replace"))
+            if not retryable or attempt == self.attempts:
+                detail = self.error_message(answer) if status else ""
+                raise UserError(what + (f" ({detail})" if detail else ""), EXIT_OTLP)
+            wait = wait if wait is not None else self.base_delay * 2 ** (attempt - 1)
+            if wait > self.max_wait:
+                raise UserError(f"{what}; the server asks to wait {wait:.0f}s: try again later", EXIT_OTLP)
+            self.warn(f"{what}; retrying in {wait:.1f}s ({attempt}/{self.attempts - 1})")
+            self.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def post(self, url: str, body: bytes, headers: dict) -> tuple[int, bytes, float | None]:
+        """(HTTP status, body, seconds the server asks to wait); status 0 when no answer came,
+        the body then saying why."""
+        import http.client, urllib.error, urllib.request  # noqa: E401, PLC0415 - only otel speaks HTTP: no start-up cost
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler(urllib.request.getproxies()))
+        try:
+            with opener.open(request, timeout=self.settings["timeout"]) as reply:
+                return reply.status, reply.read(), None
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read() or b"", _retry_after(exc.headers.get("Retry-After"))
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            return 0, f"no answer ({reason})".encode(), None
+
+    def rejected(self, answer: bytes) -> int:
+        """The rejected spans a 2xx answer reports (ExportTraceServiceResponse.partial_success)."""
+        try:
+            if self.settings["protocol"] == "http/json":
+                partial = as_dict(as_dict(json.loads(answer or b"{}")).get("partialSuccess"))
+                count, message = as_int(partial.get("rejectedSpans")), as_str(partial.get("errorMessage"))
+            else:
+                partial = _protobuf_fields(_protobuf_fields(answer).get(1, [b""])[0])
+                count = partial.get(1, [0])[0]
+                message = partial.get(2, [b""])[0].decode("utf-8", "replace")
+        except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+            return 0
+        if count or message:
+            self.warn(f"the OTLP endpoint rejected {plural(count, 'span')}" + (f": {message}" if message else ""))
+        return count
+
+    def error_message(self, answer: bytes) -> str:
+        """The message of a refusal's body: OTLP's google.rpc.Status (field 2), else its text."""
+        try:
+            data = json.loads(answer)
+            return terminal_text(as_str(as_dict(data).get("message")) or json.dumps(data)[:200])
+        except ValueError:
+            pass
+        try:
+            return _protobuf_fields(answer).get(2, [b""])[0].decode("utf-8")[:200]
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            return answer[:200].decode("utf-8", "replace")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def export_batches(traces: list, resource: dict, limit: int = OTLP_BATCH_SPANS) -> list:
+    """Requests of whole sessions, each of at most `limit` spans unless one session is bigger."""
+    batches, current, size = [], [], 0
+    for trace in traces:
+        if current and size + len(trace.spans) > limit:
+            batches.append(otlp_request(current, resource))
+            current, size = [], 0
+        current.append(trace)
+        size += len(trace.spans)
+    if current:
+        batches.append(otlp_request(current, resource))
+    return batches
+
+
+def otel_summary(facts: SessionFacts, pricing: Pricing, templates: list, privacy: Privacy) -> dict:
+    """A session of a history, for `otel`: its stats (to filter on) and its trace."""
+    stats = local_stats(facts, pricing, templates)
+    return {"stats": stats, "trace": session_trace(facts, stats, pricing, privacy)}
 
 
 # ── The archive: stats that outlive Claude Code's transcript cleanup ────────
@@ -6794,37 +7350,171 @@ def history_fingerprint(projects_dir: Path, files: list[TranscriptFile], setting
 
 # ── CLI ───────────────────────────────────────────────────────────────────────
 
+# Every option once, with the subcommands that take it: each subcommand's parser, and so its
+# --help, is built from this table, an option a subcommand does not take is a usage error, and
+# the run functions read every option from one namespace (options not taken hold their default).
+SELECT = ("stats", "mermaid", "comment", "post", "otel")   # the commands that read one session
+ALL_SESSIONS = ("list", "extract", "otel")                  # ... and those that read them all
+READ = tuple(dict.fromkeys(SELECT + ALL_SESSIONS))
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple
+    commands: tuple
+    group: str
+    kwargs: dict
+
+
+def _option(*flags, commands, group, **kwargs) -> Option:
+    return Option(flags, tuple(commands), group, kwargs)
+
+
+OPTIONS = (
+    _option("--session-id", commands=SELECT, group="session selection", help="session id or unique prefix"),
+    _option("--transcript", commands=SELECT, group="session selection", help="path to a session's .jsonl "
+            "transcript, or to a captured `claude -p --output-format stream-json` run (recognised by its content)"),
+    _option("--format", commands=SELECT, group="session selection", choices=("transcript", CAPTURE_FORMAT),
+            help="read --transcript as this format instead of recognising it"),
+    _option("--hook-input", commands=SELECT, group="session selection", action="store_true",
+            help="read the session from the JSON a Claude Code hook gets on stdin (session_id, transcript_path)"),
+    _option("--stats-file", commands=SELECT + ("summary",), group="session selection", metavar="FILE",
+            action="append", help="reuse a stats JSON instead of reading transcripts (summary --dry-run: "
+            "repeat it to summarise several)"),
+    _option("--projects-dir", commands=READ, group="session selection", metavar="DIR",
+            help="folder of Claude Code project transcripts (default: $CLAUDE_CONFIG_DIR/projects, else "
+            "~/.claude/projects)"),
+    _option("--captures", commands=ALL_SESSIONS, group="session selection", metavar="DIR",
+            help="also read the stream-json captures in DIR (a session with a transcript is counted once)"),
+    _option("--no-cache", commands=READ, group="session selection", action="store_true",
+            help="read every transcript in full; neither use nor update the scan cache "
+            "($XDG_CACHE_HOME/session-analytics)"),
+    _option("--since", "--from", dest="since", commands=ALL_SESSIONS, group="dates and filters", metavar="DATE",
+            help="sessions (extract: PRs and issues) started on or after DATE (YYYY-MM-DD)"),
+    _option("--until", "--to", dest="until", commands=ALL_SESSIONS, group="dates and filters", metavar="DATE",
+            help="... started on or before DATE, inclusive"),
+    _option("--project", commands=ALL_SESSIONS, group="dates and filters", metavar="TEXT",
+            help="local sessions whose project path contains TEXT"),
+    _option("--archive", commands=ALL_SESSIONS, group="dates and filters", metavar="DIR",
+            help="keep every session's stats in DIR, and count archived sessions whose transcript is gone"),
+    _option("--by", commands=("list",), group="dates and filters", action="append", choices=ROLLUP_KEYS,
+            help="sums by day, week, month, project or model instead of one row a session (repeat to combine)"),
+    _option("--timezone", commands=("list",), group="dates and filters", metavar="ZONE",
+            help="with --by: cut days, weeks and months in this IANA zone (default: the local one)"),
+    _option("--source", commands=("extract",), group="dates and filters", choices=("github", "local"),
+            default="github", help="session comments on GitHub (default), or local transcripts with no network"),
+    _option("--pricing", commands=READ, group="data", metavar="FILE",
+            help="JSON price table that overrides the built-in one"),
+    _option("--problems", commands=SELECT, group="data", metavar="FILE",
+            help="JSON list of problems an agent wrote, merged in"),
+    _option("--skills-dir", commands=READ, group="data", metavar="DIR", default=".claude/skills",
+            help="where workflow skills (SKILL.md with a mermaid flowchart) live (default: .claude/skills)"),
+    _option("--repo", commands=SELECT + ("summary", "extract"), group="GitHub", metavar="OWNER/NAME",
+            help="repository (default: GH_REPO, else the origin remote)"),
+    _option("--target", commands=("stats", "comment", "summary", "post", "otel"), group="GitHub", choices=("pr", "issue"),
+            help="comment on a pull request or an issue"),
+    _option("--number", commands=("stats", "comment", "summary", "post", "otel"), group="GitHub", type=int,
+            help="PR or issue number (default: the PR the session linked, else the open PR of the current branch)"),
+    _option("--trusted-authors", commands=("summary", "post", "extract"), group="GitHub", metavar="LOGINS",
+            default="", help="comma-separated logins trusted besides owners, members and collaborators"),
+    _option("--dry-run", commands=("comment", "summary", "post", "otel"), group="GitHub", action="store_true",
+            help="print what would be posted or sent, and post or send nothing (comment, summary, post: GitHub "
+            "is still read, to show exactly what a post would send; otel: the OTLP/JSON requests)"),
+    _option("--offline", commands=("comment",), group="GitHub", action="store_true",
+            help="with --dry-run: ask GitHub nothing; preview at --privacy, else public"),
+    _option("--privacy", commands=("comment", "summary", "post", "extract", "otel"), group="GitHub",
+            choices=PRIVACY_LEVELS, help="what may leave the machine: public (numbers and names "
+            "only), team (secrets and personal details removed) or full; default: public for a public "
+            "repository or an unknown one, team for a private one (extract --source local and otel: team)"),
+    _option("--all", commands=("otel",), group="session selection", action="store_true",
+            help="every session `list` would show (also implied by --since, --until, --project or --archive)"),
+    _option("--otlp-endpoint", commands=("otel",), group="OpenTelemetry", metavar="URL",
+            help="the OTLP/HTTP base URL (/v1/traces is added); default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as "
+            "it is, else $OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318"),
+    _option("--repost", commands=("comment", "post"), group="GitHub", action="store_true",
+            help="delete this session's earlier comment and post a new one, so that GitHub's edit history "
+            "no longer holds the old text"),
+    _option("--output-dir", commands=("stats", "extract", "dashboard"), group="output", metavar="DIR",
+            help="extract, dashboard: where analytics.csv, analytics.md, analytics.json and dashboard.html "
+            "go; stats: DIR/<session id>.json"),
+    _option("--chartjs", commands=("extract", "dashboard"), group="output", metavar="FILE",
+            help="draw the dashboard's charts with this Chart.js file, inlined (default: a local copy when "
+            "one is found, see `dashboard --help`)"),
+    _option("--json", commands=("list",), group="output", action="store_true", help="JSON instead of a table"),
+    _option("--wide", commands=("list",), group="output", action="store_true",
+            help="every column whole, however wide the terminal"),
+    _option("-o", "--output", commands=READ + ("summary", "dashboard"), group="output", metavar="FILE",
+            help="write the result to FILE (atomically)"),
+    _option("--quiet", commands=READ + ("summary", "dashboard"), group="output", action="store_true",
+            help="no notes or warnings on stderr"),
+)
+
+# name: (what it does, examples). `post`, the whole pipeline, is also what runs with no subcommand.
+COMMANDS = {
+    "stats": ("one session's statistics as JSON", """\
+  %(prog)s                                  the newest session of this folder's project
+  %(prog)s --session-id 00b11888            a session by id (or unique prefix)
+  %(prog)s --transcript run.jsonl -o s.json  a transcript or a `claude -p` capture"""),
+    "list": ("every session on this machine: a table, JSON, or sums by day, week, month, project, model",
+             """\
+  %(prog)s                                  newest first, fitted to the terminal
+  %(prog)s --json --since 2026-02-01 --project kagenti
+  %(prog)s --by week --by model             sums instead of rows"""),
+    "mermaid": ("the session's workflow skills as annotated Mermaid diagrams", """\
+  %(prog)s --session-id 00b11888 --skills-dir .claude/skills"""),
+    "comment": ("post (or --dry-run: print) the session's comment on its PR or issue", """\
+  %(prog)s --dry-run                        print this session's PR comment, post nothing
+  %(prog)s --target issue --number 123"""),
+    "summary": ("post (or --dry-run: print) the summary of every session comment on a PR or issue", """\
+  %(prog)s --target pr --number 652
+  %(prog)s --dry-run --stats-file a.json --stats-file b.json"""),
+    "post": ("the whole pipeline: stats, the session comment, then the summary (what runs with no "
+             "subcommand)", """\
+  %(prog)s --session-id "$CLAUDE_CODE_SESSION_ID"
+  %(prog)s --hook-input                     from a Claude Code hook's stdin"""),
+    "otel": ("send sessions to an observability backend as OpenTelemetry (OTLP) traces", """\
+  %(prog)s --otlp-endpoint http://127.0.0.1:6006               this session, to Phoenix
+  %(prog)s --all --since 2026-11-01                             every session since, to $OTEL_EXPORTER_OTLP_ENDPOINT
+  %(prog)s --dry-run -o spans.jsonl                             the OTLP/JSON requests, sent nowhere
+
+Also read: OTEL_EXPORTER_OTLP_HEADERS (k=v,...), OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, the default,
+or http/json), OTEL_EXPORTER_OTLP_COMPRESSION (gzip), OTEL_EXPORTER_OTLP_TIMEOUT (ms), their TRACES_
+forms, OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (Phoenix's project: openinference.project.name)."""),
+    "extract": ("a dataset (CSV, Markdown report, JSON) and a dashboard from PR comments or local sessions",
+                """\
+  %(prog)s --repo o/r --since 2026-01-01 --until 2026-02-15 --output-dir out/
+  %(prog)s --source local --output-dir out/"""),
+    "dashboard": ("the dashboard again, from an extract's analytics.json", """\
+  %(prog)s --output-dir out/
+
+Chart.js is inlined so that the page draws offline: --chartjs FILE, else $SESSION_ANALYTICS_CHARTJS,
+else node_modules/chart.js/dist/chart.umd.min.js under the current folder. With none, the page
+loads it from the web, and says so where the charts would be; its tables need nothing."""),
+}
+
 EPILOG = """\
 examples:
-  %(prog)s --phase stats                         stats of the newest session in this folder
-  %(prog)s --phase stats --session-id 00b11888   a session by id (or unique prefix)
-  %(prog)s --phase stats --transcript ~/.claude/projects/-repo/ID.jsonl -o stats.json
-  %(prog)s --phase comment --transcript run.jsonl   post from a `claude -p --output-format stream-json` capture
-  %(prog)s --phase list --captures captures/     sessions kept only as captures count too
-  %(prog)s --phase list                          every session on this machine
-  %(prog)s --phase list --json --since 2026-02-01 --project kagenti
-  %(prog)s --phase comment --dry-run             print this session's PR comment, post nothing
-  %(prog)s --phase comment --target issue --number 123
-  %(prog)s --phase summary --target pr --number 652
-  %(prog)s --phase summary --dry-run --stats-file a.json --stats-file b.json
-  %(prog)s --session-id "$CLAUDE_CODE_SESSION_ID"  the whole pipeline: stats, comment, summary
-  %(prog)s --phase extract --repo o/r --from 2026-01-01 --to 2026-02-15 --output-dir out/
-  %(prog)s --phase extract --source local --from 2026-01-01 --to 2026-12-31 --output-dir out/
-  %(prog)s --phase dashboard --output-dir out/ --chartjs node_modules/chart.js/dist/chart.umd.min.js
+  %(prog)s list                                every session on this machine
+  %(prog)s stats --session-id 00b11888         one session's numbers as JSON
+  %(prog)s comment --dry-run                   this session's PR comment, posted nowhere
+  %(prog)s --session-id "$CLAUDE_CODE_SESSION_ID"   post: the comment and the PR's summary
+  %(prog)s extract --source local --output-dir out/   a CSV, a report and a dashboard
+
+`%(prog)s COMMAND --help` shows a command's options; `--phase COMMAND` is the same as COMMAND.
 
 session selection: --stats-file, else --transcript, else --session-id, else
 $CLAUDE_CODE_SESSION_ID, else the newest session of the current directory's project.
 Transcripts are read from --projects-dir, else $CLAUDE_CONFIG_DIR/projects, else
 ~/.claude/projects.
 
-GitHub (comment, summary, and no --phase): the repository is --repo, else GH_REPO, else the
-origin remote of the current directory; the target is --target/--number, else the open pull
-request whose head is the current branch. All calls go through `gh api` (REST).
+GitHub (comment, summary, post): the repository is --repo, else GH_REPO, else the origin remote
+of the current directory; the target is --target/--number, else the PR the session linked, else
+the open pull request whose head is the current branch. All calls go through `gh api`.
 
 exit codes:
   0  ok
   1  internal error (a bug: please report the one-line message)
-  2  usage error
+  2  usage error (also: a Python older than 3.10)
   3  no session found (unknown id, no transcript, empty projects folder)
   4  bad input file (pricing, problems or stats file unreadable or invalid)
   5  output file could not be written
@@ -6835,87 +7525,67 @@ exit codes:
  10  other GitHub failure (server errors or network after retries, permission, a list cut short)
  11  GitHub rejected a write as invalid (422)
  12  extract: files written, but some PRs or issues could not be read (listed on stderr)
+ 13  otel: the OTLP endpoint refused the export, or did not answer after retries
 """
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UserError(f"{message} (see --help)", EXIT_USAGE)
+        raise UserError(f"{message} (see {self.prog} --help)", EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser, with one subparser a command built from OPTIONS."""
     parser = _Parser(prog="session-analytics.py", description=__doc__.split("\n\n")[0],
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phase", choices=sorted(PHASES),
-                        help="what to do; without it: stats, comment and summary in turn")
-    pick = parser.add_argument_group("session selection")
-    pick.add_argument("--session-id", help="session id or unique prefix")
-    pick.add_argument("--transcript", help="path to a session's .jsonl transcript, or to a captured "
-                      "`claude -p --output-format stream-json` run (recognised by its content)")
-    pick.add_argument("--format", choices=("transcript", CAPTURE_FORMAT), help="read --transcript as this "
-                      "format instead of recognising it")
-    pick.add_argument("--captures", metavar="DIR", help="list, extract --source local: also read the "
-                      "stream-json captures in DIR (a session with a transcript is counted once)")
-    pick.add_argument("--projects-dir", help="folder of Claude Code project transcripts")
-    pick.add_argument("--hook-input", action="store_true",
-                      help="read the session from the JSON a Claude Code hook gets on stdin "
-                      "(session_id, transcript_path)")
-    pick.add_argument("--stats-file", metavar="FILE", action="append",
-                      help="reuse a stats JSON instead of reading transcripts (summary --dry-run: "
-                      "repeat it to summarise several)")
-    data = parser.add_argument_group("data")
-    data.add_argument("--pricing", metavar="FILE", help="JSON price table that overrides the built-in one")
-    data.add_argument("--problems", metavar="FILE", help="JSON list of problems an agent wrote, merged in")
-    data.add_argument("--skills-dir", metavar="DIR", default=".claude/skills",
-                      help="where workflow skills (SKILL.md with a mermaid flowchart) live "
-                      "(default: .claude/skills)")
-    github = parser.add_argument_group("GitHub")
-    github.add_argument("--repo", metavar="OWNER/NAME", help="repository (default: GH_REPO, else the "
-                        "origin remote)")
-    github.add_argument("--target", choices=("pr", "issue"), help="comment on a pull request or an issue")
-    github.add_argument("--number", type=int, help="PR or issue number (default: the open PR of the "
-                        "current branch)")
-    github.add_argument("--trusted-authors", metavar="LOGINS", default="",
-                        help="summary: comma-separated logins trusted besides owners, members and "
-                        "collaborators")
-    github.add_argument("--dry-run", action="store_true", help="print what would be posted; post nothing "
-                        "(GitHub is still read, to show exactly what a post would send)")
-    github.add_argument("--offline", action="store_true", help="with --dry-run: ask GitHub nothing; preview "
-                        "at --privacy, else public")
-    github.add_argument("--privacy", choices=PRIVACY_LEVELS, help="what may leave the machine: public (numbers "
-                        "and names only), team (secrets and personal details removed) or full; default: public "
-                        "for a public repository or an unknown one, team for a private one (extract --source "
-                        "local: team)")
-    github.add_argument("--repost", action="store_true", help="comment: delete this session's earlier comment "
-                        "and post a new one, so that GitHub's edit history no longer holds the old text")
-    extract = parser.add_argument_group("extract and dashboard")
-    extract.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD) of PRs, "
-                         "issues or local sessions to extract")
-    extract.add_argument("--to", dest="date_to", metavar="DATE", help="last day (YYYY-MM-DD), inclusive")
-    extract.add_argument("--source", choices=("github", "local"), default="github",
-                         help="session comments on GitHub (default), or local transcripts with no network")
-    extract.add_argument("--output-dir", metavar="DIR", help="where analytics.csv, analytics.md, "
-                         "analytics.json and dashboard.html go (stats: DIR/<session id>.json)")
-    extract.add_argument("--chartjs", metavar="FILE", help="inline this Chart.js file (offline use) "
-                         "instead of loading it from the CDN")
-    out = parser.add_argument_group("output")
-    out.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE (atomically)")
-    out.add_argument("--json", action="store_true", help="list: JSON instead of a table")
-    out.add_argument("--quiet", action="store_true", help="no notes or warnings on stderr")
-    out.add_argument("--no-cache", action="store_true", help="read every transcript in full; neither "
-                     "use nor update the scan cache ($XDG_CACHE_HOME/session-analytics)")
-    filt = parser.add_argument_group("list filters")
-    filt.add_argument("--since", metavar="DATE", help="sessions started on or after DATE (YYYY-MM-DD)")
-    filt.add_argument("--until", metavar="DATE", help="sessions started on or before DATE")
-    filt.add_argument("--project", metavar="TEXT", help="sessions whose project path contains TEXT")
-    filt.add_argument("--by", action="append", choices=ROLLUP_KEYS, help="list: sums by day, week, month, "
-                      "project or model instead of one row a session (repeat to combine)")
-    filt.add_argument("--timezone", metavar="ZONE", help="list --by: cut days, weeks and months in this IANA "
-                      "zone (default: the local one)")
-    filt.add_argument("--wide", action="store_true", help="list: every column whole, however wide the terminal")
-    filt.add_argument("--archive", metavar="DIR", help="list, extract --source local: keep every session's stats "
-                      "in DIR, and count archived sessions whose transcript is gone")
+    commands = parser.add_subparsers(dest="phase", title="commands", metavar="COMMAND", parser_class=_Parser)
+    for name, (what, examples) in COMMANDS.items():
+        sub = commands.add_parser(name, help=what, description=what, epilog="examples:\n" + examples,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        groups = {}
+        for option in OPTIONS:
+            if name in option.commands:
+                group = groups.get(option.group) or groups.setdefault(option.group,
+                                                                      sub.add_argument_group(option.group))
+                group.add_argument(*option.flags, **option.kwargs)
     return parser
+
+
+def option_defaults() -> dict:
+    """Every option's value when it is not given: what a command that does not take it reads."""
+    every = argparse.ArgumentParser(add_help=False)
+    for option in OPTIONS:
+        every.add_argument(*option.flags, **option.kwargs)
+    return vars(every.parse_args([]))
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, read as the subcommand it names: first, or as `--phase NAME` anywhere
+    (the older spelling, which skills and scripts use), else `post`, the whole pipeline."""
+    argv, phase = list(argv), None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--phase" or arg.startswith("--phase="):
+            phase = arg.partition("=")[2] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
+            del argv[i:i + (1 if "=" in arg else 2)]
+            if phase not in COMMANDS:
+                raise UserError(f"--phase: unknown command {phase!r} (choose from {', '.join(COMMANDS)})",
+                                EXIT_USAGE)
+            if argv and argv[0] in COMMANDS:
+                raise UserError(f"give the command once: {argv[0]!r} and --phase {phase}", EXIT_USAGE)
+            argv.insert(0, phase)
+            break
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "post")
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:
+        raise UserError(f"{args.phase} does not take {' '.join(extra)} (see session-analytics.py "
+                        f"{args.phase} --help)", EXIT_USAGE)
+    for dest, default in option_defaults().items():
+        if not hasattr(args, dest):
+            setattr(args, dest, default)
+    return args
 
 
 def emit(args, text: str) -> None:
@@ -6988,11 +7658,16 @@ def load_stats_file(path: str) -> dict:
 
 def session_stats(args, reader: HistoryReader, templates: list) -> dict:
     """The stats of the chosen session: from --stats-file, else computed from its transcripts."""
+    return chosen_session(args, reader, templates)[1]
+
+
+def chosen_session(args, reader: HistoryReader, templates: list) -> tuple[SessionFacts | None, dict]:
+    """(facts, stats) of the chosen session; no facts when the stats come from --stats-file."""
     if args.stats_file:
         if len(args.stats_file) > 1:
             raise UserError("give one --stats-file for this phase", EXIT_USAGE)
         stats = load_stats_file(args.stats_file[0])
-        return {**stats, "target": flag_target(args) or stats.get("target")}
+        return None, {**stats, "target": flag_target(args) or stats.get("target")}
     pricing = load_pricing(args.pricing)
     extra = load_problems(args.problems) if args.problems else []
     ref = reader.locate(args.session_id or os.environ.get("CLAUDE_CODE_SESSION_ID"), args.transcript,
@@ -7003,7 +7678,7 @@ def session_stats(args, reader: HistoryReader, templates: list) -> dict:
         raise UserError(f"session {facts.session_id} has no readable records", EXIT_NO_SESSION)
     session_cwd = _most_common(facts.cwds)
     name = detect_repo(args, session_cwd) or ref.project.name
-    return compute_stats(facts, pricing, name, flag_target(args), extra, templates)
+    return facts, compute_stats(facts, pricing, name, flag_target(args), extra, templates)
 
 
 def note(args, reader: HistoryReader) -> None:
@@ -7089,6 +7764,9 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
     rows = filter_sessions(rows, args.since, args.until, args.project)
     rows.sort(key=lambda r: (r["started_at"] or "", r["session_id"]), reverse=True)
     note(args, reader)
+    if not rows and not args.json:
+        emit(args, no_sessions_line(args, reader))
+        return EXIT_OK
     width = None if args.wide or args.output or not sys.stdout.isatty() else shutil.get_terminal_size().columns
     if args.by:
         report = {**rollup(rows, list(dict.fromkeys(args.by)), timezone(args.timezone)),
@@ -7099,6 +7777,15 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
     else:
         emit(args, terminal_text(render_session_table(rows, width)))
     return EXIT_OK
+
+
+def no_sessions_line(args, reader: HistoryReader) -> str:
+    """Where list looked, and what it kept out, when it found nothing."""
+    where = [str(reader.projects_dir)] + ([str(reader.captures_dir)] if reader.captures_dir else [])
+    kept_out = [f"--{name} {value}" for name, value in (("since", args.since), ("until", args.until),
+                                                          ("project", args.project)) if value]
+    return (f"No sessions found in {' or '.join(where)}"
+            + (f" with {' '.join(kept_out)}" if kept_out else "") + ".\n")
 
 
 def timezone(name: str | None):
@@ -7216,18 +7903,18 @@ def run_pipeline(args, reader: HistoryReader, github: GitHub) -> int:
 
 
 def extract_range(args, required: bool) -> tuple[float, float]:
-    if required and not (args.date_from and args.date_to):
-        raise UserError("extract from GitHub needs --from and --to (YYYY-MM-DD)", EXIT_USAGE)
-    since = parse_date_bound(args.date_from, False) if args.date_from else float("-inf")
-    until = parse_date_bound(args.date_to, True) if args.date_to else float("inf")
+    if required and not (args.since and args.until):
+        raise UserError("extract from GitHub needs --since and --until (YYYY-MM-DD)", EXIT_USAGE)
+    since = parse_date_bound(args.since, False) if args.since else float("-inf")
+    until = parse_date_bound(args.until, True) if args.until else float("inf")
     if since > until:
-        raise UserError(f"--from {args.date_from} is after --to {args.date_to}", EXIT_USAGE)
+        raise UserError(f"--since {args.since} is after --until {args.until}", EXIT_USAGE)
     return since, until
 
 
 def output_dir(args) -> Path:
     if not args.output_dir:
-        raise UserError(f"--phase {args.phase} needs --output-dir DIR", EXIT_USAGE)
+        raise UserError(f"{args.phase} needs --output-dir DIR", EXIT_USAGE)
     folder = Path(args.output_dir).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -7236,14 +7923,33 @@ def output_dir(args) -> Path:
     return folder
 
 
+# Where a local Chart.js is looked for when --chartjs is not given: inlined, it lets the page draw
+# with no network. `npm install chart.js` in the current folder puts one at the second place.
+CHARTJS_ENV = "SESSION_ANALYTICS_CHARTJS"
+CHARTJS_LOCAL = Path("node_modules") / "chart.js" / "dist" / "chart.umd.min.js"
+
+
 def read_chartjs(args) -> str | None:
-    if not args.chartjs:
-        return None
+    """Chart.js to inline: --chartjs, else $SESSION_ANALYTICS_CHARTJS, else ./node_modules's copy;
+    None (the page loads it from the web, and says so) when there is none."""
+    given = [(f"--chartjs {args.chartjs}", args.chartjs), (f"${CHARTJS_ENV}", os.environ.get(CHARTJS_ENV))]
+    for what, path in given:
+        if path:
+            try:
+                return Path(path).expanduser().read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UserError(f"cannot read {what}: {getattr(exc, 'strerror', None) or exc}",
+                                EXIT_BAD_INPUT) from None
     try:
-        return Path(args.chartjs).expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read --chartjs {args.chartjs}: {getattr(exc, 'strerror', None) or exc}",
-                        EXIT_BAD_INPUT) from None
+        return CHARTJS_LOCAL.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def warn_if_online_only(args, chartjs: str | None) -> None:
+    if chartjs is None:
+        warner(args)(f"dashboard.html loads Chart.js from the web; offline it shows tables, no charts "
+                     f"(`npm install chart.js` here, ${CHARTJS_ENV} or --chartjs FILE give it a local copy)")
 
 
 def require_projects_dir(reader: HistoryReader) -> None:
@@ -7296,31 +8002,70 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
         repo = github.repo
         privacy = Privacy(level, repo, people=machine_people())
     data = {"schema_version": SCHEMA_VERSION, "source": args.source, "repo": repo,
-            "from": args.date_from or "", "to": args.date_to or "", "privacy": privacy.level,
+            "from": args.since or "", "to": args.until or "", "privacy": privacy.level,
             "items": outbound_items(items, privacy),
             "failures": [{**f, "error": scrub(f["error"], privacy)} for f in failures]}
     paths = write_outputs(folder, data, chartjs)
+    warn_if_online_only(args, chartjs)
     sessions = sum(len(i["sessions"]) for i in items)
-    emit(args, f"extracted {sessions} session{'s' if sessions != 1 else ''} from {len(items)} "
-               f"{'PRs and issues' if args.source == 'github' else 'local sessions'}: "
+    emit(args, f"extracted {plural(sessions, 'session')} from "
+               + (plural(len(items), "PR or issue", "PRs and issues") if args.source == "github"
+                  else plural(len(items), "local session")) + ": "
                + ", ".join(str(p) for p in paths) + "\n")
     if failures:
         warn = warner(args)
         for failure in failures:
             warn(f"#{failure['number']} not read: {failure['error']}")
-        raise UserError(f"{len(failures)} of the PRs and issues could not be read; the files hold "
+        raise UserError(f"{plural(len(failures), 'PR or issue', 'PRs and issues')} could not be read; the files hold "
                         "the rest", EXIT_PARTIAL)
     return EXIT_OK
 
 
 def run_dashboard(args, reader: HistoryReader, github: GitHub) -> int:
     folder = output_dir(args)
-    data = read_json_file(folder / "analytics.json", "analytics data (run --phase extract first);")
+    data = read_json_file(folder / "analytics.json", "extract's analytics.json", " (run `extract` first)")
     if not isinstance(data, dict) or not isinstance(data.get("items"), list) or not all(
             isinstance(i, dict) and isinstance(i.get("sessions"), list) for i in data["items"]):
         raise UserError(f"{folder / 'analytics.json'} is not extract output", EXIT_BAD_INPUT)
-    write_atomic(folder / "dashboard.html", render_dashboard(data, read_chartjs(args)))
+    chartjs = read_chartjs(args)
+    write_atomic(folder / "dashboard.html", render_dashboard(data, chartjs))
+    warn_if_online_only(args, chartjs)
     emit(args, f"wrote {folder / 'dashboard.html'}\n")
+    return EXIT_OK
+
+
+def run_otel(args, reader: HistoryReader, github: GitHub) -> int:
+    """The chosen session, or with --all (or a filter) every session `list` shows, as OTLP
+    traces: sent to the endpoint, or with --dry-run written as OTLP/JSON, one request a line."""
+    settings = otlp_settings(args.otlp_endpoint)
+    privacy = Privacy(args.privacy or "team", detect_repo(args, os.getcwd()), people=machine_people())
+    pricing, templates = load_pricing(args.pricing), workflow_templates(args)
+    if args.all or args.since or args.until or args.project or args.archive:
+        require_projects_dir(reader)
+        summarise = functools.partial(otel_summary, pricing=pricing, templates=templates, privacy=privacy)
+        found = reader.each_session(FULL, summarise, f"{summary_key(pricing, templates)}:otel:{privacy!r}")
+        if args.archive:
+            archived = read_archive(Path(args.archive).expanduser(), {f["stats"]["session_id"] for f in found}, reader)
+            found += [{"stats": stats, "trace": archived_trace(stats, privacy)} for stats in archived]
+        since, until = extract_range(args, required=False)
+        traces = [f["trace"] for f in sorted(found, key=lambda f: (as_str(f["stats"].get("started_at")),
+                                                                    f["stats"]["session_id"]))
+                  if since <= (parse_ts(f["stats"].get("started_at")) or 0.0) <= until
+                  and (not args.project or args.project.casefold() in as_str(f["stats"]["project"]).casefold())]
+        note(args, reader)
+    else:
+        facts, stats = chosen_session(args, reader, templates)
+        traces = [session_trace(facts, stats, pricing, privacy) if facts is not None
+                  else archived_trace(stats, privacy)]
+    batches = export_batches(traces, otel_resource())
+    spans = sum(len(t.spans) for t in traces)
+    if args.dry_run:
+        emit(args, "".join(json.dumps(b, ensure_ascii=False, allow_nan=False) + "\n" for b in batches))
+        return EXIT_OK
+    exporter = OtlpExporter(settings, warner(args))
+    rejected = sum(exporter.export(batch) for batch in batches)
+    emit(args, f"exported {plural(len(traces), 'session')} ({plural(spans - rejected, 'span')}) to "
+               f"{settings['url']} as {settings['protocol']}\n")
     return EXIT_OK
 
 
@@ -7332,19 +8077,21 @@ PHASES = {
     "extract": run_extract,
     "dashboard": run_dashboard,
     "list": run_list,
+    "post": run_pipeline,
+    "otel": run_otel,
 }
 
 
 def main(argv=None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(sys.argv[1:] if argv is None else argv)
         flag_target(args)    # reject a bad --target/--number pair before any slow work
         if args.hook_input:
             apply_hook_input(args, sys.stdin)
         reader = HistoryReader(args.projects_dir, ReadOptions(cache=None if args.no_cache else ReadCache.default()),
                                args.captures)
         github = GitHub(None, warn=warner(args))
-        return (PHASES[args.phase] if args.phase else run_pipeline)(args, reader, github)
+        return PHASES[args.phase](args, reader, github)
     except UserError as exc:
         print(f"{PROG}: error: {terminal_text(str(exc))}", file=sys.stderr)
         return exc.code
