@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import claude_sessions as cs
-from conftest import make_cert, run_cli, sa, FakeGitHub
+from conftest import make_cert, run_cli, sa, stats_json, FakeGitHub
 from fake_anthropic import FakeAnthropic
 from test_reader import facts_of
 
@@ -294,3 +294,16 @@ def test_our_prices_are_claude_codes_own_for_every_current_model(claude_bin, tmp
             assert stats["estimated_cost_usd"] == pytest.approx(record["total_cost_usd"], rel=1e-3), (model, extra)
     finally:
         api.stop()
+
+
+def test_claude_codes_own_otlp_logs_of_a_live_run_give_that_runs_numbers(claude_bin, tmp_path):
+    """The real Claude Code, offline, telemetry on: what `stats --otel-file` reads from its OTLP
+    logs is what `stats` reads from its transcript of the same run, but the commit."""
+    outcome = cs.otel(tmp_path / "run", claude_bin)
+    outcome.otel.write_jsonl(tmp_path / "otel.jsonl")
+    told = stats_json("--otel-file", tmp_path / "otel.jsonl", "--projects-dir", tmp_path / "none", "--quiet")
+    written = stats_json("--projects-dir", outcome.ws.projects, "--session-id", cs.session_id(10), "--quiet")
+    for field in ("session_id", "total_tokens", "estimated_cost_usd", "turns", "tools", "branch"):
+        assert told[field] == written[field], field
+    assert told["claude_code_cost"]["total_cost_usd"] == pytest.approx(written["claude_code_cost"]["total_cost_usd"])
+    assert told["claude_code_cost"]["agrees"] and len(written["commits"]) == 1 and told["commits"] == []

@@ -294,3 +294,67 @@ def test_json_gzip_and_headers_as_configured_and_a_partial_success_is_reported(c
     request = json.loads(gzip.decompress(body))
     assert len(spans_of([request])) == 26
     assert "rejected 2 spans: too old" in proc.stderr and "(24 spans)" in proc.stdout
+
+
+# ── Claude Code's own telemetry read as a session ─────────────────────────────
+
+OTEL_RUN = ROOT / "tests" / "fixtures" / "claude-code" / "otel"      # the real 2.1.332, offline
+OTEL_SESSION = "00000010-0000-4000-8000-000000000010"
+
+
+def stats_json_of(*args) -> dict:
+    proc = run_cli("stats", *args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_claude_codes_telemetry_of_a_run_gives_the_numbers_of_its_transcript(tmp_path):
+    told = stats_json_of("--otel-file", OTEL_RUN / "otel.jsonl", "--projects-dir", tmp_path / "none")
+    written = stats_json_of("--projects-dir", OTEL_RUN / "projects", "--session-id", OTEL_SESSION)
+    assert told["session_id"] == written["session_id"] == OTEL_SESSION
+    for field in ("total_tokens", "estimated_cost_usd", "turns", "tools", "branch", "claude_code_versions"):
+        assert told[field] == written[field], field
+    assert {m: {k: v for k, v in row.items() if k != "messages"} for m, row in told["models"].items()} == \
+        {m: {k: v for k, v in row.items() if k != "messages"} for m, row in written["models"].items()}
+    assert [s["type"] for s in told["subagents"]] == [s["type"] for s in written["subagents"]] == ["general-purpose"]
+    assert [(p["tool"], p["command"]) for p in told["problems_faced"]] == \
+        [(p["tool"], p["command"]) for p in written["problems_faced"]]
+    # Claude Code's own total, from its telemetry as from its cost-state, agrees with ours
+    assert told["claude_code_cost"]["agrees"] and written["claude_code_cost"]["agrees"]
+    assert told["claude_code_cost"]["total_cost_usd"] == pytest.approx(written["claude_code_cost"]["total_cost_usd"])
+    # what only the transcript has, named
+    assert written["commits"] and told["commits"] == []
+    assert told["capture"] == {"format": "otlp", "complete": True}
+    comment = run_cli("comment", "--dry-run", "--offline", "--otel-file", OTEL_RUN / "otel.jsonl")
+    assert comment.returncode == 0 and "From Claude Code's own telemetry" in comment.stdout
+
+
+def test_a_telemetry_session_with_a_transcript_is_listed_once(tmp_path):
+    both = json.loads(run_cli("list", "--json", "--projects-dir", OTEL_RUN / "projects", "--otel-file",
+                              OTEL_RUN / "otel.jsonl").stdout)
+    alone = json.loads(run_cli("list", "--json", "--projects-dir", tmp_path / "none", "--otel-file",
+                               OTEL_RUN / "otel.jsonl").stdout)
+    assert [r["session_id"] for r in both] == [r["session_id"] for r in alone] == [OTEL_SESSION]
+    assert alone[0]["total_tokens"] == both[0]["total_tokens"]
+
+
+def test_telemetry_events_without_a_session_or_with_bad_counts_are_skipped_and_noted(tmp_path):
+    requests = [json.loads(line) for line in (OTEL_RUN / "otel.jsonl").read_text().splitlines()]
+    events = [record for r in requests for rl in r.get("resourceLogs", []) for sl in rl["scopeLogs"]
+              for record in sl["logRecords"]]
+    calls = [e for e in events if {"key": "event.name", "value": {"stringValue": "api_request"}} in e["attributes"]]
+    for kv in calls[0]["attributes"]:
+        if kv["key"] == "session.id":
+            kv["value"] = {"stringValue": "../../etc"}
+    for kv in calls[1]["attributes"]:
+        if kv["key"] == "input_tokens":
+            kv["value"] = {"doubleValue": 1e300}
+    path = tmp_path / "otel.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in requests) + "{not json\n")
+    proc = run_cli("list", "--json", "--projects-dir", tmp_path / "none", "--otel-file", path)
+    assert proc.returncode == 0, proc.stderr
+    for reason in ("telemetry events without a usable session.id", "telemetry requests whose counts are not counts",
+                   "invalid JSON lines"):
+        assert reason in proc.stderr
+    [row] = json.loads(proc.stdout)
+    assert row["session_id"] == OTEL_SESSION and row["total_tokens"]["input"] == 3670 - 2000 - 90

@@ -305,10 +305,8 @@ _MODEL_ALIASES = {"claude-4-opus": "claude-opus-4", "claude-4-sonnet": "claude-s
                   "claude-opus-4-0": "claude-opus-4", "claude-sonnet-4-0": "claude-sonnet-4"}
 
 
-@functools.lru_cache(maxsize=1024)
 def normalize_model_id(model: str) -> str:
-    """'us.anthropic.claude-opus-4-1-20250805-v1:0' -> 'claude-opus-4-1' (cached: every API call
-    is priced, and a history names a handful of models)."""
+    """'us.anthropic.claude-opus-4-1-20250805-v1:0' -> 'claude-opus-4-1'."""
     m = model.strip().lower()
     m = re.sub(r"\[[^\]]*\]$", "", m)                       # claude-sonnet-4-5[1m]
     m = re.sub(r"^(anthropic|bedrock|vertex_ai)/", "", m)   # LiteLLM-style provider prefix
@@ -461,7 +459,7 @@ _TS_RE = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$", re.ASCII)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)     # 7% of a first list on a history of many small lines (measured)
 def _day_epoch(day: str) -> int | None:
     """'2026-02-08' -> epoch of that day's midnight, UTC (cached: a history spans few days)."""
     if len(day) != 10 or not day.isascii() or day[4] != "-" or day[7] != "-" \
@@ -473,25 +471,18 @@ def _day_epoch(day: str) -> int | None:
         return None
 
 
-# Two and three ASCII digits by their value: a lookup costs less than isdigit and int.
-_TWO_DIGITS = {f"{n:02d}": n for n in range(100)}
-_MILLIS = {f"{n:03d}": n / 1000 for n in range(1000)}
-
-
 def parse_ts(value) -> float | None:
     """ISO-8601 timestamp -> epoch seconds (UTC), or None when unreadable."""
     if not isinstance(value, str):
         return None
-    # Fast path for Claude Code's own form, 2026-02-08T22:26:37.123Z: one per line, so it matters.
-    # The sum is timegm's own (whole seconds, exact) before the milliseconds are added.
+    # Claude Code's own form, 2026-02-08T22:26:37.123Z, one per line, without the regex: 10% of a
+    # first list on a history of many small lines (measured). The sum is timegm's own (whole
+    # seconds, exact) before the milliseconds are added.
     if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[16] == ":" and value[13] == ":" \
             and value[10] == "T":
-        day, millis = _day_epoch(value[:10]), _MILLIS.get(value[20:23])
-        hour, minute, second = _TWO_DIGITS.get(value[11:13]), _TWO_DIGITS.get(value[14:16]), \
-            _TWO_DIGITS.get(value[17:19])
-        if day is not None and hour is not None and minute is not None and second is not None \
-                and millis is not None:
-            return day + hour * 3600 + minute * 60 + second + millis
+        day, digits = _day_epoch(value[:10]), value[11:13] + value[14:16] + value[17:19] + value[20:23]
+        if day is not None and digits.isascii() and digits.isdigit():
+            return day + int(digits[0:2]) * 3600 + int(digits[2:4]) * 60 + int(digits[4:6]) + int(digits[6:9]) / 1000
     m = _TS_RE.match(value.strip())
     if not m:
         return None
@@ -518,8 +509,6 @@ def format_ts(epoch: float | None) -> str | None:
 
 def as_int(value) -> int:
     """Token counts arrive as ints, but also as null, floats or strings in damaged files."""
-    if type(value) is int:              # the common case, first: bool is a subclass of int
-        return value if value > 0 else 0
     if isinstance(value, bool):
         return 0
     if isinstance(value, int):
@@ -935,16 +924,11 @@ def usage_of(raw: dict) -> Usage | None:
     """One API call's usage, or None when a count in it is not a count (see token_count): such a
     call is invalid input, skipped and noted, never counted as 0."""
     get = raw.get
-    # One per API line: the usual whole ints in range skip token_count, and the arguments go by
-    # position (keywords cost a third of the call).
-    inp, out = get("input_tokens"), get("output_tokens")
-    cc, cr = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
-    if not (type(inp) is int and type(out) is int and type(cc) is int and type(cr) is int
-            and 0 <= inp <= MAX_TOKENS and 0 <= out <= MAX_TOKENS and 0 <= cc <= MAX_TOKENS and 0 <= cr <= MAX_TOKENS):
-        inp, out, cc, cr = token_count(inp), token_count(out), token_count(cc), token_count(cr)
-        if inp is None or out is None or cc is None or cr is None:
-            return None
-    usage = Usage(inp, out, cc, cr)
+    inp, out = token_count(get("input_tokens")), token_count(get("output_tokens"))
+    cc, cr = token_count(get("cache_creation_input_tokens")), token_count(get("cache_read_input_tokens"))
+    if inp is None or out is None or cc is None or cr is None:
+        return None
+    usage = Usage(input=inp, output=out, cache_creation=cc, cache_read=cr)
     cache = get("cache_creation")
     if cache and isinstance(cache, dict):
         usage.cache_5m = token_count(cache.get("ephemeral_5m_input_tokens"))
@@ -961,8 +945,6 @@ def usage_of(raw: dict) -> Usage | None:
     return usage
 
 
-_decode_json = json.JSONDecoder().decode     # json.loads minus its per-call encoding sniffing
-_scan_json = json.JSONDecoder().scan_once   # the C scanner itself: decode() adds two regex matches
 
 
 def iter_lines(handle, start: int, chunk_bytes: int = READ_CHUNK_BYTES, end: int | None = None):
@@ -1015,13 +997,11 @@ def decode_line(line: bytes, terminated: bool):
     except UnicodeDecodeError:
         text, repaired = line.decode("utf-8", "replace"), True
     try:
-        obj, end = _scan_json(text, 0)
-    except (ValueError, StopIteration):
-        obj, end = None, -1
+        obj = json.loads(text)
+    except ValueError:
+        return None, "invalid JSON lines" if terminated or repaired else "truncated last lines"
     except RecursionError:
         return None, "invalid JSON lines"
-    if end != len(text):
-        return None, "invalid JSON lines" if terminated or repaired else "truncated last lines"
     if type(obj) is not dict:
         return None, "lines that are not JSON objects"
     return obj, "lines with non-UTF-8 bytes (repaired)" if repaired else None
@@ -1102,13 +1082,13 @@ def _scan_record(state: ScanState, rec: dict, agent_hint: str | None) -> None:
     envelope), and by record type: an assistant line's billed call and tool uses (_read_assistant),
     a user line's tool results (_read_results) or prompt and slash command (_read_prompt), a
     compaction, Claude Code's own cost record, a title. Other types add their time and nothing
-    else. Run for every line of every transcript: plain lookups and `type(x) is str` on purpose."""
+    else."""
     scan = state.scan
     get = rec.get
     ts = parse_ts(get("timestamp"))
     if ts is not None:
         scan.timestamps.append(ts)
-    if not scan.session_id and type(get("sessionId")) is str:
+    if not scan.session_id and isinstance(get("sessionId"), str):
         scan.session_id = rec["sessionId"]
     kind = get("type")
     if kind != "assistant" and kind != "user":
@@ -1120,39 +1100,39 @@ def _scan_record(state: ScanState, rec: dict, agent_hint: str | None) -> None:
                 scan.cost_state = record
             elif "totalCostUSD" in rec:
                 skip(state, "cost records with numbers that are not numbers")
-        elif kind in _TITLE_FIELDS and agent_hint is None and type(get(_TITLE_FIELDS[kind][1])) is str:
+        elif kind in _TITLE_FIELDS and agent_hint is None and isinstance(get(_TITLE_FIELDS[kind][1]), str):
             scan.titles[_TITLE_FIELDS[kind][0]] = rec[_TITLE_FIELDS[kind][1]]
         elif kind == "attachment" and agent_hint is None:
             _read_attachment(state, rec, ts)
         elif kind == "system" and get("subtype") == "stop_hook_summary" \
                 and any(isinstance(h, dict) and h.get("promptText") for h in get("hookInfos") or []):
             scan.hidden_calls.add("prompt hooks")          # each asks a model, in no line
-        elif kind == "pr-link" and type(get("prNumber")) is int and type(get("prRepository")) is str:
+        elif kind == "pr-link" and type(get("prNumber")) is int and isinstance(get("prRepository"), str):
             scan.pr_links.append((rec["prRepository"], rec["prNumber"], ts))
         return                            # progress, most attachments, summary, unknown: nothing to count
     message = get("message")
-    if type(message) is not dict:
+    if not isinstance(message, dict):
         message = None
     results = _result_blocks(message.get("content")) if kind == "user" and message else []
     sidechain = get("isSidechain") is True
     agent = get("agentId")
-    if not agent or type(agent) is not str:
+    if not agent or not isinstance(agent, str):
         agent = agent_hint if sidechain else None
     if not results:
         # Tool results repeat their call's envelope; they are skimmed, so they do not count here.
         # Subagents may work in their own worktree: the session's branch and folder are the main
         # thread's; the subagents' only count when there is no main thread.
         version = get("version")
-        if type(version) is str:
+        if isinstance(version, str):
             scan.versions.add(version)
         on_main = not sidechain and agent is None
         cwd, branch = get("cwd"), get("gitBranch")
-        if cwd and type(cwd) is str:
+        if cwd and isinstance(cwd, str):
             (scan.cwds if on_main else scan.agent_cwds)[cwd] += 1
-        if branch and type(branch) is str:
+        if branch and isinstance(branch, str):
             (scan.branches if on_main else scan.agent_branches)[branch] += 1
     uuid = get("uuid")
-    if type(uuid) is not str:
+    if not isinstance(uuid, str):
         uuid = ""
     pending_inline = sidechain and agent is None
     if pending_inline:
@@ -1176,7 +1156,7 @@ def _read_attachment(state: ScanState, rec: dict, ts: float | None) -> None:
     2.1.2xx: it gets no user line of its own), and /goal's status (its evaluator's calls are in
     no line)."""
     attachment = rec.get("attachment")
-    if type(attachment) is not dict:
+    if not isinstance(attachment, dict):
         return
     kind = attachment.get("type")
     if kind == "queued_command" and attachment.get("commandMode", "prompt") == "prompt" \
@@ -1268,11 +1248,11 @@ def billed_calls(key: tuple, model: str, usage_raw: dict, advisor_model, ts, age
     advisor_message are billed at the advisor model's rates" (platform.claude.com, advisor tool)."""
     usage = usage_of(usage_raw)
     iterations = usage_raw.get("iterations")
-    if usage is None or not iterations or type(iterations) is not list:
+    if usage is None or not iterations or not isinstance(iterations, list):
         return None if usage is None else [ApiCall(key, model, usage, ts, agent)]
     executor, calls = Usage(web_search=usage.web_search, web_fetch=usage.web_fetch, speed=usage.speed), []
     for index, iteration in enumerate(iterations):
-        if type(iteration) is not dict:
+        if not isinstance(iteration, dict):
             continue
         part = usage_of(iteration)
         if part is None:
@@ -1300,7 +1280,7 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
             return
         skill = rec.get("attributionSkill")
         for call in calls:
-            if type(skill) is str and skill:
+            if isinstance(skill, str) and skill:
                 call.skill = skill
             if call.key in scan.calls:
                 merge_call(scan.calls, call)
@@ -1321,11 +1301,9 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
             continue                    # a list row reads only Task/Agent calls: subagent links
         tool_input = as_dict(block.get("input"))
         use = ToolUse(id=use_id, name=name, ts=ts, agent=agent, call_key=key)
-        what, kind = "", ""
+        what, kind = tool_target(name, tool_input)
         if name == "Bash":
-            command = as_str(tool_input.get("command"))
-            what, kind = normalize_command(command), "command"
-            if _GIT_COMMIT_CMD_RE.search(command):
+            if _GIT_COMMIT_CMD_RE.search(as_str(tool_input.get("command"))):
                 use.commits = True
                 state.commit_calls.add(use_id)
         elif name == "Skill":
@@ -1334,12 +1312,6 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
             use.subagent_type = as_str(tool_input.get("subagent_type"))
             use.description = as_str(tool_input.get("description"))
             use.prompt_key = prompt_key(as_str(tool_input.get("prompt")))
-        if not what:
-            for key, target_kind in _TARGET_KEYS:
-                value = tool_input.get(key)
-                if value and type(value) is str:
-                    what, kind = value, target_kind
-                    break
         if what:
             use.signature = call_signature(name, what)
             state.call_text[use_id] = (what, kind)
@@ -1350,6 +1322,20 @@ def _read_assistant(state, rec, message, ts, agent, pending_inline):
 
 _TARGET_KEYS = (("file_path", "path"), ("notebook_path", "path"), ("path", "path"), ("pattern", "pattern"),
                 ("url", "url"))
+
+
+def tool_target(name: str, tool_input: dict) -> tuple[str, str]:
+    """(what a tool call acts on, its kind): a Bash command's head, else the first target its
+    input names; a call on the same thing again is the same call, for problems."""
+    if name == "Bash":
+        head = normalize_command(as_str(tool_input.get("command")))
+        if head:
+            return head, "command"
+    for key, kind in _TARGET_KEYS:
+        value = tool_input.get(key)
+        if value and isinstance(value, str):
+            return value, kind
+    return "", ""
 
 
 def call_signature(tool: str, what: str) -> str:
@@ -1502,13 +1488,13 @@ def _plain_words(text: str) -> str:
 def _given_by_a_person(rec: dict) -> bool:
     """What the line says of where it came from, if it says: a person, or a `claude -p` run."""
     source = rec.get("promptSource")
-    if type(source) is str:
+    if isinstance(source, str):
         return source in PROMPT_SOURCES
     origin = rec.get("origin")
-    if type(origin) is dict and type(origin.get("kind")) is str:
+    if isinstance(origin, dict) and isinstance(origin.get("kind"), str):
         return origin["kind"] in PROMPT_ORIGINS
     turn = rec.get("turnOrigin")
-    if type(turn) is str:
+    if isinstance(turn, str):
         return turn in PROMPT_TURN_ORIGINS
     return True
 
@@ -1781,6 +1767,7 @@ class SessionRef:
     sid: str
     groups: dict                 # session id -> [TranscriptFile]
     capture: Path | None = None  # a stream-json capture, read on its own (no neighbours)
+    otlp: Path | None = None     # a file of Claude Code's OTLP logs that holds the session
 
 
 # ── Ownership: every API call counted once, by the session that recorded it first ───
@@ -2030,11 +2017,12 @@ class HistoryReader:
     is its Reading (plain unless ReadOptions says otherwise), never what comes of it."""
 
     def __init__(self, projects_dir: Path | None = None, options: "ReadOptions | None" = None,
-                 captures_dir: Path | None = None):
+                 captures_dir: Path | None = None, otel_files: list | None = None):
         self.projects_dir = Path(projects_dir).expanduser() if projects_dir else default_projects_dir()
         self.options = options
         self.reading = options.reading() if options is not None else PlainReading()
         self.captures_dir = Path(captures_dir).expanduser() if captures_dir else None
+        self.otel_files = [Path(p).expanduser() for p in otel_files or []]
         self.from_captures = 0                    # sessions known only from a stream-json capture
         self.from_archive = 0                     # sessions known only from archived stats
         self.skipped = Skipped()                  # what was skipped, by reason, and where first
@@ -2047,7 +2035,10 @@ class HistoryReader:
                cwd: str | None = None, transcript_format: str | None = None) -> SessionRef:
         """The session the user means, by the precedence in the README: a transcript file (or a
         stream-json capture: transcript_format, else recognised by its content), else a session
-        id (or unique prefix), else the newest session of the folder cwd."""
+        id (or unique prefix), else the newest session of the folder cwd. With --otel-file, the
+        session of those files by id (or prefix), else their newest."""
+        if self.otel_files and not transcript:
+            return self._otel_session(session_id)
         if transcript:
             path = Path(transcript).expanduser()
             if not path.is_file():
@@ -2070,11 +2061,29 @@ class HistoryReader:
             groups.setdefault(sid, []).append(TranscriptFile(path, sid, None))
         return SessionRef(project, sid, groups)
 
+    def _otel_session(self, session_id: str | None) -> SessionRef:
+        found = [(path, facts) for path in self.otel_files for facts in read_otel_file(path)]
+        if session_id:
+            found = [(p, f) for p, f in found if f.session_id.startswith(session_id)]
+            if len({f.session_id for _, f in found}) > 1:
+                raise UserError(f"session id prefix {session_id!r} matches {len(found)} sessions; "
+                                "give more characters", EXIT_NO_SESSION)
+        if not found:
+            where = ", ".join(map(str, self.otel_files))
+            raise UserError(f"no session {session_id} in {where}" if session_id else
+                            f"no Claude Code telemetry events in {where}", EXIT_NO_SESSION)
+        path, facts = max(found, key=lambda pf: (pf[1].timestamps[-1] if pf[1].timestamps else 0.0))
+        return SessionRef(Path("otel"), facts.session_id, {}, otlp=path)
+
     def session(self, ref: SessionRef) -> SessionFacts:
         """Everything one session recorded (FULL depth), without the API calls a neighbour in its
         project folder recorded first; of the neighbours only their claims are read."""
         if ref.capture is not None:
             facts = read_capture(ref.capture)
+            self.skipped.update(facts.skipped)
+            return facts
+        if ref.otlp is not None:
+            [facts] = [f for f in read_otel_file(ref.otlp) if f.session_id == ref.sid]
             self.skipped.update(facts.skipped)
             return facts
         own_files = ref.groups.get(ref.sid, [])
@@ -2098,7 +2107,7 @@ class HistoryReader:
         summary_key), so that results can be kept between runs."""
         try:
             projects = sorted(p for p in self.projects_dir.iterdir() if p.is_dir()) \
-                if self.projects_dir.is_dir() or self.captures_dir is None else []
+                if self.projects_dir.is_dir() or (self.captures_dir is None and not self.otel_files) else []
         except OSError as exc:
             raise UserError(f"cannot read projects folder {self.projects_dir}: {exc.strerror or exc}",
                             EXIT_NO_SESSION) from None
@@ -2110,13 +2119,22 @@ class HistoryReader:
         return found.rows + self._captured(summarise, set(found.sessions))
 
     def _captured(self, summarise, known: set) -> list:
-        """summarise(facts) of each capture in captures_dir whose session no transcript holds."""
-        if self.captures_dir is None:
-            return []
-        if not self.captures_dir.is_dir():
-            raise UserError(f"captures folder not found: {self.captures_dir}", EXIT_NO_SESSION)
+        """summarise(facts) of each capture in captures_dir, and each session of the --otel-file
+        files, whose session no transcript holds."""
         rows = []
-        for path in sorted(p for p in self.captures_dir.rglob("*") if p.is_file()):
+        in_captures = []
+        if self.captures_dir is not None:
+            if not self.captures_dir.is_dir():
+                raise UserError(f"captures folder not found: {self.captures_dir}", EXIT_NO_SESSION)
+            in_captures = sorted(p for p in self.captures_dir.rglob("*") if p.is_file())
+        for path in self.otel_files + [p for p in in_captures if is_otlp_file(p)]:
+            for facts in read_otel_file(path):
+                self.skipped.update(facts.skipped)
+                if facts.session_id not in known and (facts.timestamps or facts.calls):
+                    known.add(facts.session_id)
+                    rows.append(summarise(facts))
+                    self.from_captures += 1
+        for path in in_captures:
             if not is_capture(path):
                 continue
             facts = read_capture(path)
@@ -2292,6 +2310,150 @@ def _usage_beyond(total: Usage, have: Usage) -> Usage:
                  cache_creation=max(total.cache_creation - have.cache_creation, 0),
                  cache_read=max(total.cache_read - have.cache_read, 0),
                  cache_1h=max(total.cache_1h - have.cache_1h, 0))
+
+
+# ── Claude Code's own telemetry: OTLP logs are a session too ──────────────────
+#
+# With CLAUDE_CODE_ENABLE_TELEMETRY=1 and OTEL_LOGS_EXPORTER=otlp, Claude Code sends an event for
+# each API request, tool result and prompt (code.claude.com/docs/en/monitoring-usage). A hosted
+# agent may leave nothing else: no transcript, only what its collector kept. A file of OTLP/JSON
+# export requests, one a line (what the Collector's file exporter writes), is read here as the
+# sessions it holds, by session.id:
+#   claude_code.api_request   a billed call: model, the four token counts and the 5m/1h split,
+#                             request_id, agent_id for a subagent's; its cost_usd summed per model
+#                             is Claude Code's own record of the cost, as a cost-state is
+#   claude_code.tool_result   a tool call of that request, failed when success is "false"; a
+#                             Skill call names its skill, an Agent call its subagent's type
+#   claude_code.user_prompt   a prompt, unless its text says Claude Code wrote it (a task
+#                             notification); the text itself is never kept
+# Unlike a transcript, telemetry has every call Claude Code made, those no transcript line
+# records among them; it has no commit lines and no working folder.
+
+OTLP_FORMAT = "otlp"
+
+
+def is_otlp_file(path: Path) -> bool:
+    """Does the file start like OTLP/JSON export requests (resourceLogs, resourceSpans, ...)?"""
+    handle = open_regular(path)
+    if handle is None:
+        return False
+    with handle:
+        head = handle.read(64).lstrip()
+    return head.startswith(b'{"resource') or head.startswith(b'{ "resource')
+
+
+def _otlp_value(value):
+    """An OTLP/JSON AnyValue as a plain value."""
+    value = as_dict(value)
+    for kind in ("stringValue", "boolValue", "doubleValue"):
+        if kind in value:
+            return value[kind]
+    if "intValue" in value:
+        return as_int(value["intValue"]) if as_str(value["intValue"]).lstrip("-").isdigit() \
+            or isinstance(value["intValue"], int) else None
+    if "arrayValue" in value:
+        return [_otlp_value(v) for v in as_dict(value["arrayValue"]).get("values") or []]
+    return None
+
+
+def _otlp_attributes(items) -> dict:
+    return {as_str(kv.get("key")): _otlp_value(kv.get("value")) for kv in items or [] if isinstance(kv, dict)}
+
+
+def read_otel_file(path: Path) -> list[SessionFacts]:
+    """Every session of a file of Claude Code's OTLP logs, as facts (see the banner above)."""
+    scans, models, skipped = {}, {}, Skipped()
+    handle = open_regular(path)
+    if handle is None:
+        raise UserError(f"OTLP file not found or not readable: {path}", EXIT_BAD_INPUT)
+    with handle:
+        for number, (line, _, terminated) in enumerate(iter_lines(handle, 0), 1):
+            request, problem = decode_line(line, terminated)
+            if problem:
+                skipped.add(problem, f"{path}:{number}")
+            for resource_logs in as_dict(request).get("resourceLogs") or []:
+                version = as_str(_otlp_attributes(as_dict(as_dict(resource_logs).get("resource")).get("attributes"))
+                                 .get("service.version"))
+                for scope_logs in as_dict(resource_logs).get("scopeLogs") or []:
+                    for record in as_dict(scope_logs).get("logRecords") or []:
+                        _read_otel_event(_otlp_attributes(as_dict(record).get("attributes")), version, scans,
+                                         models, skipped, f"{path}:{number}")
+    found = []
+    for sid, (scan, agents) in scans.items():
+        facts = assemble_session(sid, "otel", [], [scan], owns_every_call)
+        facts.capture = {"format": OTLP_FORMAT, "complete": True}
+        facts.agent_meta = {agent: {"agentType": kind, "description": ""} for agent, kind in agents.items()}
+        totals = models.get(sid, {})
+        facts.cost_state = {"total_cost_usd": round(sum(m["cost_usd"] for m in totals.values()), 6),
+                            "models": {name: {**m, "cost_usd": round(m["cost_usd"], 6)} for name, m in totals.items()},
+                            "has_unknown_model_cost": False, "source": "telemetry"}
+        facts.skipped.update(skipped)
+        found.append(facts)
+    return sorted(found, key=lambda f: (f.timestamps[-1] if f.timestamps else 0.0, f.session_id))
+
+
+def _read_otel_event(attrs: dict, version: str, scans: dict, models: dict, skipped: Skipped, where: str) -> None:
+    event = as_str(attrs.get("event.name")).removeprefix("claude_code.")
+    sid = as_str(attrs.get("session.id"))
+    if event not in ("api_request", "tool_result", "user_prompt"):
+        return
+    if not SAFE_ID_RE.fullmatch(sid):
+        skipped.add("telemetry events without a usable session.id", where)
+        return
+    scan, agents = scans.setdefault(sid, (FileScan(path=Path(where.rpartition(":")[0]), session_id=sid, depth=FULL), {}))
+    ts = parse_ts(attrs.get("event.timestamp"))
+    if ts is not None:
+        scan.timestamps.append(ts)
+    if version:
+        scan.versions.add(version)
+    if as_str(attrs.get("vcs.ref.head.name")):
+        scan.branches[attrs["vcs.ref.head.name"]] += 1
+    agent = as_str(attrs.get("agent_id")) or None
+    request = as_str(attrs.get("request_id"))
+    if event == "user_prompt":
+        # Claude Code logs a task notification as a prompt too; only the text tells it apart, and
+        # the text is there only with OTEL_LOG_USER_PROMPTS=1 (else each one counts as a turn).
+        if not as_str(attrs.get("prompt")).lstrip().startswith(NON_PROMPT_PREFIXES):
+            scan.prompts.append((as_str(attrs.get("prompt.id")), ts))
+    elif event == "api_request":
+        counts = [token_count(attrs.get(name)) for name in ("input_tokens", "output_tokens", "cache_creation_tokens",
+                                                             "cache_read_tokens", "cache_creation_5m_tokens",
+                                                             "cache_creation_1h_tokens")]
+        cost = _dollars(attrs.get("cost_usd"))
+        if None in counts[:4] or (attrs.get("cost_usd") is not None and cost is None):
+            skipped.add("telemetry requests whose counts are not counts", where)
+            return
+        usage = Usage(input=counts[0], output=counts[1], cache_creation=counts[2], cache_read=counts[3],
+                      cache_5m=counts[4] or 0, cache_1h=counts[5] or 0,
+                      speed="fast" if attrs.get("speed") == "fast" else "standard")
+        model = as_str(attrs.get("model")) or "unknown"
+        key = ("otel", request or f"{where}:{attrs.get('event.sequence')}")
+        scan.calls[key] = ApiCall(key, model, usage, ts, agent)
+        if agent and as_str(attrs.get("agent.name")):
+            agents[agent] = as_str(attrs["agent.name"])
+        total = models.setdefault(sid, {}).setdefault(model, {"input": 0, "output": 0, "cache_creation": 0,
+                                                                "cache_read": 0, "cache_creation_1h": 0, "cost_usd": 0.0})
+        for name, count in zip(("input", "output", "cache_creation", "cache_read"), counts):
+            total[name] += count
+        total["cache_creation_1h"] += counts[5] or 0
+        total["cost_usd"] += cost or 0.0
+    else:
+        tool = as_str(attrs.get("tool_name")) or "unknown"
+        use_id = as_str(attrs.get("tool_use_id"))
+        try:
+            arguments = as_dict(json.loads(as_str(attrs.get("tool_input")) or "{}"))
+        except ValueError:
+            arguments = {}
+        what, kind = tool_target(tool, arguments)
+        use = ToolUse(use_id, tool, ts, agent, ("otel", request), signature=call_signature(tool, what) if what else "",
+                      skill=as_str(arguments.get("skill")) if tool == "Skill" else "",
+                      subagent_type=as_str(arguments.get("subagent_type")))
+        scan.tool_uses.append(use)
+        failed = as_str(attrs.get("success")) == "false"
+        if failed:
+            what = what if kind == "command" else shorten(redact_secrets(what), 200)
+        scan.tool_results.append(ToolResult(use_id, failed, ts, error=error_class(as_str(attrs.get("error"))) if failed
+                                            else "", what=what if failed else "", what_kind=kind if failed else ""))
 
 
 # ── Stats ─────────────────────────────────────────────────────────────────────
@@ -2830,10 +2992,8 @@ def session_commits(facts: SessionFacts) -> list[dict]:
     return found
 
 
-@functools.lru_cache(maxsize=4096)
 def normalize_command(command: str) -> str:
-    """The recognisable head of a shell command: no cd prefix, env, quoted payloads or secrets.
-    (Cached: a session runs the same commands again and again.)"""
+    """The recognisable head of a shell command: no cd prefix, env, quoted payloads or secrets."""
     lines = [ln for ln in command.strip().splitlines() if ln.strip()]
     head = lines[0].strip() if lines else ""
     head = redact_secrets(head)
@@ -2918,9 +3078,8 @@ FAILURE_LABEL_RE = re.compile(
 _FLOW_SKIP_WORDS = {"flowchart", "graph", "subgraph", "end", "classDef", "class", "style",
                     "linkStyle", "click", "direction", "accTitle", "accDescr"}
 
-# A node id character: an ASCII word character or any from U+00C0 to U+FFFF, written as two
-# classes because one class over that range costs 10 ms to compile, at every start.
-_ID_CHAR = r"(?:[A-Za-z0-9_]|[^\x00-\xbf\U00010000-\U0010ffff])"
+# A node id character: an ASCII word character or any from U+00C0 to U+FFFF.
+_ID_CHAR = "[A-Za-z0-9_\u00c0-\uffff]"
 _NODE_ID_RE = re.compile(_ID_CHAR + r"+(?:[.\-]" + _ID_CHAR + r"+)*")
 _SHAPES = (("(((", (")))",)), ("([", ("])",)), ("[[", ("]]",)), ("[(", (")]",)), ("((", ("))",)),
            ("{{", ("}}",)), ("[/", ("/]", "\\]")), ("[\\", ("\\]", "/]")), ("[", ("]",)),
@@ -4357,6 +4516,9 @@ def capture_note(capture) -> str:
     """What a stream-json capture could not say, under the token table; nothing when it says all."""
     if not isinstance(capture, dict):
         return ""
+    if capture.get("format") == OTLP_FORMAT:
+        return ("\n_From Claude Code's own telemetry: every call it made is counted, but telemetry has no "
+                "commit lines, working folder or title, so those are missing here._\n")
     if not capture.get("complete"):
         return ("\n_From a stream-json capture cut off before its result: each streamed message carries "
                 "only the usage of its start, so tokens and cost are lower bounds._\n")
@@ -6296,30 +6458,45 @@ OTLP_FIELDS = {"resourceSpans": (1, "message*", {
 def otlp_protobuf(message: dict, fields: dict = OTLP_FIELDS) -> bytes:
     """A message of OTLP/JSON shape as protobuf bytes."""
     out = bytearray()
-    for name, (number, kind, *sub) in sorted(fields.items(), key=lambda kv: kv[1][0]):
+    for name, tag, kind, repeated, always, sub in _wire_plan(fields):
         if name not in message:
             continue
-        values = message[name] if kind.endswith("*") else [message[name]]
-        kind = kind.rstrip("*!")
-        always = fields[name][1].endswith("!")
-        for value in values:
+        for value in message[name] if repeated else (message[name],):
             if kind == "message":
-                body = otlp_protobuf(value, sub[0])
-                out += _varint(number << 3 | 2) + _varint(len(body)) + body
-            elif kind in ("string", "hex"):
+                body = otlp_protobuf(value, sub)
+                out += tag + _varint(len(body)) + body
+            elif kind == "string" or kind == "hex":
                 data = bytes.fromhex(value) if kind == "hex" else value.encode("utf-8")
                 if data or always:
-                    out += _varint(number << 3 | 2) + _varint(len(data)) + data
-            elif kind in ("enum", "int64", "bool"):
-                number_value = int(value)
-                if number_value or always:
-                    out += _varint(number << 3) + _varint(number_value & 0xFFFF_FFFF_FFFF_FFFF)
+                    out += tag + _varint(len(data)) + data
             elif kind == "fixed64":
                 if int(value) or always:
-                    out += _varint(number << 3 | 1) + int(value).to_bytes(8, "little")
+                    out += tag + int(value).to_bytes(8, "little")
             elif kind == "double":
-                out += _varint(number << 3 | 1) + struct.pack("<d", value)
+                out += tag + struct.pack("<d", value)
+            else:                                               # enum, int64, bool: a varint
+                number = int(value)
+                if number or always:
+                    out += tag + _varint(number & 0xFFFF_FFFF_FFFF_FFFF)
     return bytes(out)
+
+
+_WIRE_TYPES = {"message": 2, "string": 2, "hex": 2, "fixed64": 1, "double": 1, "enum": 0, "int64": 0, "bool": 0}
+_WIRE_PLANS: dict = {}
+
+
+def _wire_plan(fields: dict) -> list:
+    """A message's fields in number order, each as (name, tag bytes, type, repeated, always
+    written, its own fields), worked out once per message type."""
+    plan = _WIRE_PLANS.get(id(fields))
+    if plan is None:
+        plan = []
+        for name, (number, kind, *sub) in sorted(fields.items(), key=lambda kv: kv[1][0]):
+            base = kind.rstrip("*!")
+            plan.append((name, _varint(number << 3 | _WIRE_TYPES[base]), base, kind.endswith("*"),
+                         kind.endswith("!"), sub[0] if sub else None))
+        _WIRE_PLANS[id(fields)] = plan
+    return plan
 
 
 def _varint(value: int) -> bytes:
@@ -6802,7 +6979,7 @@ def _compact_string_end(line: bytes, start: int) -> int:
 def _members(text: bytes) -> dict | None:
     """`"a":1,"b":"c"` as a dict, or None unless it is exactly a run of complete members."""
     try:
-        obj = _decode_json("{" + text.decode("utf-8") + "}") if text else {}
+        obj = json.loads("{" + text.decode("utf-8") + "}") if text else {}
     except ValueError:                   # UnicodeDecodeError included
         return None
     return obj if isinstance(obj, dict) else None
@@ -7384,6 +7561,9 @@ OPTIONS = (
     _option("--projects-dir", commands=READ, group="session selection", metavar="DIR",
             help="folder of Claude Code project transcripts (default: $CLAUDE_CONFIG_DIR/projects, else "
             "~/.claude/projects)"),
+    _option("--otel-file", commands=READ, group="session selection", metavar="FILE", action="append",
+            help="also read Claude Code's own telemetry: a file of OTLP/JSON log exports, one a line (the "
+            "Collector's file exporter); a session with a transcript is counted once"),
     _option("--captures", commands=ALL_SESSIONS, group="session selection", metavar="DIR",
             help="also read the stream-json captures in DIR (a session with a transcript is counted once)"),
     _option("--no-cache", commands=READ, group="session selection", action="store_true",
@@ -7953,7 +8133,7 @@ def warn_if_online_only(args, chartjs: str | None) -> None:
 
 
 def require_projects_dir(reader: HistoryReader) -> None:
-    if not reader.projects_dir.is_dir() and reader.captures_dir is None:
+    if not reader.projects_dir.is_dir() and reader.captures_dir is None and not reader.otel_files:
         raise UserError(f"projects folder not found: {reader.projects_dir} "
                         "(set --projects-dir or CLAUDE_CONFIG_DIR)", EXIT_NO_SESSION)
 
@@ -8089,7 +8269,7 @@ def main(argv=None) -> int:
         if args.hook_input:
             apply_hook_input(args, sys.stdin)
         reader = HistoryReader(args.projects_dir, ReadOptions(cache=None if args.no_cache else ReadCache.default()),
-                               args.captures)
+                               args.captures, args.otel_file)
         github = GitHub(None, warn=warner(args))
         return PHASES[args.phase](args, reader, github)
     except UserError as exc:

@@ -221,6 +221,85 @@ def bench_extract(prs: int = 200, latency: float = 0.05) -> dict | None:
     return {"what": f"extract {prs} PRs, {latency * 1000:.0f} ms per call ({calls} calls)", "ours": result}
 
 
+def bench_startup(repeats: int) -> dict:
+    """What every run pays before reading anything: Python itself, then our --help (the file is
+    compiled on every run: a script run as `python3 file.py` gets no cached bytecode)."""
+    source = SCRIPT.read_text()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        compile(source, str(SCRIPT), "exec")
+    compiled = (time.perf_counter() - started) / repeats
+    python = [measure([sys.executable, "-c", "pass"]) for _ in range(repeats * 3)]
+    ours = [measure([sys.executable, str(SCRIPT), "--help"]) for _ in range(repeats * 3)]
+    return {"python": statistics.median(m["wall"] for m in python),
+            "help": statistics.median(m["wall"] for m in ours), "compile": compiled}
+
+
+def realistic_history(tmp: Path) -> Path | None:
+    """Every real transcript of ../shared in one Claude config folder (projects/), as a user's
+    history looks: many small sessions, a few big ones."""
+    shared = Path(os.environ.get("SESSION_ANALYTICS_SHARED", ROOT.parent / "shared")) / "fixtures" / "transcripts"
+    sources = sorted(p for p in shared.rglob("projects") if p.is_dir())
+    if not sources:
+        return None
+    projects = tmp / "real" / "projects"
+    projects.mkdir(parents=True)
+    for n, source in enumerate(sources):
+        for project in sorted(p for p in source.iterdir() if p.is_dir()):
+            (projects / f"{project.name}-{n}").symlink_to(project.resolve())
+    return projects.parent
+
+
+def bench_realistic(repeats: int) -> dict | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = realistic_history(Path(tmp))
+        if folder is None:
+            print("bench: ../shared missing; the realistic history is not measured", file=sys.stderr)
+            return None
+        env = {**os.environ, "CLAUDE_CONFIG_DIR": str(folder)}
+        ours_env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
+        runs = {"ours, first run": [], "ours, rerun": [], "ccusage": []}
+        for _ in range(repeats * 2):
+            shutil.rmtree(Path(tmp) / "cache", ignore_errors=True)
+            warm(folder)
+            runs["ours, first run"].append(measure(ours_list(folder, None), env=ours_env))
+            runs["ours, rerun"].append(measure(ours_list(folder, None), env=ours_env))
+            runs["ccusage"].append(measure([str(CCUSAGE), "claude", "session", "--json", "--offline"], env=env))
+        mib = sum(p.stat().st_size for p in folder.rglob("*.jsonl")) / 2**20
+        sessions = len(json.loads(subprocess.run(ours_list(folder, None), capture_output=True, text=True,
+                                                 env=ours_env).stdout))
+    return {"what": f"list on the real transcripts of ../shared ({mib:,.0f} MiB, {sessions} sessions)",
+            **{tool: {k: statistics.median(s[k] for s in samples) for k in ("wall", "cpu", "rss_mib")}
+               for tool, samples in runs.items()}}
+
+
+def bench_export(data: Path, repeats: int) -> dict:
+    """OTLP encoding alone, in this process: spans a second, protobuf and JSON, for the sessions
+    of the 100 MiB assistant-shaped history."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("session_analytics", SCRIPT)
+    sa = importlib.util.module_from_spec(spec)
+    sys.modules["session_analytics"] = sa
+    spec.loader.exec_module(sa)
+    folder = history(data, "100M", "assistant")
+    pricing = sa.load_pricing(None)
+    privacy = sa.Privacy("team")
+    summarise = lambda facts: sa.otel_summary(facts, pricing, [], privacy)   # noqa: E731
+    reader = sa.HistoryReader(folder / "projects", sa.ReadOptions(workers=1))
+    traces = [found["trace"] for found in reader.each_session(sa.FULL, summarise)]
+    spans = sum(len(t.spans) for t in traces)
+    timings = {}
+    for name, encode in (("protobuf", sa.otlp_protobuf), ("json", lambda r: json.dumps(r).encode())):
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for request in sa.export_batches(traces, {"service.name": "bench"}):
+                encode(request)
+            samples.append(time.perf_counter() - started)
+        timings[name] = spans / statistics.median(samples)
+    return {"spans": spans, "sessions": len(traces), **timings}
+
+
 def fmt(m: dict) -> str:
     return f"{m['wall']:7.2f} s wall {m['cpu']:7.2f} s cpu {m['rss_mib']:7.0f} MiB"
 
@@ -264,6 +343,18 @@ def main(argv=None) -> int:
     row = bench_extract()
     if row:
         print(f"\n{row['what']}\n  ours     {fmt(row['ours'])}")
+    start = bench_startup(args.repeats)
+    print(f"\nstart-up: python3 -c pass {start['python'] * 1000:.0f} ms; ours --help {start['help'] * 1000:.0f} ms "
+          f"(of which compiling the script {start['compile'] * 1000:.0f} ms, paid on every run)")
+    row = bench_realistic(args.repeats)
+    if row:
+        o, r, c = row["ours, first run"], row["ours, rerun"], row["ccusage"]
+        print(f"\n{row['what']}\n  ours, first run   {fmt(o)}\n  ours, rerun       {fmt(r)}\n"
+              f"  ccusage           {fmt(c)}\n  first run ÷ ccusage: wall {o['wall'] / c['wall']:.2f}x;  "
+              f"rerun ÷ ccusage: wall {r['wall'] / c['wall']:.2f}x")
+    row = bench_export(data, args.repeats)
+    print(f"\notel: encoding {row['spans']:,} spans of {row['sessions']} sessions: "
+          f"{row['protobuf']:,.0f} spans/s as protobuf, {row['json']:,.0f} spans/s as JSON")
     return 0
 
 
