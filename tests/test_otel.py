@@ -358,3 +358,12 @@ def test_telemetry_events_without_a_session_or_with_bad_counts_are_skipped_and_n
         assert reason in proc.stderr
     [row] = json.loads(proc.stdout)
     assert row["session_id"] == OTEL_SESSION and row["total_tokens"]["input"] == 3670 - 2000 - 90
+
+
+def test_a_telemetry_file_in_a_captures_folder_is_recognised_by_its_content(tmp_path):
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    (captures / "collector-output.json").write_bytes((OTEL_RUN / "otel.jsonl").read_bytes())
+    (captures / "run.jsonl").write_bytes((OTEL_RUN / "stdout.jsonl").read_bytes())     # the same run, streamed
+    rows = json.loads(run_cli("list", "--json", "--projects-dir", tmp_path / "none", "--captures", captures).stdout)
+    assert [r["session_id"] for r in rows] == [OTEL_SESSION]

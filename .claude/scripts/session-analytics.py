@@ -2183,17 +2183,22 @@ class HistoryReader:
 CAPTURE_FORMAT = "stream-json"
 
 
-def is_capture(path: Path) -> bool:
-    """Does the file start like a stream-json capture (a system/init line with session_id)?"""
+def file_head(path: Path, size: int) -> bytes:
+    """The first `size` bytes of a regular file; nothing when it is not one or cannot be read."""
     handle = open_regular(path)
     if handle is None:
-        return False
+        return b""
     with handle:
-        for raw in handle.read(1 << 20).split(b"\n")[:20]:
-            rec, _ = decode_line(raw, True)
-            if rec is not None:
-                return rec.get("type") == "system" and rec.get("subtype") == "init" \
-                    and isinstance(rec.get("session_id"), str)
+        return handle.read(size)
+
+
+def is_capture(path: Path) -> bool:
+    """Does the file start like a stream-json capture (a system/init line with session_id)?"""
+    for raw in file_head(path, 1 << 20).split(b"\n")[:20]:
+        rec, _ = decode_line(raw, True)
+        if rec is not None:
+            return rec.get("type") == "system" and rec.get("subtype") == "init" \
+                and isinstance(rec.get("session_id"), str)
     return False
 
 
@@ -2334,12 +2339,7 @@ OTLP_FORMAT = "otlp"
 
 def is_otlp_file(path: Path) -> bool:
     """Does the file start like OTLP/JSON export requests (resourceLogs, resourceSpans, ...)?"""
-    handle = open_regular(path)
-    if handle is None:
-        return False
-    with handle:
-        head = handle.read(64).lstrip()
-    return head.startswith(b'{"resource') or head.startswith(b'{ "resource')
+    return re.match(rb'\s*\{\s*"resource', file_head(path, 64)) is not None
 
 
 def _otlp_value(value):
