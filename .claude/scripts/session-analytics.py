@@ -84,6 +84,7 @@ EXIT_GITHUB = 10       # any other GitHub failure: 5xx or network after retries,
 EXIT_REJECTED = 11     # GitHub refused a write as invalid (422)
 EXIT_PARTIAL = 12      # extract wrote its files, but some PRs or issues could not be read
 EXIT_OTLP = 13         # the OTLP endpoint refused the export, or did not answer after retries
+EXIT_OVER_BUDGET = 14  # --fail-over-budget: the PR's sessions cost more than its budget
 
 
 # ── Constants and pricing ─────────────────────────────────────────────────────
@@ -4741,7 +4742,7 @@ class SummaryData(TypedDict):
 
 
 def summary_data(sessions: list[Stats], target: dict | None, state: str | None,
-                 privacy: Privacy = Privacy()) -> SummaryData:
+                 privacy: Privacy = Privacy(), budget_usd: float | None = None) -> SummaryData:
     """The summary's data: per-session rows and sums, all recomputed from the sessions as the
     privacy gate lets them out (the summary never shows more than its sessions)."""
     sessions = [out for out in (outbound_stats(stats, privacy) for stats in sessions) if "session_id" in out]
@@ -4782,7 +4783,15 @@ def summary_data(sessions: list[Stats], target: dict | None, state: str | None,
         "unpriced_models": sorted(total.unpriced),
         "commits": sum(r["commits"] for r in rows),
         "privacy": privacy.level,
+        **({"budget": budget_state(total.shown_cost_usd, total.complete, budget_usd)} if budget_usd else {}),
     }
+
+
+def budget_state(cost: float, complete: bool, budget_usd: float) -> dict:
+    """How much of a PR's budget its sessions used. Over budget only when the estimate, a lower
+    bound when it is incomplete, is already over it."""
+    return {"usd": budget_usd, "used_percent": round(100 * cost / budget_usd, 1), "over": cost > budget_usd,
+            "cost_complete": complete}
 
 
 SUMMARY_SHRINK_STEPS = (
@@ -4816,6 +4825,11 @@ def _summary_comment(summary: dict, limit: int | None, indent: int | None, keep:
             f"{commits} commit{'' if commits == 1 else 's'}"]
     if summary.get("state"):
         tldr.append(md_text(summary["state"]))
+    budget = summary.get("budget")
+    if isinstance(budget, dict):
+        allowed = format_cost(budget.get("usd"))
+        tldr.append(f"**over budget** ({budget.get('used_percent')}% of {allowed})" if budget.get("over")
+                    else f"{budget.get('used_percent')}% of its {allowed} budget")
 
     model_rows = _token_rows(summary["models"], None)
     if len(summary["models"]) > 1:
@@ -4844,6 +4858,9 @@ def _summary_comment(summary: dict, limit: int | None, indent: int | None, keep:
     if unpriced:
         verification += (f"- The cost is a lower bound: {md_text(unpriced_note(unpriced))}; "
                          "their tokens are not in it.\n")
+    if isinstance(budget, dict):
+        verification += (f"- Budget: {total} of {format_cost(budget.get('usd'))} = {budget.get('used_percent')}%"
+                         + (" (**over budget**)" if budget.get("over") else "") + "\n")
 
     return SUMMARY_COMMENT_TEMPLATE.format(
         marker=SUMMARY_MARKER, kind=kind, tldr=" | ".join(tldr), sessions=len(rows),
@@ -5325,7 +5342,7 @@ def session_comment_is_mine(sid: str):
 
 
 def summary_of(comments: list, target: Target, trusted: set, privacy: Privacy, warn,
-               replace: dict | None = None) -> str:
+               replace: dict | None = None, budget_usd: float | None = None) -> str:
     """The summary's body, recomputed from the trusted session comments among `comments` (their
     authors' association, or a login in `trusted`); `replace` stands in for one session's."""
     sessions, warnings = collect_sessions(comments, trusted)
@@ -5334,10 +5351,11 @@ def summary_of(comments: list, target: Target, trusted: set, privacy: Privacy, w
     if replace is not None:
         sessions = [s for s in sessions if s["session_id"] != replace["session_id"]] + [replace]
         sessions.sort(key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
-    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state, privacy))
+    return render_summary_comment(summary_data(sessions, target.as_stats(), target.state, privacy, budget_usd))
 
 
-def post_summary(github: GitHub, target: Target, trusted: set, privacy: Privacy) -> Posted:
+def post_summary(github: GitHub, target: Target, trusted: set, privacy: Privacy,
+                 budget_usd: float | None = None) -> Posted:
     """Settle the summary comment, recomputed from the comments of each listing."""
     told = set()
 
@@ -5346,7 +5364,8 @@ def post_summary(github: GitHub, target: Target, trusted: set, privacy: Privacy)
             told.add(message)
             github.warn(message)
 
-    posted = upsert_comment(github, target, lambda comments: summary_of(comments, target, trusted, privacy, warn_once),
+    posted = upsert_comment(github, target, lambda comments: summary_of(comments, target, trusted, privacy, warn_once,
+                                                                        budget_usd=budget_usd),
                             lambda c: first_line(c.get("body")) == SUMMARY_MARKER)
     if posted.action != "unchanged":
         pin_comment(github, target, posted.comment)
@@ -5741,6 +5760,11 @@ def analytics_view(data: dict) -> dict:
         "tools": view_tools(sessions),
         "top_sessions": view_top_sessions(sessions),
         "weeks": view_weeks(decided),
+        "outcomes": view_outcomes(per_item, total.cost_usd, sum(list_total(s, "commits") for s in sessions),
+                                  not total.unpriced),
+        "budget_usd": data.get("budget_usd"),
+        "over_budget": [p for p in per_item if p["type"] == "pr" and data.get("budget_usd")
+                        and p["cost"] > data["budget_usd"]],
         "day_axis": every_day(days),
         "week_axis": every_week(view_weeks(decided)),
         "failures": data.get("failures") or [],
@@ -5766,6 +5790,26 @@ def view_items(items: list[dict]) -> list[dict]:
                      "ci_pass_rate": i.get("ci_pass_rate"),
                      "time_to_merge_hours": _hours_between(i.get("created_at"), i.get("merged_at"))})
     return rows
+
+
+def view_outcomes(per_item: list[dict], total_cost: float, commits: int, complete: bool) -> dict:
+    """What the spend bought: cost per merged PR and per PR closed unmerged (median and total),
+    per commit, and the share of PR spend on PRs never merged. Each figure says how many PRs it
+    rests on, and whether a cost in it is a lower bound."""
+    def figures(rows):
+        costs = sorted(p["cost"] for p in rows)
+        return {"prs": len(rows), "total_usd": round(sum(costs), 4),
+                "median_usd": round((costs[(len(costs) - 1) // 2] + costs[len(costs) // 2]) / 2, 4) if costs else None,
+                "cost_complete": all(p["cost_complete"] for p in rows)}
+    prs = [p for p in per_item if p["type"] == "pr"]
+    merged = figures([p for p in prs if p["status"] == "merged"])
+    unmerged = figures([p for p in prs if p["status"] == "closed"])
+    pr_spend = sum(p["cost"] for p in prs)
+    return {"merged": merged, "closed_unmerged": unmerged,
+            "per_commit_usd": round(total_cost / commits, 4) if commits else None, "commits": commits,
+            "per_commit_complete": complete,
+            "unmerged_share_percent": round(100 * unmerged["total_usd"] / pr_spend, 1) if pr_spend else None,
+            "prs": len(prs)}
 
 
 def view_models(sessions: list[dict]) -> dict:
@@ -5925,7 +5969,10 @@ REPORT_TEMPLATE = """\
 {models}
 ## Skill Effectiveness
 
-{skills}{failures}"""
+{skills}
+## What the Spend Bought
+
+{outcomes}{over_budget}{failures}"""
 
 
 def render_report(data: dict) -> str:
@@ -5966,9 +6013,36 @@ def render_report(data: dict) -> str:
     failures = ""
     if v["failures"]:
         failures = "\n## Not Read\n\n" + "".join(f"- #{f['number']}: {md_text(f['error'])}\n" for f in v["failures"])
+    over_budget = ""
+    if v["budget_usd"]:
+        over_budget = f"\n## Over Budget ({format_cost(v['budget_usd'])} a PR)\n\n" + (md_table(
+            ["PR", "Title", "Status", "Cost", "Of the budget"],
+            [[md_text(p["label"]), md_text(p["title"] or "-", 80), md_text(p["status"] or "-"),
+              format_cost(p["cost"], p["cost_complete"]), f"{100 * p['cost'] / v['budget_usd']:.0f}%"]
+             for p in v["over_budget"]]) if v["over_budget"] else "_No PR over its budget._\n")
     return REPORT_TEMPLATE.format(period=period_text(v),
                                   repo=md_text(v["repo"] or "local transcripts"), summary=summary,
-                                  per_item=per_item, models=models, skills=skills, failures=failures)
+                                  per_item=per_item, models=models, skills=skills,
+                                  outcomes=render_outcomes(v["outcomes"]), over_budget=over_budget,
+                                  failures=failures)
+
+
+def render_outcomes(o: dict) -> str:
+    """The outcome figures as a table; each row says what it rests on."""
+    if not o["prs"]:
+        return "_No PRs in this period._\n"
+    def money(value, complete):
+        return format_cost(value, complete) if value is not None else "-"
+    m, u = o["merged"], o["closed_unmerged"]
+    return md_table(["Figure", "Value", "Rests on"], [
+        ["Cost per merged PR (median)", money(m["median_usd"], m["cost_complete"]), plural(m["prs"], "merged PR")],
+        ["Cost of merged PRs (total)", money(m["total_usd"], m["cost_complete"]), plural(m["prs"], "merged PR")],
+        ["Cost per PR closed unmerged (median)", money(u["median_usd"], u["cost_complete"]),
+         plural(u["prs"], "closed PR")],
+        ["Cost of PRs closed unmerged (total)", money(u["total_usd"], u["cost_complete"]),
+         plural(u["prs"], "closed PR")],
+        ["Share of PR spend on PRs never merged", _percent(o["unmerged_share_percent"]), plural(o["prs"], "PR")],
+        ["Cost per commit", money(o["per_commit_usd"], o["per_commit_complete"]), plural(o["commits"], "commit")]])
 
 
 # ── the dashboard ──
@@ -7606,6 +7680,11 @@ OPTIONS = (
             choices=PRIVACY_LEVELS, help="what may leave the machine: public (numbers and names "
             "only), team (secrets and personal details removed) or full; default: public for a public "
             "repository or an unknown one, team for a private one (extract --source local and otel: team)"),
+    _option("--budget-usd", commands=("summary", "post", "extract"), group="GitHub", metavar="USD", type=float,
+            help="what a PR's sessions may cost: the summary says how much is used and marks a PR over it; extract "
+            "lists the PRs over it (default: budget_usd in .claude/session-analytics.json, if any)"),
+    _option("--fail-over-budget", commands=("summary", "post"), group="GitHub", action="store_true",
+            help="exit 14 when the PR's sessions cost more than its budget (after the summary is posted)"),
     _option("--all", commands=("otel",), group="session selection", action="store_true",
             help="every session `list` would show (also implied by --since, --until, --project or --archive)"),
     _option("--otlp-endpoint", commands=("otel",), group="OpenTelemetry", metavar="URL",
@@ -7706,6 +7785,7 @@ exit codes:
  11  GitHub rejected a write as invalid (422)
  12  extract: files written, but some PRs or issues could not be read (listed on stderr)
  13  otel: the OTLP endpoint refused the export, or did not answer after retries
+ 14  summary, post --fail-over-budget: the PR's sessions cost more than its budget
 """
 
 
@@ -7866,6 +7946,41 @@ def note(args, reader: HistoryReader) -> None:
     line = reader.note()
     if line and not args.quiet:
         print(line, file=sys.stderr)
+
+
+# A repository's own settings for the skills and CI: .claude/session-analytics.json at the top of
+# the checkout (the current folder's git top level, else the current folder), e.g.
+# {"budget_usd": 25}. A flag on the command line wins over it.
+SETTINGS_FILE = Path(".claude") / "session-analytics.json"
+
+
+def repository_settings() -> dict:
+    top = _git(os.getcwd(), "rev-parse", "--show-toplevel") or os.getcwd()
+    path = Path(top) / SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    settings = read_json_file(path, "settings file")
+    if not isinstance(settings, dict):
+        raise UserError(f"settings file {path} is not a JSON object", EXIT_BAD_INPUT)
+    return settings
+
+
+def budget_of(args) -> float | None:
+    """The PR budget in USD: --budget-usd, else the repository's settings; None for none."""
+    budget = args.budget_usd if args.budget_usd is not None else repository_settings().get("budget_usd")
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget) or budget <= 0:
+        raise UserError(f"a budget must be a positive number of USD, not {budget!r}", EXIT_USAGE)
+    return float(budget)
+
+
+def check_budget(args, body: str) -> None:
+    """--fail-over-budget: exit 14 when the summary just made says the PR is over its budget."""
+    budget = as_dict(as_dict(comment_data(body, SUMMARY_DATA_TITLE)).get("budget"))
+    if args.fail_over_budget and budget.get("over"):
+        raise UserError(f"over budget: the sessions cost {budget.get('used_percent')}% of "
+                        f"{format_cost(budget.get('usd'))}", EXIT_OVER_BUDGET)
 
 
 def trusted_logins(args) -> set:
@@ -8035,6 +8150,7 @@ def preview_session_comment(args, github: GitHub, stats: dict, workflows: dict) 
 
 
 def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
+    budget = budget_of(args)                 # a wrong one is said before anything is read
     if args.stats_file:
         if not args.dry_run:
             raise UserError("--stats-file with --phase summary needs --dry-run: a posted summary is "
@@ -8046,7 +8162,9 @@ def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
         sessions = sorted(by_id.values(), key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
         target = flag_target(args)
         privacy = Privacy(args.privacy or "public", people=machine_people())
-        emit(args, render_summary_comment(summary_data(sessions, target, None, privacy)))
+        body = render_summary_comment(summary_data(sessions, target, None, privacy, budget))
+        emit(args, body)
+        check_budget(args, body)
         return EXIT_OK
     github = open_github(github, args, None)
     target = find_target(github, args, None)
@@ -8054,9 +8172,13 @@ def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
     trusted = trusted_logins(args)
     if args.dry_run:
         comments = github.list(github.repo_path(f"issues/{target.number}/comments"))
-        emit(args, summary_of(comments, target, trusted, privacy, github.warn))
+        body = summary_of(comments, target, trusted, privacy, github.warn, budget_usd=budget)
+        emit(args, body)
     else:
-        emit(args, posted_line("summary", post_summary(github, target, trusted, privacy)))
+        posted = post_summary(github, target, trusted, privacy, budget)
+        emit(args, posted_line("summary", posted))
+        body = as_str(posted.comment.get("body"))
+    check_budget(args, body)
     return EXIT_OK
 
 
@@ -8069,16 +8191,18 @@ def run_pipeline(args, reader: HistoryReader, github: GitHub) -> int:
     target = find_target(github, args, stats)
     stats = stats_for_target(stats, target)
     privacy, why = target_privacy(github, target, args.privacy, stats)
-    trusted = trusted_logins(args)
+    trusted, budget = trusted_logins(args), budget_of(args)
     if args.dry_run:
         warner(args)(f"dry run: both bodies at privacy level {privacy.level} ({why}); nothing posted")
-        emit(args, render_session_comment(stats, workflows, privacy) + "\n"
-             + summary_of(github.list(github.repo_path(f"issues/{target.number}/comments")), target, trusted,
-                          privacy, github.warn, replace=stats))
+        summary = summary_of(github.list(github.repo_path(f"issues/{target.number}/comments")), target, trusted,
+                             privacy, github.warn, replace=stats, budget_usd=budget)
+        emit(args, render_session_comment(stats, workflows, privacy) + "\n" + summary)
+        check_budget(args, summary)
         return EXIT_OK
     lines = posted_line("comment", post_session_comment(github, target, stats, workflows, privacy, args.repost))
-    lines += posted_line("summary", post_summary(github, target, trusted, privacy))
-    emit(args, lines)
+    posted = post_summary(github, target, trusted, privacy, budget)
+    emit(args, lines + posted_line("summary", posted))
+    check_budget(args, as_str(posted.comment.get("body")))
     return EXIT_OK
 
 
@@ -8168,7 +8292,7 @@ def write_outputs(folder: Path, data: dict, chartjs: str | None) -> list[Path]:
 
 
 def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
-    folder = output_dir(args)
+    folder, budget = output_dir(args), budget_of(args)
     chartjs = read_chartjs(args)
     if args.source == "local":
         since, until = extract_range(args, required=False)
@@ -8183,6 +8307,7 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
         privacy = Privacy(level, repo, people=machine_people())
     data = {"schema_version": SCHEMA_VERSION, "source": args.source, "repo": repo,
             "from": args.since or "", "to": args.until or "", "privacy": privacy.level,
+            **({"budget_usd": budget} if budget else {}),
             "items": outbound_items(items, privacy),
             "failures": [{**f, "error": scrub(f["error"], privacy)} for f in failures]}
     paths = write_outputs(folder, data, chartjs)

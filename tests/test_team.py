@@ -1,0 +1,95 @@
+"""For a team lead: what a merged PR cost against one closed unmerged, per commit, and a budget per
+PR that the summary states, CI can fail on, and the extract report lists. Every figure is checked
+against sums computed by hand from the fixture below."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli, run_gh_cli, sa
+from test_extract import REPO, base_stats, post, session  # noqa: F401  (base_stats: a fixture)
+
+# PR: (state, merged_at, [(session cost, commits)])
+OUTCOMES = {1: ("closed", "2026-03-04T12:00:00Z", [(4.00, 1), (6.00, 2)]),
+            2: ("closed", "2026-03-06T12:00:00Z", [(2.50, 1)]),
+            3: ("closed", None, [(7.50, 2)]),
+            4: ("open", None, [(1.00, 0)])}
+
+
+@pytest.fixture
+def team_repository(github, base_stats):  # noqa: F811
+    n = 0
+    for number, (state, merged_at, sessions) in OUTCOMES.items():
+        github.add_pull(REPO, number, f"feat/{number}", title=f"PR {number}", state=state, merged_at=merged_at,
+                        created_at=f"2026-03-0{number}T08:00:00Z")
+        for cost, commits in sessions:
+            n += 1
+            post(github, number, session(base_stats, n, cost, commits, f"2026-03-0{number}T09:{n:02d}:00Z"))
+    return github
+
+
+def extract(github, tmp_path, *extra):
+    proc = run_gh_cli(github, "extract", "--repo", REPO, "--since", "2026-03-01", "--until", "2026-03-31",
+                      "--output-dir", tmp_path, "--quiet", *extra)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((tmp_path / "analytics.json").read_text()), (tmp_path / "analytics.md").read_text()
+
+
+def test_what_a_merged_pr_cost_against_one_closed_unmerged(team_repository, tmp_path):
+    data, report = extract(team_repository, tmp_path)
+    outcomes = sa.analytics_view(data)["outcomes"]
+    # by hand: merged #1 10.00 and #2 2.50; closed unmerged #3 7.50; open #4 1.00; 6 commits
+    assert outcomes["merged"] == {"prs": 2, "total_usd": 12.5, "median_usd": 6.25, "cost_complete": True}
+    assert outcomes["closed_unmerged"] == {"prs": 1, "total_usd": 7.5, "median_usd": 7.5, "cost_complete": True}
+    assert outcomes["unmerged_share_percent"] == round(100 * 7.5 / 21.0, 1)
+    assert (outcomes["per_commit_usd"], outcomes["commits"]) == (3.5, 6)
+    assert "| Cost per merged PR (median) | $6.25 | 2 merged PRs |" in report
+    assert "| Cost of PRs closed unmerged (total) | $7.50 | 1 closed PR |" in report
+    assert "| Share of PR spend on PRs never merged | 35.7% | 4 PRs |" in report
+    assert "| Cost per commit | $3.50 | 6 commits |" in report
+
+
+def test_the_report_lists_the_prs_over_budget(team_repository, tmp_path):
+    data, report = extract(team_repository, tmp_path, "--budget-usd", "5")
+    assert data["budget_usd"] == 5.0
+    over = report[report.index("## Over Budget ($5.00 a PR)"):]
+    assert "| \\#1 | PR 1 | merged | $10.00 | 200% |" in over and "| \\#3 | PR 3 | closed | $7.50 | 150% |" in over
+    assert "#2" not in over and "#4" not in over
+
+
+def summary(github, *extra, cwd=None):
+    return run_gh_cli(github, "summary", "--repo", REPO, "--number", "1", *extra, cwd=cwd)
+
+
+def test_a_pr_over_its_budget_is_marked_in_the_summary_and_fails_ci_when_asked(team_repository):
+    proc = summary(team_repository, "--budget-usd", "8", "--fail-over-budget")
+    assert proc.returncode == 14
+    assert proc.stderr.strip().splitlines()[-1] == "session-analytics: error: over budget: the sessions cost 125.0% of $8.00"
+    [body] = [c["body"] for c in team_repository.comments_on(REPO, 1) if c["body"].startswith("<!-- SESSION_SUMMARY -->")]
+    assert "**over budget** (125.0% of $8.00)" in body and "- Budget: $10.00 of $8.00 = 125.0% (**over budget**)" in body
+    assert sa.comment_data(body, sa.SUMMARY_DATA_TITLE)["budget"] == {"usd": 8.0, "used_percent": 125.0, "over": True,
+                                                                      "cost_complete": True}
+    under = summary(team_repository, "--budget-usd", "20", "--fail-over-budget")
+    assert under.returncode == 0, under.stderr
+    [body] = [c["body"] for c in team_repository.comments_on(REPO, 1) if c["body"].startswith("<!-- SESSION_SUMMARY -->")]
+    assert "50.0% of its $20.00 budget" in body
+
+
+def test_the_budget_comes_from_the_repositorys_settings_unless_given(team_repository, tmp_path):
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude" / "session-analytics.json").write_text('{"budget_usd": 9}')
+    from_settings = summary(team_repository, "--dry-run", "--fail-over-budget", cwd=tmp_path)
+    assert from_settings.returncode == 14 and "of $9.00" in from_settings.stderr
+    flag_wins = summary(team_repository, "--dry-run", "--fail-over-budget", "--budget-usd", "50", cwd=tmp_path)
+    assert flag_wins.returncode == 0 and "20.0% of its $50.00 budget" in flag_wins.stdout
+    (tmp_path / ".claude" / "session-analytics.json").write_text('{"budget_usd": "lots"}')
+    wrong = summary(team_repository, "--dry-run", cwd=tmp_path)
+    assert wrong.returncode == 2 and "a budget must be a positive number of USD" in wrong.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf"])
+def test_a_budget_that_is_not_a_positive_amount_is_a_usage_error(tmp_path, value):
+    proc = run_cli("summary", "--dry-run", "--stats-file", tmp_path / "x.json", "--budget-usd", value)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
