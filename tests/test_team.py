@@ -93,3 +93,41 @@ def test_the_budget_comes_from_the_repositorys_settings_unless_given(team_reposi
 def test_a_budget_that_is_not_a_positive_amount_is_a_usage_error(tmp_path, value):
     proc = run_cli("summary", "--dry-run", "--stats-file", tmp_path / "x.json", "--budget-usd", value)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+# ── list --by branch, repository, skill ──
+
+def rollup_of(*args) -> dict:
+    proc = run_cli("list", "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return {tuple(g[k] for k in json.loads(proc.stdout)["by"]): g for g in json.loads(proc.stdout)["groups"]}
+
+
+def test_sessions_sum_by_branch_and_by_the_repository_of_their_folder(tmp_path):
+    import subprocess
+    from conftest import Transcript, usage
+    work = tmp_path / "work"
+    work.mkdir()
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "remote", "add", "origin", "git@github.com:acme/widgets.git"], check=True)
+    projects = tmp_path / "projects"
+    for n, (cwd, branch, tokens) in enumerate([(str(work), "feat/a", 100), (str(work), "feat/b", 200),
+                                              ("/nowhere", "feat/a", 400)], 1):
+        sid = f"0e0e0e0e-0000-4000-8000-00000000000{n}"
+        Transcript(projects / f"-p{n}" / f"{sid}.jsonl", sid, cwd=cwd, branch=branch) \
+            .prompt("go").assistant(f"msg_{n}", usage(tokens, 10)).write()
+    by_branch = rollup_of("--projects-dir", projects, "--by", "branch")
+    assert {k: g["total_tokens"]["input"] for k, g in by_branch.items()} == {("feat/a",): 500, ("feat/b",): 200}
+    by_repo = rollup_of("--projects-dir", projects, "--by", "repository")
+    assert {k: g["sessions"] for k, g in by_repo.items()} == {("acme/widgets",): 2, ("unknown",): 1}
+
+
+def test_a_session_counts_once_in_each_skill_it_ran(tmp_path):
+    from conftest import DEMO_PROJECTS, ROOT
+    groups = rollup_of("--projects-dir", DEMO_PROJECTS, "--skills-dir", ROOT / "tests" / "fixtures" / "skills",
+                       "--by", "skill")
+    # 00b11888 ran tdd:ci and rca:ci (its whole $0.5173 in each); a3f92bc1 ($0.0669) and f7e01d4a ($0.0431) none
+    assert {k: (g["sessions"], g["estimated_cost_usd"]) for k, g in groups.items()} == {
+        ("rca:ci",): (1, 0.5173), ("tdd:ci",): (1, 0.5173), ("(none)",): (2, 0.11)}
+    proc = run_cli("list", "--projects-dir", DEMO_PROJECTS, "--by", "skill", "--by", "model")
+    assert proc.returncode == 2 and "cannot be combined" in proc.stderr

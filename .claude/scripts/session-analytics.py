@@ -3764,20 +3764,28 @@ def json_text(obj, indent: int | None = 2, sort_keys: bool = False) -> str:
     return _JSON_UNSAFE_RE.sub(lambda m: "\\u%04x" % ord(m.group()), text) + "\n"
 
 
-# ── rollups: list --by day|week|month|project|model ──
+# ── rollups: list --by day|week|month|project|branch|repository|skill|model ──
 #
 # Sums of the list rows' own numbers, so that a rollup always adds up to the plain list. Days,
 # weeks (Monday to Sunday, named by their Monday) and months are cut in --timezone. By model, a
-# session counts in each model it used, with that model's tokens and cost.
+# session counts in each model it used, with that model's tokens and cost. By skill, a session
+# counts once in each skill it ran, with its whole tokens and cost (a session's cost is not split
+# between its skills), and in "(none)" when it ran none: skill groups may add up to more than the
+# total. A row's repository and skills are filled in by `list` when asked for (see run_list).
 
-ROLLUP_KEYS = ("day", "week", "month", "project", "model")
+ROLLUP_KEYS = ("day", "week", "month", "project", "branch", "repository", "skill", "model")
+NO_VALUE = "(none)"
 
 
 def rollup(rows: list[dict], by: list[str], tz) -> dict:
     """Groups of sessions by the given keys, each with sessions, tokens and cost; and the total."""
     groups = {}
     for row in rows:
-        keys = {key: _rollup_key(row, key, tz) for key in by if key != "model"}
+        keys = {key: _rollup_key(row, key, tz) for key in by if key not in ("model", "skill")}
+        if "skill" in by:
+            for skill in sorted(set(row.get("skills") or [])) or [NO_VALUE]:
+                groups.setdefault(tuple({**keys, "skill": skill}[k] for k in by), Tally()).add_session(row)
+            continue
         if "model" not in by:
             groups.setdefault(tuple(keys[k] for k in by), Tally()).add_session(row)
             continue
@@ -3800,6 +3808,10 @@ def _group(tally: Tally) -> dict:
 def _rollup_key(row: dict, key: str, tz) -> str:
     if key == "project":
         return row.get("project") or row.get("project_dir") or "unknown"
+    if key == "branch":
+        return row.get("branch") or NO_VALUE
+    if key == "repository":
+        return row.get("repository") or as_str(row.get("pr")).partition("#")[0] or "unknown"
     stamp = parse_ts(row.get("started_at"))
     if stamp is None:
         return "unknown"
@@ -7652,7 +7664,8 @@ OPTIONS = (
     _option("--archive", commands=ALL_SESSIONS, group="dates and filters", metavar="DIR",
             help="keep every session's stats in DIR, and count archived sessions whose transcript is gone"),
     _option("--by", commands=("list",), group="dates and filters", action="append", choices=ROLLUP_KEYS,
-            help="sums by day, week, month, project or model instead of one row a session (repeat to combine)"),
+            help="sums by day, week, month, project, branch, repository (its origin remote), skill or model "
+            "instead of one row a session (repeat to combine)"),
     _option("--timezone", commands=("list",), group="dates and filters", metavar="ZONE",
             help="with --by: cut days, weeks and months in this IANA zone (default: the local one)"),
     _option("--source", commands=("extract",), group="dates and filters", choices=("github", "local"),
@@ -8058,13 +8071,32 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
         rows += [row_from_stats(s) for s in read_archive(archive, {r["session_id"] for r in rows}, reader)]
     rows = filter_sessions(rows, args.since, args.until, args.project)
     rows.sort(key=lambda r: (r["started_at"] or "", r["session_id"]), reverse=True)
+    by = list(dict.fromkeys(args.by or []))
+    if "model" in by and "skill" in by:
+        raise UserError("--by model and --by skill cannot be combined: a session's cost is split by model "
+                        "but not by skill", EXIT_USAGE)
+    if "repository" in by:
+        repositories = {}
+        for row in rows:
+            folder = as_str(row.get("project"))
+            if folder not in repositories:
+                repositories[folder] = repo_from_remote(_git(folder, "remote", "get-url", "origin"))
+            row["repository"] = repositories[folder]
+    if "skill" in by:
+        full = HistoryReader(reader.projects_dir, reader.options, reader.captures_dir, reader.otel_files)
+        templates = workflow_templates(args)
+        skills = {s["session_id"]: [as_str(k.get("skill")) for k in s.get("skills_invoked") or [] if k.get("count")]
+                  for s in full.each_session(FULL, functools.partial(local_stats, pricing=pricing, templates=templates),
+                                             summary_key(pricing, templates))}
+        for row in rows:
+            row["skills"] = skills.get(row["session_id"], [])
     note(args, reader)
     if not rows and not args.json:
         emit(args, no_sessions_line(args, reader))
         return EXIT_OK
     width = None if args.wide or args.output or not sys.stdout.isatty() else shutil.get_terminal_size().columns
-    if args.by:
-        report = {**rollup(rows, list(dict.fromkeys(args.by)), timezone(args.timezone)),
+    if by:
+        report = {**rollup(rows, by, timezone(args.timezone)),
                   "timezone": args.timezone or "local"}
         emit(args, json_text(report) if args.json else terminal_text(render_rollup(report, width)))
     elif args.json:
