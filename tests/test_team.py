@@ -131,3 +131,27 @@ def test_a_session_counts_once_in_each_skill_it_ran(tmp_path):
         ("rca:ci",): (1, 0.5173), ("tdd:ci",): (1, 0.5173), ("(none)",): (2, 0.11)}
     proc = run_cli("list", "--projects-dir", DEMO_PROJECTS, "--by", "skill", "--by", "model")
     assert proc.returncode == 2 and "cannot be combined" in proc.stderr
+
+
+# ── several local histories ──
+
+def test_histories_from_several_machines_count_a_shared_session_once_from_its_longest_copy(tmp_path):
+    from conftest import Transcript, usage
+    def write(history, sid, calls):
+        t = Transcript(tmp_path / history / "-repo" / f"{sid}.jsonl", sid).prompt("go")
+        for n in range(calls):
+            t.assistant(f"msg_{sid[:8]}_{n}", usage(100, 10))
+        t.write()
+    shared, only_a, only_b = (f"0f0f0f0{n}-0000-4000-8000-000000000000" for n in range(3))
+    write("a", shared, 1)            # copied while the session ran
+    write("b", shared, 3)            # the same session, finished, on the other machine
+    write("a", only_a, 1)
+    write("b", only_b, 2)
+    rows = json.loads(run_cli("list", "--json", "--projects-dir", tmp_path / "a", "--projects-dir",
+                              tmp_path / "b").stdout)
+    assert {r["session_id"]: r["total_tokens"]["input"] for r in rows} == {shared: 300, only_a: 100, only_b: 200}
+    stats = json.loads(run_cli("stats", "--projects-dir", tmp_path / "a", "--projects-dir", tmp_path / "b",
+                               "--session-id", only_b[:8]).stdout)
+    assert stats["total_tokens"]["input"] == 200
+    missing = run_cli("list", "--projects-dir", tmp_path / "a", "--projects-dir", tmp_path / "gone")
+    assert missing.returncode == 3 and "cannot read projects folder" in missing.stderr

@@ -1664,6 +1664,29 @@ def project_files(project_dir: Path) -> list[TranscriptFile]:
     return files
 
 
+def merged_projects(projects: list[Path]) -> list[tuple[Path, list]]:
+    """(project folder, its transcript files) of each project of one or several histories: a
+    project in several of them (histories copied from several machines) is one project, and a
+    file in more than one is read once, its longest copy (the one written last)."""
+    by_name = {}
+    for project in projects:
+        by_name.setdefault(project.name, []).append(project)
+    listed = []
+    for name in sorted(by_name):
+        folders = by_name[name]
+        if len(folders) == 1:
+            listed.append((folders[0], project_files(folders[0])))
+            continue
+        copies = {}
+        for folder in folders:
+            for tf in project_files(folder):
+                where = tf.path.relative_to(folder)
+                if where not in copies or tf.path.stat().st_size > copies[where].path.stat().st_size:
+                    copies[where] = tf
+        listed.append((folders[0], [copies[where] for where in sorted(copies)]))
+    return listed
+
+
 def _subagent_files(folder: str) -> list[str]:
     """The agent-*.jsonl files below a subagents folder, at any depth, ordered as pathlib orders
     them (by path components), without pathlib's cost for every session folder of a history."""
@@ -2018,12 +2041,13 @@ class HistoryReader:
     is its Reading (plain unless ReadOptions says otherwise), never what comes of it."""
 
     def __init__(self, projects_dir: Path | None = None, options: "ReadOptions | None" = None,
-                 captures_dir: Path | None = None, otel_files: list | None = None):
+                 captures_dir: Path | None = None, otel_files: list | None = None, more_dirs: list | None = None):
         self.projects_dir = Path(projects_dir).expanduser() if projects_dir else default_projects_dir()
         self.options = options
         self.reading = options.reading() if options is not None else PlainReading()
         self.captures_dir = Path(captures_dir).expanduser() if captures_dir else None
         self.otel_files = [Path(p).expanduser() for p in otel_files or []]
+        self.more_dirs = [Path(p).expanduser() for p in more_dirs or []]      # histories from other machines
         self.from_captures = 0                    # sessions known only from a stream-json capture
         self.from_archive = 0                     # sessions known only from archived stats
         self.skipped = Skipped()                  # what was skipped, by reason, and where first
@@ -2054,13 +2078,27 @@ class HistoryReader:
             else:
                 project, sid = path.parent, path.stem
         elif session_id:
-            project, sid = find_session(self.projects_dir, session_id)
+            project, sid = self._find(session_id)
         else:
             project, sid = newest_session(self.projects_dir, cwd or os.getcwd())
         groups = group_by_session(project_files(project), self.skipped)
         if transcript and path.resolve() not in {tf.path.resolve() for tf in groups.get(sid, [])}:
             groups.setdefault(sid, []).append(TranscriptFile(path, sid, None))
         return SessionRef(project, sid, groups)
+
+    def _find(self, session_id: str) -> tuple[Path, str]:
+        """find_session in each history in turn (several --projects-dir): the first that has it."""
+        for n, folder in enumerate([self.projects_dir] + self.more_dirs):
+            try:
+                return find_session(folder, session_id)
+            except UserError:
+                if n == len(self.more_dirs):
+                    raise
+        raise AssertionError("unreachable")
+
+    def fresh(self) -> "HistoryReader":
+        """Another reader of the same history with the same settings, its counts at zero."""
+        return HistoryReader(self.projects_dir, self.options, self.captures_dir, self.otel_files, self.more_dirs)
 
     def _otel_session(self, session_id: str | None) -> SessionRef:
         found = [(path, facts) for path in self.otel_files for facts in read_otel_file(path)]
@@ -2106,13 +2144,15 @@ class HistoryReader:
         once across it. summarise is a pure, picklable function (it may run in a worker); `key`
         names everything its result depends on besides the facts (prices, templates: see
         summary_key), so that results can be kept between runs."""
-        try:
-            projects = sorted(p for p in self.projects_dir.iterdir() if p.is_dir()) \
-                if self.projects_dir.is_dir() or (self.captures_dir is None and not self.otel_files) else []
-        except OSError as exc:
-            raise UserError(f"cannot read projects folder {self.projects_dir}: {exc.strerror or exc}",
-                            EXIT_NO_SESSION) from None
-        listed = [(project, project_files(project)) for project in projects]
+        projects = []
+        for folder in [self.projects_dir] + self.more_dirs:
+            try:
+                if folder.is_dir() or (self.captures_dir is None and not self.otel_files) or folder in self.more_dirs:
+                    projects += sorted(p for p in folder.iterdir() if p.is_dir())
+            except OSError as exc:
+                raise UserError(f"cannot read projects folder {folder}: {exc.strerror or exc}",
+                                EXIT_NO_SESSION) from None
+        listed = merged_projects(projects)
         found = self.reading.summaries(self.projects_dir, listed, depth, summarise, key)
         self.skipped.update(found.skipped)
         self.empty_sessions += found.empty
@@ -7644,9 +7684,10 @@ OPTIONS = (
     _option("--stats-file", commands=SELECT + ("summary",), group="session selection", metavar="FILE",
             action="append", help="reuse a stats JSON instead of reading transcripts (summary --dry-run: "
             "repeat it to summarise several)"),
-    _option("--projects-dir", commands=READ, group="session selection", metavar="DIR",
+    _option("--projects-dir", commands=READ, group="session selection", metavar="DIR", action="append",
             help="folder of Claude Code project transcripts (default: $CLAUDE_CONFIG_DIR/projects, else "
-            "~/.claude/projects)"),
+            "~/.claude/projects); repeat it for histories copied from several machines (a session in "
+            "more than one counts once)"),
     _option("--otel-file", commands=READ, group="session selection", metavar="FILE", action="append",
             help="also read Claude Code's own telemetry: a file of OTLP/JSON log exports, one a line (the "
             "Collector's file exporter); a session with a transcript is counted once"),
@@ -8064,7 +8105,7 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
     if args.archive:
         archive = Path(args.archive).expanduser()
         templates = workflow_templates(args)
-        full = HistoryReader(reader.projects_dir, reader.options, reader.captures_dir)   # its counts are the same
+        full = reader.fresh()             # its counts are the same
         every = full.each_session(FULL, functools.partial(local_stats, pricing=pricing, templates=templates),
                                   summary_key(pricing, templates))
         write_archive(archive, every, warner(args))
@@ -8083,7 +8124,7 @@ def run_list(args, reader: HistoryReader, github: GitHub) -> int:
                 repositories[folder] = repo_from_remote(_git(folder, "remote", "get-url", "origin"))
             row["repository"] = repositories[folder]
     if "skill" in by:
-        full = HistoryReader(reader.projects_dir, reader.options, reader.captures_dir, reader.otel_files)
+        full = reader.fresh()
         templates = workflow_templates(args)
         skills = {s["session_id"]: [as_str(k.get("skill")) for k in s.get("skills_invoked") or [] if k.get("count")]
                   for s in full.each_session(FULL, functools.partial(local_stats, pricing=pricing, templates=templates),
@@ -8425,8 +8466,9 @@ def main(argv=None) -> int:
         flag_target(args)    # reject a bad --target/--number pair before any slow work
         if args.hook_input:
             apply_hook_input(args, sys.stdin)
-        reader = HistoryReader(args.projects_dir, ReadOptions(cache=None if args.no_cache else ReadCache.default()),
-                               args.captures, args.otel_file)
+        histories = args.projects_dir or [None]
+        reader = HistoryReader(histories[0], ReadOptions(cache=None if args.no_cache else ReadCache.default()),
+                               args.captures, args.otel_file, histories[1:])
         github = GitHub(None, warn=warner(args))
         return PHASES[args.phase](args, reader, github)
     except UserError as exc:
