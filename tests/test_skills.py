@@ -110,6 +110,7 @@ def sandbox(github, tmp_path):
     (work / "tests" / "fixtures").mkdir(parents=True)
     (work / "tests" / "fixtures" / "skills").symlink_to(ROOT / "tests" / "fixtures" / "skills")
     (work / "tests" / "fixtures" / "claude-code").symlink_to(ROOT / "tests" / "fixtures" / "claude-code")
+    (work / "tests" / "fixtures" / "demo-projects").symlink_to(DEMO_PROJECTS)
     (work / "tests" / "browser").mkdir()
     (work / "tests" / "browser" / "node_modules").symlink_to(NODE_MODULES)
     for argv in (["init", "-q", "-b", "fix/keycloak-652"],
