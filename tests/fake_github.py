@@ -78,6 +78,8 @@ class FakeGitHub:
         self.pinned = set()     # comment ids
         self.runs = {}          # (repo, head sha) -> list of workflow runs
         self.visibility = {}    # repo -> "public", "private" or "internal" (private unless set)
+        self.topics = {}        # repo -> its topics, as the repository listings give them
+        self.users = set()      # owners that are users, not organisations
         self.pr_commits = {}    # (repo, number) -> [{"sha": ..., "commit": {"message": ...}}]
         self.next_id = 1000
         self.per_page_default = 30
@@ -208,6 +210,9 @@ class FakeGitHub:
                              "documentation_url": "https://docs.github.com/rest"}
         if route == "/user" and method == "GET":
             return 200, {}, {"login": login, "id": 1, "type": "User"}
+        m = re.fullmatch(r"/(orgs|users)/([^/]+)/repos", route)
+        if m and method == "GET":
+            return self._owner_repos(m.group(1), m.group(2), query)
         m = re.fullmatch(r"/repos/([^/]+/[^/]+)/?(.*)", route)
         if not m:
             return 404, {}, {"message": "Not Found"}
@@ -215,6 +220,16 @@ class FakeGitHub:
         if not any(r == repo for r, _ in self.issues):
             return 404, {}, {"message": "Not Found"}
         return self._repo_route(method, repo, rest, query, body, login)
+
+    def _owner_repos(self, kind: str, owner: str, query: dict):
+        """GET /orgs/{org}/repos (404 when the owner is a user, as GitHub answers) and
+        GET /users/{user}/repos: every repository the fake holds for that owner, paginated."""
+        if (kind == "orgs") != (owner not in self.users):
+            return 404, {}, {"message": "Not Found"}
+        names = sorted({r for r, _ in self.issues if r.split("/")[0].casefold() == owner.casefold()})
+        repos = [{"full_name": name, "name": name.split("/")[1], "topics": self.topics.get(name, []),
+                  "visibility": self.visibility.get(name, "private"), "archived": False} for name in names]
+        return self._paged(repos, query)
 
     def _graphql(self, body, login):
         """The one GraphQL query extract sends: PR facts for up to 100 PRs, one alias each, answered

@@ -86,7 +86,7 @@ def test_extract_from_github_writes_csv_report_json_and_dashboard(repository, tm
     assert sorted(p.name for p in out.iterdir()) == ["analytics.csv", "analytics.json", "analytics.md",
                                                      "dashboard.html"]
     header = (out / "analytics.csv").read_bytes().decode().split("\r\n", 1)[0]
-    assert header == ",".join(sa.CSV_COLUMNS) and len(sa.CSV_COLUMNS) == 29
+    assert header == ",".join(sa.CSV_COLUMNS) and len(sa.CSV_COLUMNS) == 30
     rows = read_csv(out / "analytics.csv")
     assert [(r["pr_number"], r["session_id"][:8]) for r in rows] == [
         ("1", "00000001"), ("1", "00000002"), ("2", "00000003"), ("4", "00000004")]

@@ -155,3 +155,68 @@ def test_histories_from_several_machines_count_a_shared_session_once_from_its_lo
     assert stats["total_tokens"]["input"] == 200
     missing = run_cli("list", "--projects-dir", tmp_path / "a", "--projects-dir", tmp_path / "gone")
     assert missing.returncode == 3 and "cannot read projects folder" in missing.stderr
+
+
+# ── one extract over an organisation's repositories, by person ──
+
+def org_post(github, repo, number, stats, login, association="MEMBER"):
+    github.add_comment(repo, number, sa.render_session_comment(stats), login=login, association=association)
+
+
+@pytest.fixture
+def organisation(github, base_stats):  # noqa: F811
+    """acme/api (public, topic service), acme/web (private, topic service), acme/docs (docs only)."""
+    github.visibility.update({"acme/api": "public", "acme/web": "private", "acme/docs": "private"})
+    github.topics.update({"acme/api": ["service"], "acme/web": ["service", "frontend"], "acme/docs": ["docs"]})
+    github.add_pull("acme/api", 1, "a1", title="API one", state="closed", merged_at="2026-03-03T12:00:00Z",
+                    created_at="2026-03-02T08:00:00Z", user="alice")
+    org_post(github, "acme/api", 1, session(base_stats, 1, 3.00, 1, "2026-03-02T09:00:00Z"), "alice")
+    org_post(github, "acme/api", 1, session(base_stats, 2, 2.00, 1, "2026-03-02T10:00:00Z"), "bob")
+    github.add_pull("acme/web", 7, "w7", title="Web seven", created_at="2026-03-04T08:00:00Z", user="dave")
+    ci = session(base_stats, 3, 4.00, 2, "2026-03-04T09:00:00Z")
+    ci["github_actor"] = "carol"                     # posted by a workflow that carol started
+    org_post(github, "acme/web", 7, ci, "github-actions[bot]", association="NONE")
+    org_post(github, "acme/web", 7, session(base_stats, 4, 1.00, 0, "2026-03-04T10:00:00Z"),
+             "github-actions[bot]", association="NONE")     # no actor recorded: the PR's author
+    github.add_pull("acme/docs", 3, "d3", title="Docs", created_at="2026-03-05T08:00:00Z", user="erin")
+    org_post(github, "acme/docs", 3, session(base_stats, 5, 9.00, 1, "2026-03-05T09:00:00Z"), "erin")
+    return github
+
+
+def org_extract(github, tmp_path, *extra):
+    proc = run_gh_cli(github, "extract", "--since", "2026-03-01", "--until", "2026-03-31", "--output-dir", tmp_path,
+                      "--trusted-authors", "github-actions[bot]", "--quiet", *extra)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "analytics.json").read_text())
+    return data, (tmp_path / "analytics.md").read_text(), (tmp_path / "analytics.csv").read_text()
+
+
+def test_an_organisation_is_extracted_whole_with_a_repository_column_and_sums_by_person(organisation, tmp_path):
+    data, report, csv_text = org_extract(organisation, tmp_path, "--org", "acme", "--exclude", "docs")
+    assert data["repositories"] == ["acme/api", "acme/web"] and data["repo"] is None
+    # public acme/api makes the whole dataset public
+    assert data["privacy"] == "public"
+    header, *rows = csv_text.splitlines()
+    assert header.startswith("repository,pr_number,") and header.endswith(",session_author")
+    assert sorted((r.split(",")[0], r.split(",")[-1]) for r in rows) == [
+        ("acme/api", "alice"), ("acme/api", "bob"), ("acme/web", "carol"), ("acme/web", "dave")]
+    view = sa.analytics_view(data)
+    # by hand: api 3.00 + 2.00; web 4.00 + 1.00
+    assert {k: (g["sessions"], g["cost"], g["commits"]) for k, g in view["repositories"].items()} == {
+        "acme/api": (2, 5.0, 2), "acme/web": (2, 5.0, 2)}
+    assert {k: g["cost"] for k, g in view["authors"].items()} == {"carol": 4.0, "alice": 3.0, "bob": 2.0, "dave": 1.0}
+    assert "## By Repository" in report and "| carol | 1 | $4.00 | 2 |" in report
+
+
+def test_topics_narrow_an_organisation_and_a_user_account_is_read_as_one(organisation, tmp_path):
+    data, _, _ = org_extract(organisation, tmp_path / "a", "--org", "acme", "--topic", "frontend")
+    assert data["repo"] == "acme/web" and "repositories" not in data      # one repository: today's files
+    organisation.users.add("acme")
+    data, _, _ = org_extract(organisation, tmp_path / "b", "--org", "acme", "--topic", "docs")
+    assert data["repo"] == "acme/docs" and [i["number"] for i in data["items"]] == [3]
+
+
+def test_repositories_named_one_by_one_are_extracted_together(organisation, tmp_path):
+    data, _, csv_text = org_extract(organisation, tmp_path, "--repo", "acme/web", "--repo", "acme/docs")
+    assert data["repositories"] == ["acme/web", "acme/docs"] and data["privacy"] == "team"
+    assert len(csv_text.splitlines()) == 1 + 3

@@ -4084,6 +4084,14 @@ def _identifier(value, privacy, stats):
     return value if isinstance(value, str) and SAFE_ID_RE.fullmatch(value) else _WITHHELD
 
 
+GITHUB_LOGIN_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}(?:\[bot\])?")
+
+
+def _login(value, privacy, stats):
+    """A GitHub login (who posted or ran a session): GitHub shows it beside the comment anyway."""
+    return value if isinstance(value, str) and GITHUB_LOGIN_RE.fullmatch(value) else _WITHHELD
+
+
 def _timestamp(value, privacy, stats):
     return format_ts(parse_ts(value)) if parse_ts(value) is not None else None
 
@@ -4227,6 +4235,7 @@ OUTBOUND = {
     "subagents": _subagents, "commits": _commits, "problems_faced": _problems,
     "workflow_edges": _names, "pricing_date": _names, "claude_code_versions": _names,
     "cwd": _working_folder, "compactions": _number, "capture": _names, "omitted": _names,
+    "github_actor": _login, "session_author": _login,
 }
 
 
@@ -4733,6 +4742,16 @@ def _objects(value) -> list:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
+def session_author(login: str, data: dict) -> str | None:
+    """Who ran a session: who posted its comment (from their own `gh` login), unless a bot did (a
+    CI job's token), then the GITHUB_ACTOR the comment recorded, else nobody known (the caller
+    falls back to the PR's author)."""
+    if login.endswith("[bot]") or login in ("github-actions", "?"):
+        actor = as_str(data.get("github_actor"))
+        return actor if GITHUB_LOGIN_RE.fullmatch(actor) else None
+    return login
+
+
 def collect_sessions(comments: list, trusted: set) -> tuple[list[dict], list[str]]:
     """Session stats from trusted session comments, one per session, and a warning per skip."""
     chosen, warnings = {}, []
@@ -4762,7 +4781,7 @@ def collect_sessions(comments: list, trusted: set) -> tuple[list[dict], list[str
             warnings.append(f"session {data['session_id'][:8]} appears in more than one comment; "
                             "counting the most recently updated")
         if previous is None or rank > previous[0]:
-            chosen[data["session_id"]] = (rank, data)
+            chosen[data["session_id"]] = (rank, {**data, "session_author": session_author(login, data)})
     sessions = sorted((data for _, data in chosen.values()),
                       key=lambda d: (as_str(d.get("started_at")), d["session_id"]))
     return sessions, warnings
@@ -5436,8 +5455,10 @@ CSV_COLUMNS = (
     "total_cache_create", "total_cache_read", "estimated_cost_usd", "commits_count", "commit_shas",
     "ci_runs", "ci_pass_rate", "skills_used", "per_skill_tokens", "subagent_count",
     "per_subagent_tokens", "problems_count", "problems_resolved", "review_comments", "lines_added",
-    "lines_removed", "time_to_merge_hours", "acceptance_status",
+    "lines_removed", "time_to_merge_hours", "acceptance_status", "session_author",
 )
+# An extract over several repositories starts each row with its repository (one keeps the above).
+REPOSITORY_COLUMN = "repository"
 EXTRACT_WORKERS = 8                 # concurrent gh calls: enough to hide latency, polite to GitHub
 CHARTJS_VERSION = "4.6.1"
 CHARTJS_URL = f"https://cdn.jsdelivr.net/npm/chart.js@{CHARTJS_VERSION}/dist/chart.umd.min.js"
@@ -5596,8 +5617,10 @@ def github_item(github: GitHub, issue: dict, comments: list, runs: dict | None, 
         warn(f"#{number}: {warning}")
     if not sessions:
         return None
+    author = as_str(as_dict(issue.get("user")).get("login"))
+    sessions = [s if s.get("session_author") else {**s, "session_author": author or None} for s in sessions]
     item = {"number": number, "type": "pr" if is_pr else "issue", "title": as_str(issue.get("title")),
-            "author": as_str(as_dict(issue.get("user")).get("login")), "status": as_str(issue.get("state")),
+            "author": author, "status": as_str(issue.get("state")),
             "created_at": issue.get("created_at"), "closed_at": issue.get("closed_at"),
             "merged_at": None, "additions": None, "deletions": None, "review_comments": None,
             "ci_runs": None, "ci_pass_rate": None, "sessions": sessions}
@@ -5713,7 +5736,8 @@ def _per_key_tokens(entries, key: str) -> str:
 
 
 def csv_rows(items: list[dict]) -> list[list]:
-    """One row per session, the 29 columns of CSV_COLUMNS in order."""
+    """One row per session, the columns of CSV_COLUMNS in order; first its repository when the
+    items come from several."""
     rows = []
     for item in items:
         status = item.get("status")
@@ -5735,9 +5759,15 @@ def csv_rows(items: list[dict]) -> list[list]:
                 len(problems) + as_int(as_dict(s.get("omitted")).get("problems_faced")),
                 sum(1 for p in problems if p.get("resolved")),
                 item.get("review_comments"), item.get("additions"), item.get("deletions"),
-                _hours_between(item.get("created_at"), item.get("merged_at")), status,
+                _hours_between(item.get("created_at"), item.get("merged_at")), status, s.get("session_author"),
             ])
+            if several_repositories(items):
+                rows[-1].insert(0, item.get("repository"))
     return rows
+
+
+def several_repositories(items: list[dict]) -> bool:
+    return any(item.get("repository") for item in items)
 
 
 def csv_cost(stats: dict):
@@ -5760,10 +5790,10 @@ def csv_cell(value) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def render_csv(rows: list[list]) -> str:
+def render_csv(rows: list[list], repository: bool = False) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")      # RFC 4180
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(((REPOSITORY_COLUMN,) if repository else ()) + CSV_COLUMNS)
     for row in rows:
         writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
@@ -5815,6 +5845,9 @@ def analytics_view(data: dict) -> dict:
         "outcomes": view_outcomes(per_item, total.cost_usd, sum(list_total(s, "commits") for s in sessions),
                                   not total.unpriced),
         "budget_usd": data.get("budget_usd"),
+        "authors": view_groups([(s.get("session_author") or "unknown", s) for s in sessions]),
+        "repositories": view_groups([(i.get("repository"), s) for i in items for s in i["sessions"]])
+        if several_repositories(items) else {},
         "over_budget": [p for p in per_item if p["type"] == "pr" and data.get("budget_usd")
                         and p["cost"] > data["budget_usd"]],
         "day_axis": every_day(days),
@@ -5842,6 +5875,17 @@ def view_items(items: list[dict]) -> list[dict]:
                      "ci_pass_rate": i.get("ci_pass_rate"),
                      "time_to_merge_hours": _hours_between(i.get("created_at"), i.get("merged_at"))})
     return rows
+
+
+def view_groups(pairs: list) -> dict:
+    """(name, session) pairs summed by name: sessions, cost, commits, tokens; costliest first."""
+    tallies, commits = {}, collections.Counter()
+    for name, stats in pairs:
+        tallies.setdefault(as_str(name) or "unknown", Tally()).add_session(stats)
+        commits[as_str(name) or "unknown"] += list_total(stats, "commits")
+    groups = {name: {"sessions": t.count, "cost": t.cost_usd, "cost_complete": t.complete,
+                     "commits": commits[name], "tokens": t.total_tokens} for name, t in tallies.items()}
+    return dict(sorted(groups.items(), key=lambda kv: (-kv[1]["cost"], kv[0])))
 
 
 def view_outcomes(per_item: list[dict], total_cost: float, commits: int, complete: bool) -> dict:
@@ -6024,7 +6068,7 @@ REPORT_TEMPLATE = """\
 {skills}
 ## What the Spend Bought
 
-{outcomes}{over_budget}{failures}"""
+{outcomes}{groups}{over_budget}{failures}"""
 
 
 def render_report(data: dict) -> str:
@@ -6075,8 +6119,22 @@ def render_report(data: dict) -> str:
     return REPORT_TEMPLATE.format(period=period_text(v),
                                   repo=md_text(v["repo"] or "local transcripts"), summary=summary,
                                   per_item=per_item, models=models, skills=skills,
-                                  outcomes=render_outcomes(v["outcomes"]), over_budget=over_budget,
+                                  outcomes=render_outcomes(v["outcomes"]), groups=render_groups(v),
+                                  over_budget=over_budget,
                                   failures=failures)
+
+
+def render_groups(v: dict) -> str:
+    """The spend by repository (an extract of several) and by the person who ran the sessions."""
+    text = ""
+    for title, groups, label in (("By Repository", v["repositories"], "Repository"),
+                                 ("By Person", v["authors"] if v["source"] != "local" else {}, "Person")):
+        if groups:
+            text += f"\n## {title}\n\n" + md_table(
+                [label, "Sessions", "Cost", "Commits", "Tokens"],
+                [[md_text(name), str(g["sessions"]), format_cost(g["cost"], g["cost_complete"]), str(g["commits"]),
+                  format_tokens(g["tokens"])] for name, g in groups.items()])
+    return text
 
 
 def render_outcomes(o: dict) -> str:
@@ -7717,8 +7775,16 @@ OPTIONS = (
             help="JSON list of problems an agent wrote, merged in"),
     _option("--skills-dir", commands=READ, group="data", metavar="DIR", default=".claude/skills",
             help="where workflow skills (SKILL.md with a mermaid flowchart) live (default: .claude/skills)"),
-    _option("--repo", commands=SELECT + ("summary", "extract"), group="GitHub", metavar="OWNER/NAME",
+    _option("--repo", commands=SELECT + ("summary",), group="GitHub", metavar="OWNER/NAME",
             help="repository (default: GH_REPO, else the origin remote)"),
+    _option("--repo", commands=("extract",), group="GitHub", metavar="OWNER/NAME", action="append",
+            help="repository (default: GH_REPO, else the origin remote); repeat it for several"),
+    _option("--org", commands=("extract",), group="GitHub", metavar="OWNER",
+            help="every repository of this organisation or user that gh's account can read"),
+    _option("--exclude", commands=("extract",), group="GitHub", metavar="NAME", action="append",
+            help="with --org: leave out this repository (NAME or OWNER/NAME; repeatable)"),
+    _option("--topic", commands=("extract",), group="GitHub", metavar="TOPIC", action="append",
+            help="with --org: only repositories with this topic (repeatable: any of them)"),
     _option("--target", commands=("stats", "comment", "summary", "post", "otel"), group="GitHub", choices=("pr", "issue"),
             help="comment on a pull request or an issue"),
     _option("--number", commands=("stats", "comment", "summary", "post", "otel"), group="GitHub", type=int,
@@ -7867,9 +7933,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def option_defaults() -> dict:
     """Every option's value when it is not given: what a command that does not take it reads."""
-    every = argparse.ArgumentParser(add_help=False)
+    every, dests = argparse.ArgumentParser(add_help=False), set()
     for option in OPTIONS:
-        every.add_argument(*option.flags, **option.kwargs)
+        dest = option.kwargs.get("dest") or option.flags[-1].lstrip("-").replace("-", "_")
+        if dest not in dests:               # an option spelled twice (one per set of commands)
+            dests.add(dest)
+            every.add_argument(*option.flags, **option.kwargs)
     return vars(every.parse_args([]))
 
 
@@ -8177,9 +8246,15 @@ def run_mermaid(args, reader: HistoryReader, github: GitHub) -> int:
     return EXIT_OK
 
 
+def with_actor(stats: dict) -> dict:
+    """In a GitHub Actions job the comment is posted by a bot: record who started the job."""
+    actor = os.environ.get("GITHUB_ACTOR", "")
+    return {**stats, "github_actor": actor} if GITHUB_LOGIN_RE.fullmatch(actor) else stats
+
+
 def run_comment(args, reader: HistoryReader, github: GitHub) -> int:
     templates = workflow_templates(args)       # read once: a broken one is reported once
-    stats = session_stats(args, reader, templates)
+    stats = with_actor(session_stats(args, reader, templates))
     workflows = workflow_sections(templates, stats)
     if args.dry_run:
         emit(args, preview_session_comment(args, github, stats, workflows))
@@ -8258,7 +8333,7 @@ def run_summary(args, reader: HistoryReader, github: GitHub) -> int:
 def run_pipeline(args, reader: HistoryReader, github: GitHub) -> int:
     """No --phase: stats, mermaid, the session comment, then the summary, on one target."""
     templates = workflow_templates(args)       # read once: a broken one is reported once
-    stats = session_stats(args, reader, templates)
+    stats = with_actor(session_stats(args, reader, templates))
     workflows = workflow_sections(templates, stats)
     github = open_github(github, args, stats)
     target = find_target(github, args, stats)
@@ -8356,7 +8431,7 @@ def local_sessions(args, reader: HistoryReader, since: float, until: float) -> l
 
 def write_outputs(folder: Path, data: dict, chartjs: str | None) -> list[Path]:
     files = {"analytics.json": json_text(data, indent=1, sort_keys=True),
-             "analytics.csv": render_csv(csv_rows(data["items"])),
+             "analytics.csv": render_csv(csv_rows(data["items"]), several_repositories(data["items"])),
              "analytics.md": render_report(data),
              "dashboard.html": render_dashboard(data, chartjs)}
     for name, text in files.items():
@@ -8373,12 +8448,20 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
         privacy = Privacy(args.privacy or "team", people=machine_people())
     else:
         since, until = extract_range(args, required=True)
-        github = open_github(github, args, None)
-        level = args.privacy or default_level(repository_visibility(github))
-        items, failures = gather_github(github, since, until, trusted_logins(args), args.quiet)
-        repo = github.repo
+        repos = extract_repositories(github, args)
+        items, failures, levels = [], [], []
+        for name in repos:
+            one = github.at(name)
+            levels.append(args.privacy or default_level(repository_visibility(one)))
+            found, failed = gather_github(one, since, until, trusted_logins(args), args.quiet)
+            items += [{**item, "repository": name} for item in found] if len(repos) > 1 else found
+            failures += [{**f, "repository": name} for f in failed] if len(repos) > 1 else failed
+        repo = repos[0] if len(repos) == 1 else None
+        # one level for the whole dataset: the strictest any of its repositories asks for
+        level = min(levels, key=PRIVACY_LEVELS.index) if levels else "public"
         privacy = Privacy(level, repo, people=machine_people())
     data = {"schema_version": SCHEMA_VERSION, "source": args.source, "repo": repo,
+            **({"repositories": repos} if args.source == "github" and len(repos) > 1 else {}),
             "from": args.since or "", "to": args.until or "", "privacy": privacy.level,
             **({"budget_usd": budget} if budget else {}),
             "items": outbound_items(items, privacy),
@@ -8393,10 +8476,40 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
     if failures:
         warn = warner(args)
         for failure in failures:
-            warn(f"#{failure['number']} not read: {failure['error']}")
+            warn(f"{failure.get('repository', '')}#{failure['number']} not read: {failure['error']}")
         raise UserError(f"{plural(len(failures), 'PR or issue', 'PRs and issues')} could not be read; the files hold "
                         "the rest", EXIT_PARTIAL)
     return EXIT_OK
+
+
+def extract_repositories(github: GitHub, args) -> list[str]:
+    """The repositories to extract from: each --repo, and with --org every repository of that
+    organisation (or user) gh's account can read, less --exclude, narrowed to --topic; else the
+    one repository of GH_REPO or the origin remote."""
+    repos = [detect_repo(argparse.Namespace(repo=given)) for given in args.repo or []]
+    if args.org:
+        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,38})", args.org):
+            raise UserError(f"not an organisation or user: {args.org!r}", EXIT_USAGE)
+        try:
+            listed = github.list(f"orgs/{args.org}/repos", type="all", per_page=100)
+        except GitHubError as exc:
+            if exc.status != 404:
+                raise
+            listed = github.list(f"users/{args.org}/repos", type="owner", per_page=100)
+        excluded = {e.casefold() for e in args.exclude or []}
+        topics = {t.casefold() for t in args.topic or []}
+        for repository in sorted((as_dict(r) for r in listed), key=lambda r: as_str(r.get("full_name")).casefold()):
+            name = as_str(repository.get("full_name"))
+            if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", name) or {name.casefold(), name.partition("/")[2].casefold()} & excluded:
+                continue
+            if topics and not topics & {as_str(t).casefold() for t in repository.get("topics") or []}:
+                continue
+            repos.append(name)
+        if not repos:
+            raise UserError(f"no repository of {args.org} to extract from (after --exclude and --topic)", EXIT_NOT_FOUND)
+    if not repos:
+        repos = [open_github(github, argparse.Namespace(repo=None), None).repo]      # GH_REPO, else origin
+    return list(dict.fromkeys(repos))
 
 
 def run_dashboard(args, reader: HistoryReader, github: GitHub) -> int:
