@@ -273,12 +273,19 @@ def test_a_wait_longer_than_a_minute_is_reported_at_once(collector):
     assert proc.returncode == 13 and len(c.received) == 1 and "try again later" in proc.stderr
 
 
-def test_nobody_listening_is_exit_13_after_the_retries(collector):
+def test_nobody_listening_is_tried_four_more_times_with_growing_pauses_then_exit_13(collector):
     c = collector()
     url = c.url
     c.close()
-    proc = export(url)
-    assert proc.returncode == 13 and "no answer" in proc.stderr.splitlines()[-1]
+    waits, warnings = [], []
+    exporter = sa.OtlpExporter(sa.otlp_settings(url), warnings.append, sleep=waits.append)
+    with pytest.raises(sa.UserError) as failure:
+        exporter.export(sa.otlp_request([], {"service.name": "test"}))
+    assert failure.value.code == 13 and "no answer" in str(failure.value)
+    assert waits == [1.0, 2.0, 4.0, 8.0] and len(warnings) == 4
+    proc = run_cli("otel", "--projects-dir", DEMO_PROJECTS, "--session-id", "00b11888", "--otlp-endpoint", url,
+                   "--dry-run")
+    assert proc.returncode == 0               # a dry run sends nothing, so nothing can refuse it
 
 
 def test_json_gzip_and_headers_as_configured_and_a_partial_success_is_reported(collector):

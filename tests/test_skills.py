@@ -199,6 +199,7 @@ def test_hook_input_errors_are_one_line(stdin, message):
     assert proc.stderr.startswith(f"session-analytics: error: {message}") and proc.stderr.count("\n") == 1
 
 
+@pytest.mark.tools          # its second half needs every system package installed
 def test_the_installer_says_the_one_command_to_run_where_it_cannot_install(tmp_path):
     """Not root (or no apt-get): no install is tried, and the message names every package."""
     fake_bin = tmp_path / "bin"
