@@ -101,10 +101,11 @@ test: test-deps
 	$(PYTHON) -m pytest -q tests
 
 # The inner loop: every test that needs no program or package beyond pytest (tests/conftest.py
-# tells them apart by what they use); the real transcripts of ../shared when they are there.
+# tells them apart by what they use), one pytest process a core (tests/check.py); the real
+# transcripts of ../shared when they are there.
 check:
 	@$(PYTHON) -c "import pytest" 2>/dev/null || $(PYTHON) -m pip install --quiet --disable-pip-version-check 'pytest>=8,<10'
-	$(PYTHON) -m pytest -q -m "not tools" tests
+	$(PYTHON) tests/check.py
 
 # Speed and memory against ccusage on generated histories (100 MB and 1 GB by default; set
 # BENCH_SIZES=100M for a quick look). Prints medians and ratios; never part of `make test`.

@@ -99,7 +99,10 @@ def _uses() -> dict:
         names = _module_names(module, path.stem)
         for node in module.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                uses[f"{path.stem}.{node.name}"] |= _qualified_uses(node, names)
+                local = {**names, **{alias.asname or alias.name: f"{sub.module}.{alias.name}"    # imports inside it
+                                     for sub in ast.walk(node) if isinstance(sub, ast.ImportFrom) and sub.module
+                                     for alias in sub.names}}
+                uses[f"{path.stem}.{node.name}"] |= _qualified_uses(node, local)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                     for n in ast.walk(target):
@@ -194,6 +197,17 @@ def real_projects() -> Path:
 NO_GH_ACCOUNT = Path(tempfile.mkdtemp(prefix="session-analytics-test-gh-"))
 
 
+# The script as `python3 session-analytics.py` runs it (as __main__, its argv), but loaded through
+# importlib so that its bytecode is cached in .claude/scripts/__pycache__: a script run by path is
+# compiled on every run, and the tests run it a thousand times. The commands of the README, the
+# skills, the demo and the hook still run it by path (test_skills.py, test_demo.py,
+# test_claude_code.py).
+LAUNCHER = ("import importlib.util, sys; path = sys.argv[1]; sys.argv = sys.argv[1:]; "
+            "spec = importlib.util.spec_from_file_location('__main__', path); "
+            "module = importlib.util.module_from_spec(spec); sys.modules['__main__'] = module; "
+            "spec.loader.exec_module(module)")
+
+
 def run_cli(*args, env=None, cwd=None, input=None) -> subprocess.CompletedProcess:
     """Run the script as a user would; returns the completed process (text mode)."""
     full_env = {k: v for k, v in os.environ.items()
@@ -202,7 +216,7 @@ def run_cli(*args, env=None, cwd=None, input=None) -> subprocess.CompletedProces
     full_env["GH_CONFIG_DIR"] = str(NO_GH_ACCOUNT)
     full_env["XDG_CACHE_HOME"] = str(TEST_CACHE)        # never the developer's own cache
     full_env.update(env or {})
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-c", LAUNCHER, str(SCRIPT), *map(str, args)], capture_output=True,
                           text=True, env=full_env, cwd=cwd, input=input, timeout=120)
 
 

@@ -242,3 +242,37 @@ def test_eight_cards_make_two_rows_and_a_range_of_one_day_is_drawn_as_bars(tmp_p
     rows = sorted(set(probe["cards"]))
     assert len(probe["cards"]) == 8 and len(rows) == 2 and probe["cards"].count(rows[0]) == 4, probe
     assert probe["types"]["tokens-over-time"] == "bar" and probe["notes"] == 0, probe
+
+
+# ── a bare clone: the corpus tests are reported, not failed; under CI they must run ──
+
+def collect(env_extra: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           str(ROOT / "tests" / "test_stats.py"), str(ROOT / "tests" / "test_reader.py")],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_without_the_corpus_its_tests_are_left_out_with_one_line_and_under_ci_they_are_kept():
+    bare = collect({"SESSION_ANALYTICS_SHARED": "/nonexistent"})
+    full = collect({})
+    ci = collect({"SESSION_ANALYTICS_SHARED": "/nonexistent", "CI": "true"})
+    count = lambda proc: len([line for line in proc.stdout.splitlines() if "::" in line])  # noqa: E731
+    [line] = [line for line in bare.stdout.splitlines() if "did not run" in line]
+    left_out = int(line.split()[0])
+    assert left_out > 5 and count(bare) + left_out == count(full) == count(ci)
+    assert "test_all_synthetic_samples_from_peers_parse" not in bare.stdout
+    assert "test_all_synthetic_samples_from_peers_parse" in ci.stdout and "did not run" not in ci.stdout
+
+
+def test_make_check_leaves_out_exactly_the_tests_that_need_a_tool():
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "-m", "tools", str(ROOT / "tests" / "test_first_hour.py"),
+                           str(ROOT / "tests" / "test_github.py")], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    marked = {line.split("::")[1].split("[")[0] for line in proc.stdout.splitlines() if "::" in line}
+    assert "test_eight_cards_make_two_rows_and_a_range_of_one_day_is_drawn_as_bars" in marked      # chromium
+    assert "test_a_python_older_than_3_10_gets_one_line_and_exit_2" not in marked
+    assert "test_each_command_shows_only_its_own_options_in_its_help" not in marked
+    assert any(name.startswith("test_") for name in marked if "github" not in name) and len(marked) > 10   # gh

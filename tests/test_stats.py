@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from conftest import Transcript, sa, stats_json, stats_of, tokens, usage
+from conftest import SYNTHETIC_SAMPLES, Transcript, sa, stats_json, stats_of, tokens, usage
 
 WORKTREES = "-experiments-worktrees"
 
@@ -444,7 +444,6 @@ def test_repo_from_remote(url, repo):
 
 def test_all_synthetic_samples_from_peers_parse(tmp_path):
     """Every synthetic sample from a peer project reads without error."""
-    from conftest import SYNTHETIC_SAMPLES
     import shutil
     assert SYNTHETIC_SAMPLES.is_dir()
     project = tmp_path / "projects" / "-samples"
