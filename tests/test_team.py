@@ -220,3 +220,23 @@ def test_repositories_named_one_by_one_are_extracted_together(organisation, tmp_
     data, _, csv_text = org_extract(organisation, tmp_path, "--repo", "acme/web", "--repo", "acme/docs")
     assert data["repositories"] == ["acme/web", "acme/docs"] and data["privacy"] == "team"
     assert len(csv_text.splitlines()) == 1 + 3
+
+
+def test_an_interrupted_organisation_extract_resumes_without_reading_again_what_it_had(organisation, tmp_path):
+    organisation.fail("GET", r"/repos/acme/web/issues$", 404, times=1)          # cut short at the last repository
+    first = run_gh_cli(organisation, "extract", "--org", "acme", "--since", "2026-03-01", "--until", "2026-03-31",
+                       "--output-dir", tmp_path, "--trusted-authors", "github-actions[bot]", "--quiet")
+    assert first.returncode == 8 and not (tmp_path / "analytics.json").exists()
+    partial = json.loads((tmp_path / ".extract-partial.json").read_text())
+    assert sorted(partial["done"]) == ["acme/api", "acme/docs"]
+    organisation.requests.clear()
+    again = run_gh_cli(organisation, "extract", "--org", "acme", "--since", "2026-03-01", "--until", "2026-03-31",
+                       "--output-dir", tmp_path, "--trusted-authors", "github-actions[bot]", "--quiet", "--resume")
+    assert again.returncode == 0, again.stderr
+    read_again = {path.split("/")[5] for _, path, _ in organisation.requests if path.startswith("/api/v3/repos/")}
+    assert read_again == {"web"}
+    data = json.loads((tmp_path / "analytics.json").read_text())
+    assert sorted({i["repository"] for i in data["items"]}) == ["acme/api", "acme/docs", "acme/web"]
+    assert not (tmp_path / ".extract-partial.json").exists()
+    fresh, _, _ = org_extract(organisation, tmp_path / "fresh", "--org", "acme")
+    assert fresh["items"] == data["items"]

@@ -7779,6 +7779,8 @@ OPTIONS = (
             help="repository (default: GH_REPO, else the origin remote)"),
     _option("--repo", commands=("extract",), group="GitHub", metavar="OWNER/NAME", action="append",
             help="repository (default: GH_REPO, else the origin remote); repeat it for several"),
+    _option("--resume", commands=("extract",), group="GitHub", action="store_true",
+            help="go on from where an extract over several repositories into the same --output-dir stopped"),
     _option("--org", commands=("extract",), group="GitHub", metavar="OWNER",
             help="every repository of this organisation or user that gh's account can read"),
     _option("--exclude", commands=("extract",), group="GitHub", metavar="NAME", action="append",
@@ -8448,14 +8450,9 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
         privacy = Privacy(args.privacy or "team", people=machine_people())
     else:
         since, until = extract_range(args, required=True)
-        repos = extract_repositories(github, args)
-        items, failures, levels = [], [], []
-        for name in repos:
-            one = github.at(name)
-            levels.append(args.privacy or default_level(repository_visibility(one)))
-            found, failed = gather_github(one, since, until, trusted_logins(args), args.quiet)
-            items += [{**item, "repository": name} for item in found] if len(repos) > 1 else found
-            failures += [{**f, "repository": name} for f in failed] if len(repos) > 1 else failed
+        visibilities = extract_repositories(github, args)
+        repos = list(visibilities)
+        items, failures, levels = gather_repositories(github, args, visibilities, since, until, folder)
         repo = repos[0] if len(repos) == 1 else None
         # one level for the whole dataset: the strictest any of its repositories asks for
         level = min(levels, key=PRIVACY_LEVELS.index) if levels else "public"
@@ -8482,11 +8479,49 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
     return EXIT_OK
 
 
-def extract_repositories(github: GitHub, args) -> list[str]:
-    """The repositories to extract from: each --repo, and with --org every repository of that
-    organisation (or user) gh's account can read, less --exclude, narrowed to --topic; else the
-    one repository of GH_REPO or the origin remote."""
-    repos = [detect_repo(argparse.Namespace(repo=given)) for given in args.repo or []]
+# An extract over many repositories can be cut short (a rate limit, a lost connection, ^C). After
+# each repository what was read is kept in the output folder (PARTIAL_FILE, written atomically,
+# for the same range and authors only), and --resume starts from it; a finished extract removes it.
+PARTIAL_FILE = ".extract-partial.json"
+
+
+def gather_repositories(github: GitHub, args, visibilities: dict, since: float, until: float,
+                        folder: Path) -> tuple[list, list, list]:
+    """(items, failures, privacy levels) of every repository, resumed from the partial file."""
+    several = len(visibilities) > 1
+    key = {"since": since, "until": until, "trusted": sorted(trusted_logins(args)), "privacy": args.privacy}
+    partial = folder / PARTIAL_FILE
+    done = {}
+    if args.resume and partial.is_file():
+        kept = read_json_file(partial, "partial extract")
+        if as_dict(kept).get("key") == key:
+            done = as_dict(kept.get("done"))
+        else:
+            warner(args)(f"{partial} is from another range or other settings: starting over")
+    items, failures, levels = [], [], []
+    for n, (name, visibility) in enumerate(visibilities.items(), 1):
+        if name not in done:
+            if several and not args.quiet:
+                print(f"{PROG}: extract: {name} ({n} of {len(visibilities)})", file=sys.stderr, flush=True)
+            one = github.at(name)
+            level = args.privacy or default_level(visibility if visibility != "?" else repository_visibility(one))
+            found, failed = gather_github(one, since, until, trusted_logins(args), args.quiet)
+            done[name] = {"level": level, "items": found, "failures": failed}
+            if several:
+                write_atomic(partial, json_text({"key": key, "done": done}))
+        levels.append(done[name]["level"])
+        items += [{**item, "repository": name} for item in done[name]["items"]] if several else done[name]["items"]
+        failures += [{**f, "repository": name} for f in done[name]["failures"]] if several else done[name]["failures"]
+    if partial.exists():
+        partial.unlink()
+    return items, failures, levels
+
+
+def extract_repositories(github: GitHub, args) -> dict[str, str]:
+    """The repositories to extract from, each with its visibility when the listing gave it ("?"
+    when not): each --repo, and with --org every repository of that organisation (or user) gh's
+    account can read, less --exclude, narrowed to --topic; else the one of GH_REPO or origin."""
+    repos = {detect_repo(argparse.Namespace(repo=given)): "?" for given in args.repo or []}
     if args.org:
         if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,38})", args.org):
             raise UserError(f"not an organisation or user: {args.org!r}", EXIT_USAGE)
@@ -8504,12 +8539,13 @@ def extract_repositories(github: GitHub, args) -> list[str]:
                 continue
             if topics and not topics & {as_str(t).casefold() for t in repository.get("topics") or []}:
                 continue
-            repos.append(name)
+            visibility = as_str(repository.get("visibility"))
+            repos.setdefault(name, visibility if visibility in ("public", "private", "internal") else "?")
         if not repos:
             raise UserError(f"no repository of {args.org} to extract from (after --exclude and --topic)", EXIT_NOT_FOUND)
     if not repos:
-        repos = [open_github(github, argparse.Namespace(repo=None), None).repo]      # GH_REPO, else origin
-    return list(dict.fromkeys(repos))
+        repos = {open_github(github, argparse.Namespace(repo=None), None).repo: "?"}      # GH_REPO, else origin
+    return repos
 
 
 def run_dashboard(args, reader: HistoryReader, github: GitHub) -> int:
