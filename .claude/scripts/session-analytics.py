@@ -8483,6 +8483,7 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
 # each repository what was read is kept in the output folder (PARTIAL_FILE, written atomically,
 # for the same range and authors only), and --resume starts from it; a finished extract removes it.
 PARTIAL_FILE = ".extract-partial.json"
+EXTRACT_REPOSITORIES = 4            # repositories read at once (each with its own EXTRACT_WORKERS calls)
 
 
 def gather_repositories(github: GitHub, args, visibilities: dict, since: float, until: float,
@@ -8498,17 +8499,29 @@ def gather_repositories(github: GitHub, args, visibilities: dict, since: float, 
             done = as_dict(kept.get("done"))
         else:
             warner(args)(f"{partial} is from another range or other settings: starting over")
-    items, failures, levels = [], [], []
-    for n, (name, visibility) in enumerate(visibilities.items(), 1):
-        if name not in done:
-            if several and not args.quiet:
-                print(f"{PROG}: extract: {name} ({n} of {len(visibilities)})", file=sys.stderr, flush=True)
-            one = github.at(name)
-            level = args.privacy or default_level(visibility if visibility != "?" else repository_visibility(one))
-            found, failed = gather_github(one, since, until, trusted_logins(args), args.quiet)
+    lock = threading.Lock()
+
+    def read(numbered):
+        n, (name, visibility) = numbered
+        if name in done:
+            return
+        if several and not args.quiet:
+            print(f"{PROG}: extract: {name} ({n} of {len(visibilities)})", file=sys.stderr, flush=True)
+        one = github.at(name)
+        level = args.privacy or default_level(visibility if visibility != "?" else repository_visibility(one))
+        found, failed = gather_github(one, since, until, trusted_logins(args), args.quiet)
+        with lock:
             done[name] = {"level": level, "items": found, "failures": failed}
             if several:
                 write_atomic(partial, json_text({"key": key, "done": done}))
+
+    # A few repositories at a time: each waits on GitHub most of its time.
+    import concurrent.futures  # noqa: PLC0415 - imported where used: most runs never need it
+    with concurrent.futures.ThreadPoolExecutor(max_workers=EXTRACT_REPOSITORIES) as pool:
+        for _ in pool.map(read, enumerate(visibilities.items(), 1)):
+            pass
+    items, failures, levels = [], [], []
+    for name in visibilities:
         levels.append(done[name]["level"])
         items += [{**item, "repository": name} for item in done[name]["items"]] if several else done[name]["items"]
         failures += [{**f, "repository": name} for f in done[name]["failures"]] if several else done[name]["failures"]
