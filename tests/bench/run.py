@@ -186,45 +186,11 @@ def bench_stats(data: Path, size: str, repeats: int) -> dict:
             "json.loads loop": {k: statistics.median(s[k] for s in bare) for k in ("wall", "cpu", "rss_mib")}}
 
 
-def bench_extract(prs: int = 200, latency: float = 0.05) -> dict | None:
+def timed_extract(pulls: list[tuple[str, int]], argv: list[str], latency: float) -> tuple[dict, int] | None:
+    """(measure of `extract argv`, calls made) against a fake GitHub holding these (repository,
+    number) PRs, each with one session comment and two CI runs, every call `latency` late."""
     if not shutil.which("gh") or not shutil.which("openssl"):
         print("bench: gh or openssl missing; extract not measured", file=sys.stderr)
-        return None
-    import importlib.util
-    from fake_github import FakeGitHub, make_cert  # noqa: PLC0415
-    spec = importlib.util.spec_from_file_location("session_analytics", SCRIPT)
-    sa = importlib.util.module_from_spec(spec)
-    sys.modules["session_analytics"] = sa
-    spec.loader.exec_module(sa)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        fake = FakeGitHub(*make_cert(tmp)).start()
-        try:
-            base = json.loads(subprocess.run(
-                [sys.executable, str(SCRIPT), "--phase", "stats", "--quiet", "--projects-dir",
-                 str(ROOT / "tests" / "fixtures" / "demo-projects"), "--session-id", "00b11888"],
-                capture_output=True, text=True, check=True).stdout)
-            for n in range(1, prs + 1):
-                fake.add_pull("o/r", n, f"b{n}", created_at=f"2026-03-{1 + n % 28:02d}T10:00:00Z")
-                fake.add_runs("o/r", n, ["success", "failure"])
-                stats = copy.deepcopy(base)
-                stats["session_id"] = f"{n:08x}-0000-4000-8000-000000000000"
-                fake.add_comment("o/r", n, sa.render_session_comment(stats))
-            fake.latency = latency
-            (tmp / "gh").mkdir()
-            env = {**os.environ, **fake.gh_env(tmp / "gh")}
-            result = measure([sys.executable, str(SCRIPT), "--phase", "extract", "--quiet", "--repo", "o/r",
-                              "--from", "2026-03-01", "--to", "2026-03-31", "--output-dir", str(tmp / "out")], env=env)
-            calls = len(fake.requests)
-        finally:
-            fake.stop()
-    return {"what": f"extract {prs} PRs, {latency * 1000:.0f} ms per call ({calls} calls)", "ours": result}
-
-
-def bench_org_extract(repos: int = 30, prs: int = 2000, latency: float = 0.05) -> dict | None:
-    """extract --org over `repos` repositories holding `prs` PRs with a session comment each, every
-    call to the fake GitHub `latency` late: calls and wall time (target: at most 60 calls, 15 s)."""
-    if not shutil.which("gh") or not shutil.which("openssl"):
         return None
     import importlib.util
     from fake_github import FakeGitHub, make_cert  # noqa: PLC0415
@@ -240,22 +206,33 @@ def bench_org_extract(repos: int = 30, prs: int = 2000, latency: float = 0.05) -
                 [sys.executable, str(SCRIPT), "stats", "--quiet", "--projects-dir",
                  str(ROOT / "tests" / "fixtures" / "demo-projects"), "--session-id", "00b11888"],
                 capture_output=True, text=True, check=True).stdout)
-            for n in range(prs):
-                repo, number = f"org/r{n % repos:02d}", n // repos + 1
+            for n, (repo, number) in enumerate(pulls):
                 fake.add_pull(repo, number, f"b{number}", created_at=f"2026-03-{1 + n % 28:02d}T10:00:00Z")
+                fake.add_runs(repo, number, ["success", "failure"])
                 stats = copy.deepcopy(base)
                 stats["session_id"] = f"{n:08x}-0000-4000-8000-000000000000"
                 fake.add_comment(repo, number, sa.render_session_comment(stats))
             fake.latency = latency
             (tmp / "gh").mkdir()
             env = {**os.environ, **fake.gh_env(tmp / "gh")}
-            result = measure([sys.executable, str(SCRIPT), "extract", "--quiet", "--org", "org",
-                              "--since", "2026-03-01", "--until", "2026-03-31", "--output-dir", str(tmp / "out")], env=env)
-            calls = len(fake.requests)
+            result = measure([sys.executable, str(SCRIPT), "extract", "--quiet", *argv, "--since", "2026-03-01",
+                              "--until", "2026-03-31", "--output-dir", str(tmp / "out")], env=env)
+            return result, len(fake.requests)
         finally:
             fake.stop()
-    return {"what": f"extract --org: {repos} repositories, {prs} PRs, {latency * 1000:.0f} ms per call ({calls} calls)",
-            "ours": result}
+
+
+def bench_extract(prs: int = 200, latency: float = 0.05) -> dict | None:
+    timed = timed_extract([("o/r", n) for n in range(1, prs + 1)], ["--repo", "o/r"], latency)
+    return timed and {"what": f"extract {prs} PRs, {latency * 1000:.0f} ms per call ({timed[1]} calls)",
+                      "ours": timed[0]}
+
+
+def bench_org_extract(repos: int = 30, prs: int = 2000, latency: float = 0.05) -> dict | None:
+    """extract --org over `repos` repositories holding `prs` PRs (target: at most 60 calls, 15 s)."""
+    timed = timed_extract([(f"org/r{n % repos:02d}", n // repos + 1) for n in range(prs)], ["--org", "org"], latency)
+    return timed and {"what": f"extract --org: {repos} repositories, {prs} PRs, {latency * 1000:.0f} ms per call "
+                              f"({timed[1]} calls)", "ours": timed[0]}
 
 
 def bench_startup(repeats: int) -> dict:
