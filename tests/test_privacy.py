@@ -393,3 +393,23 @@ def test_the_privacy_doc_example_is_what_the_gate_gives():
         shown += [f"{level:<7} {p['description']}" for p in problems
                   if level == "public" or p["tool"] == "Bash"]
     assert block.splitlines() == shown
+
+
+def test_otel_spans_carry_no_secret_and_at_public_no_personal_detail(tmp_path):
+    """What `otel` sends passes the same gate: both scanners find nothing at team and public, and
+    at public none of the canaries is in any span."""
+    hostile_session(tmp_path / "projects")
+    texts = {}
+    for level in ("public", "team"):
+        proc = run_cli("otel", "--dry-run", "--projects-dir", tmp_path / "projects", "--session-id", SID,
+                       "--privacy", level)
+        assert proc.returncode == 0, proc.stderr
+        texts[f"{level}-spans.json"] = proc.stdout
+        assert '"name": "execute_tool Bash"' in proc.stdout
+    # OTLP/JSON writes trace and span ids in hex, under keys the protocol fixes: random-looking by
+    # design (a digest of the session id and the span's key), and all a scanner may find
+    ids = set(re.findall(r'"(?:traceId|spanId|parentSpanId)": "([0-9a-f]+)"', "".join(texts.values())))
+    require_scanners()
+    findings = [f for f in scan(texts) if f.snippet not in ids]
+    assert not findings, "\n".join(f"{f.scanner} {f.file}:{f.line} {f.rule}: {f.snippet}" for f in findings)
+    assert_no_canary({"public-spans.json": texts["public-spans.json"]})

@@ -6469,7 +6469,7 @@ def session_trace(facts: SessionFacts, stats: dict, pricing: Pricing, privacy: P
         kind = name(as_str(as_dict(facts.agent_meta.get(agent)).get("agentType")) or "subagent")
         spans.append(TraceSpan(f"agent {agent}", f"invoke_agent {kind}", "session", SPAN_INTERNAL, first, last, {
             "gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "anthropic",
-            "gen_ai.agent.name": kind, "gen_ai.agent.id": name(agent), "gen_ai.conversation.id": session,
+            "gen_ai.agent.name": kind, "gen_ai.conversation.id": session,
             "session.id": session}))
     for call in facts.calls:
         when = call.first_ts if call.first_ts is not None else start
