@@ -240,3 +240,10 @@ def test_an_interrupted_organisation_extract_resumes_without_reading_again_what_
     assert not (tmp_path / ".extract-partial.json").exists()
     fresh, _, _ = org_extract(organisation, tmp_path / "fresh", "--org", "acme")
     assert fresh["items"] == data["items"]
+
+
+def test_the_dashboard_shows_the_spend_by_repository_and_by_person(organisation, tmp_path):
+    org_extract(organisation, tmp_path, "--org", "acme", "--exclude", "docs")
+    page = (tmp_path / "dashboard.html").read_text()
+    assert "<h2>By repository</h2>" in page and "<h2>By person</h2>" in page
+    assert "<td>carol</td><td class=\"n\">1</td><td class=\"n\">$4.00</td>" in page

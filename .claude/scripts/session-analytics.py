@@ -6203,7 +6203,7 @@ $models_table
 $skills_table
 <h2>$last_heading</h2>
 $last_table
-</main>
+$groups</main>
 <script type="application/json" id="analytics-data">$data</script>
 <script>
 (function () {
@@ -6378,6 +6378,12 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
         skills_table=_html_table(["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown"],
                                  [[name, k["sessions"], k["invocations"], k["pass"], k["fail"], k["unknown"]]
                                   for name, k in v["skills"].items()], {1, 2, 3, 4, 5}),
+        groups="".join(f"<h2>{title}</h2>\n" + _html_table(
+            [label, "Sessions", "Cost", "Commits", "Tokens"],
+            [[name, g["sessions"], format_cost(g["cost"], g["cost_complete"]), g["commits"], f"{g['tokens']:,}"]
+             for name, g in groups.items()], {1, 2, 3, 4}) + "\n"
+            for title, label, groups in (("By repository", "Repository", v["repositories"]),
+                                         ("By person", "Person", {} if local else v["authors"])) if groups),
         last_heading="Projects" if local else "Acceptance by week",
         last_table=_html_table(["Project", "Sessions", "Cost", "Tokens"],
                                [[name, p["sessions"], format_cost(p["cost"], p["cost_complete"]), f"{p['tokens']:,}"]
