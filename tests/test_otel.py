@@ -374,3 +374,13 @@ def test_a_telemetry_file_in_a_captures_folder_is_recognised_by_its_content(tmp_
     (captures / "run.jsonl").write_bytes((OTEL_RUN / "stdout.jsonl").read_bytes())     # the same run, streamed
     rows = json.loads(run_cli("list", "--json", "--projects-dir", tmp_path / "none", "--captures", captures).stdout)
     assert [r["session_id"] for r in rows] == [OTEL_SESSION]
+
+
+def test_a_retry_after_is_read_as_seconds_or_as_an_http_date_by_github_and_otlp_alike():
+    import email.utils
+    import time
+    assert sa.retry_after("7") == 7.0 and sa.retry_after(None) is None and sa.retry_after("soon") is None
+    later = sa.retry_after(email.utils.formatdate(time.time() + 30, usegmt=True))
+    assert 25 <= later <= 31
+    assert sa.retry_after(email.utils.formatdate(time.time() - 30, usegmt=True)) == 0.0
+    assert sa._rate_limit_wait({"retry-after": "5"}) == 5.0

@@ -247,3 +247,16 @@ def test_the_dashboard_shows_the_spend_by_repository_and_by_person(organisation,
     page = (tmp_path / "dashboard.html").read_text()
     assert "<h2>By repository</h2>" in page and "<h2>By person</h2>" in page
     assert "<td>carol</td><td class=\"n\">1</td><td class=\"n\">$4.00</td>" in page
+
+
+def test_a_comment_posted_from_a_workflow_records_who_started_it(tmp_path):
+    from conftest import DEMO_PROJECTS
+    def posted_actor(actor):
+        proc = run_cli("comment", "--dry-run", "--offline", "--projects-dir", DEMO_PROJECTS, "--session-id",
+                       "00b11888", env={"GITHUB_ACTOR": actor})
+        assert proc.returncode == 0, proc.stderr
+        return sa.comment_data(proc.stdout, sa.SESSION_DATA_TITLE).get("github_actor")
+    assert posted_actor("carol") == "carol"
+    assert posted_actor("not a login; rm -rf") is None                 # never text that is not a login
+    data = {"github_actor": "carol"}
+    assert sa.session_author("github-actions[bot]", data) == "carol" and sa.session_author("alice", data) == "alice"

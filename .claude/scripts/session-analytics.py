@@ -2048,6 +2048,7 @@ class HistoryReader:
         self.captures_dir = Path(captures_dir).expanduser() if captures_dir else None
         self.otel_files = [Path(p).expanduser() for p in otel_files or []]
         self.more_dirs = [Path(p).expanduser() for p in more_dirs or []]      # histories from other machines
+        self._telemetry = {}                      # OTLP file -> its sessions, read once a run
         self.from_captures = 0                    # sessions known only from a stream-json capture
         self.from_archive = 0                     # sessions known only from archived stats
         self.skipped = Skipped()                  # what was skipped, by reason, and where first
@@ -2100,8 +2101,14 @@ class HistoryReader:
         """Another reader of the same history with the same settings, its counts at zero."""
         return HistoryReader(self.projects_dir, self.options, self.captures_dir, self.otel_files, self.more_dirs)
 
+    def telemetry(self, path: Path) -> list[SessionFacts]:
+        """The sessions of one file of Claude Code's OTLP logs, read the first time they are asked for."""
+        if path not in self._telemetry:
+            self._telemetry[path] = read_otel_file(path)
+        return self._telemetry[path]
+
     def _otel_session(self, session_id: str | None) -> SessionRef:
-        found = [(path, facts) for path in self.otel_files for facts in read_otel_file(path)]
+        found = [(path, facts) for path in self.otel_files for facts in self.telemetry(path)]
         if session_id:
             found = [(p, f) for p, f in found if f.session_id.startswith(session_id)]
             if len({f.session_id for _, f in found}) > 1:
@@ -2122,7 +2129,7 @@ class HistoryReader:
             self.skipped.update(facts.skipped)
             return facts
         if ref.otlp is not None:
-            [facts] = [f for f in read_otel_file(ref.otlp) if f.session_id == ref.sid]
+            [facts] = [f for f in self.telemetry(ref.otlp) if f.session_id == ref.sid]
             self.skipped.update(facts.skipped)
             return facts
         own_files = ref.groups.get(ref.sid, [])
@@ -2144,11 +2151,15 @@ class HistoryReader:
         once across it. summarise is a pure, picklable function (it may run in a worker); `key`
         names everything its result depends on besides the facts (prices, templates: see
         summary_key), so that results can be kept between runs."""
+        # The default projects folder may be missing when captures or telemetry are the history;
+        # a folder the user named, never.
+        folders = [self.projects_dir] + self.more_dirs
+        if not self.projects_dir.is_dir() and (self.captures_dir is not None or self.otel_files):
+            folders = self.more_dirs
         projects = []
-        for folder in [self.projects_dir] + self.more_dirs:
+        for folder in folders:
             try:
-                if folder.is_dir() or (self.captures_dir is None and not self.otel_files) or folder in self.more_dirs:
-                    projects += sorted(p for p in folder.iterdir() if p.is_dir())
+                projects += sorted(p for p in folder.iterdir() if p.is_dir())
             except OSError as exc:
                 raise UserError(f"cannot read projects folder {folder}: {exc.strerror or exc}",
                                 EXIT_NO_SESSION) from None
@@ -2169,7 +2180,7 @@ class HistoryReader:
                 raise UserError(f"captures folder not found: {self.captures_dir}", EXIT_NO_SESSION)
             in_captures = sorted(p for p in self.captures_dir.rglob("*") if p.is_file())
         for path in self.otel_files + [p for p in in_captures if is_otlp_file(p)]:
-            for facts in read_otel_file(path):
+            for facts in self.telemetry(path):
                 self.skipped.update(facts.skipped)
                 if facts.session_id not in known and (facts.timestamps or facts.calls):
                     known.add(facts.session_id)
@@ -5193,17 +5204,24 @@ def gh_failure(proc: subprocess.CompletedProcess, reply: GhReply, what: str) -> 
 def _rate_limit_wait(headers: dict) -> float | None:
     """Seconds GitHub asks us to wait: retry-after (seconds, or an HTTP date), else until the rate
     limit resets (x-ratelimit-reset, when none remain)."""
-    after = headers.get("retry-after", "").strip()
-    if after.isdigit():
-        return float(after)
-    if after:
-        try:
-            return max(email.utils.parsedate_to_datetime(after).timestamp() - time.time(), 0.0)
-        except (TypeError, ValueError, IndexError):
-            pass
+    after = retry_after(headers.get("retry-after"))
+    if after is not None:
+        return after
     if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset", "").isdigit():
         return max(float(headers["x-ratelimit-reset"]) - time.time(), 0.0) + 1.0
     return None
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks for (RFC 9110: seconds, or an HTTP date); None without
+    one, or with one that is neither. GitHub and OTLP collectors both send it."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0) if value else None
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 # ── GitHub workflows: targets, idempotent comments, the summary ───────────────
@@ -6832,7 +6850,7 @@ class OtlpExporter:
             with opener.open(request, timeout=self.settings["timeout"]) as reply:
                 return reply.status, reply.read(), None
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read() or b"", _retry_after(exc.headers.get("Retry-After"))
+            return exc.code, exc.read() or b"", retry_after(exc.headers.get("Retry-After"))
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", None) or exc
             return 0, f"no answer ({reason})".encode(), None
@@ -6864,18 +6882,6 @@ class OtlpExporter:
             return _protobuf_fields(answer).get(2, [b""])[0].decode("utf-8")[:200]
         except (ValueError, UnicodeDecodeError, AttributeError):
             return answer[:200].decode("utf-8", "replace")
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 def export_batches(traces: list, resource: dict, limit: int = OTLP_BATCH_SPANS) -> list:
@@ -7767,7 +7773,8 @@ OPTIONS = (
     _option("--project", commands=ALL_SESSIONS, group="dates and filters", metavar="TEXT",
             help="local sessions whose project path contains TEXT"),
     _option("--archive", commands=ALL_SESSIONS, group="dates and filters", metavar="DIR",
-            help="keep every session's stats in DIR, and count archived sessions whose transcript is gone"),
+            help="count the sessions archived in DIR whose transcript is gone (list, extract: and keep every "
+            "session's stats there)"),
     _option("--by", commands=("list",), group="dates and filters", action="append", choices=ROLLUP_KEYS,
             help="sums by day, week, month, project, branch, repository (its origin remote), skill or model "
             "instead of one row a session (repeat to combine)"),
