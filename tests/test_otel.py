@@ -384,3 +384,16 @@ def test_a_retry_after_is_read_as_seconds_or_as_an_http_date_by_github_and_otlp_
     assert 25 <= later <= 31
     assert sa.retry_after(email.utils.formatdate(time.time() - 30, usegmt=True)) == 0.0
     assert sa._rate_limit_wait({"retry-after": "5"}) == 5.0
+
+
+def test_an_archived_session_whose_transcript_is_gone_is_exported_as_its_session_span(tmp_path):
+    import shutil
+    projects, archive = tmp_path / "projects", tmp_path / "archive"
+    shutil.copytree(DEMO_PROJECTS, projects)
+    assert run_cli("list", "--projects-dir", projects, "--archive", archive).returncode == 0
+    for path in projects.rglob("f7e01d4a*"):
+        path.unlink()
+    spans = by_session(spans_of(requests_of("--projects-dir", projects, "--archive", archive)))
+    gone = spans["f7e01d4a-9b3c-4d2e-8f1a-6c5b4a3d2e1f"]
+    assert [s["name"] for s in gone] == ["invoke_agent claude-code"] and len(spans) == 3
+    assert attributes(gone[0])["session_analytics.cost_usd"] == 0.0431
