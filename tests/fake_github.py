@@ -9,6 +9,7 @@ that tests inject (status, headers, latency).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
@@ -91,7 +92,11 @@ class FakeGitHub:
         self.requests: list[tuple] = []   # (method, path, query) of every request
         self.writes: list[tuple] = []     # (method, path) of every successful write
         self.graphql_queries: list[str] = []
-        self.graphql_unresolved: set = set()  # PR numbers the GraphQL query cannot resolve
+        self.graphql_variables: list[dict] = []
+        self.graphql_unresolved: set = set()  # PR numbers whose facts a GraphQL page leaves to REST
+        self.graphql_forbidden: set = set()   # repositories GraphQL answers with an error
+        self.graphql_points = 5000            # GraphQL rate limit left, one point a query
+        self.graphql_reset = "2026-03-01T13:00:00Z"
         self.server = None
         self.clock = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -232,34 +237,74 @@ class FakeGitHub:
         return self._paged(repos, query)
 
     def _graphql(self, body, login):
-        """The one GraphQL query extract sends: PR facts for up to 100 PRs, one alias each, answered
-        as GitHub answers it (a PR that does not exist is null, with an error naming it)."""
+        """The one GraphQL query extract sends: a page of several streams (a repository's PRs or its
+        issues, newest first), answered as GitHub answers it: a repository that cannot be read is
+        null with an error naming its alias, bots are `name` of type Bot, and rateLimit counts down."""
         if login is None:
             return 401, {}, {"message": "Bad credentials"}
         request = json.loads(body or b"{}")
         query, variables = request.get("query", ""), request.get("variables") or {}
-        self.graphql_queries.append(query)
-        aliases = re.findall(r"(\w+): pullRequest\(number: (\d+)\)", query)
-        if "repository(owner: $owner, name: $name)" not in query or not aliases:
-            return 200, {}, {"errors": [{"message": "this fake answers only extract's PR facts query"}]}
-        repo = f"{variables.get('owner')}/{variables.get('name')}"
-        data, errors = {}, []
-        for alias, number in aliases:
-            pull = self.pulls.get((repo, int(number)))
-            if pull is None or int(number) in self.graphql_unresolved:
+        self.graphql_queries.append(query)              # (handle runs under the fake's lock)
+        self.graphql_variables.append(variables)
+        self.graphql_points -= 1
+        if self.graphql_points < 0:             # as GitHub answers a spent budget: 200, an error, no data
+            reset = datetime.datetime.fromisoformat(self.graphql_reset.replace("Z", "+00:00")).timestamp()
+            return 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(reset))}, {
+                "errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded for user ID 1."}]}
+        streams = re.findall(r"(s(\d+)): repository\(owner: \$o\2, name: \$n\2\) \{ visibility "
+                             r"(pullRequests|issues)\(first: (\d+), after: \$c\2, "
+                             r"orderBy: \{field: CREATED_AT, direction: DESC\}\) \{ pageInfo \{ hasNextPage endCursor \} "
+                             r"nodes \{ \.\.\.(?:Pull|Issue) \} \} \}", query)
+        if not streams or "rateLimit { cost remaining resetAt }" not in query:
+            return 200, {}, {"errors": [{"message": "this fake answers only extract's streams query"}]}
+        data = {"rateLimit": {"cost": 1, "remaining": self.graphql_points, "resetAt": self.graphql_reset}}
+        errors = []
+        for alias, n, kind, first in streams:
+            repo = f"{variables.get('o' + n)}/{variables.get('n' + n)}"
+            if repo in self.graphql_forbidden or not any(r == repo for r, _ in self.issues):
                 data[alias] = None
-                errors.append({"type": "NOT_FOUND", "path": ["repository", alias],
-                               "message": f"Could not resolve to a PullRequest with the number of {number}."})
+                errors.append({"type": "FORBIDDEN" if repo in self.graphql_forbidden else "NOT_FOUND",
+                               "path": [alias], "message": f"Could not resolve to a Repository with the name '{repo}'."})
                 continue
-            reviewed = pull["review_comments"]
-            data[alias] = {"number": int(number), "additions": pull["additions"], "deletions": pull["deletions"],
-                           "mergedAt": pull["merged_at"], "headRefOid": pull["head"]["sha"],
-                           "reviews": {"totalCount": 1 if reviewed else 0,
-                                       "nodes": [{"comments": {"totalCount": reviewed}}] if reviewed else []}}
-        reply = {"data": {"repository": data}}
+            found = sorted((i for (r, _), i in self.issues.items() if r == repo
+                            and bool(i.get("pull_request")) == (kind == "pullRequests")),
+                           key=lambda i: (i["created_at"], i["number"]), reverse=True)
+            start = int(base64.b64decode(variables["c" + n]).decode().split(":")[1]) if variables.get("c" + n) else 0
+            page = found[start:start + int(first)]
+            end = start + len(page)
+            data[alias] = {"visibility": self.visibility.get(repo, "private").upper(), kind: {
+                "pageInfo": {"hasNextPage": end < len(found),
+                             "endCursor": base64.b64encode(f"cursor:{end}".encode()).decode() if page else None},
+                "nodes": [self._graphql_item(repo, issue, kind) for issue in page]}}
+        reply = {"data": data}
         if errors:
             reply["errors"] = errors
         return 200, {}, reply
+
+    def _graphql_item(self, repo: str, issue: dict, kind: str) -> dict:
+        number = issue["number"]
+        comments = self.comments_on(repo, number)
+        node = {"number": number, "title": issue["title"], "state": issue["state"].upper(),
+                "createdAt": issue["created_at"], "closedAt": issue["closed_at"],
+                "author": _actor(issue["user"]["login"]),
+                "comments": {"totalCount": len(comments), "nodes": [
+                    {"databaseId": c["id"], "body": c["body"], "authorAssociation": c["author_association"],
+                     "createdAt": c["created_at"], "updatedAt": c["updated_at"], "url": c["html_url"],
+                     "author": _actor(c["user"]["login"])} for c in comments[:100]]}}
+        if kind == "issues":
+            return node
+        pull = self.pulls[(repo, number)]
+        reviewed = pull["review_comments"]
+        runs = self.runs.get((repo, pull["head"]["sha"]), [])
+        node.update(
+            state="MERGED" if pull["merged_at"] else issue["state"].upper(), mergedAt=pull["merged_at"],
+            additions=pull["additions"], deletions=pull["deletions"], headRefOid=pull["head"]["sha"],
+            reviews={"totalCount": 101, "nodes": []} if number in self.graphql_unresolved else
+            {"totalCount": 1 if reviewed else 0, "nodes": [{"comments": {"totalCount": reviewed}}] if reviewed else []},
+            commits={"nodes": [{"commit": {"checkSuites": {"totalCount": len(runs), "nodes": [
+                {"status": run["status"].upper(), "conclusion": (run["conclusion"] or "").upper() or None,
+                 "workflowRun": {"databaseId": run["id"]}} for run in runs[:100]]}}}]})
+        return node
 
     def _repo_route(self, method, repo, rest, query, body, login):
         if rest == "" and method == "GET":
@@ -382,6 +427,13 @@ class FakeGitHub:
             links += [f'{url(1)}; rel="first"', f'{url(page - 1)}; rel="prev"']
         headers = {"Link": ", ".join(links)} if links else {}
         return 200, headers, chunk
+
+
+def _actor(login: str) -> dict:
+    """An author as GraphQL gives it: an app's bot without REST's `[bot]`."""
+    if login.endswith("[bot]"):
+        return {"__typename": "Bot", "login": login.removesuffix("[bot]")}
+    return {"__typename": "User", "login": login}
 
 
 def _public(comment: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import copy
 import csv
@@ -10,6 +11,7 @@ import io
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -143,9 +145,8 @@ def test_more_than_a_thousand_prs_and_issues_in_range_are_all_read(github, base_
                       "--output-dir", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert sorted(int(r["pr_number"]) for r in read_csv(tmp_path / "analytics.csv")) == [1, 500, 1050]
-    pages = [q for m, p, q in github.requests if p.endswith("/repos/o/r/issues")]
-    assert len(pages) == 11                                    # listed, not searched: no 1000 cap
-    assert not any("/search/" in p for _, p, _ in github.requests)
+    # listed, not searched (search stops at 1,000): pages of 10, 20, 40, 80, then 100 issues
+    assert len(github.graphql_queries) == 4 + 9 and not [p for _, p, _ in github.requests if "/api/v3/" in p]
 
 
 def test_extract_from_local_transcripts_needs_no_github(tmp_path):
@@ -292,19 +293,25 @@ def test_empty_period_gives_a_page_that_says_so(tmp_path):
     assert result["text"].count("No data for this chart in this period.") == len(sa.LOCAL_PANELS)
 
 
-def test_comments_and_ci_runs_come_from_repository_wide_listings(repository, tmp_path):
+def test_a_repository_comes_in_one_graphql_query_with_rest_only_for_what_it_left(repository, tmp_path):
     proc = run_gh_cli(repository, "--phase", "extract", "--repo", REPO, "--from", "2026-03-01", "--to",
                       "2026-03-31", "--output-dir", tmp_path, "--quiet")
     assert proc.returncode == 12, proc.stderr
+    assert len(repository.graphql_queries) == 1                  # PRs and issues, comments, facts, CI runs
+    assert sorted(p for _, p, _ in repository.requests if "/api/v3/" in p) == [
+        "/api/v3/repos/o/r/pulls/5"] * sa.GH_ATTEMPTS            # the PR whose facts the page left out
+
+
+def test_over_rest_comments_and_ci_runs_come_from_repository_wide_listings(repository, monkeypatch, tmp_path):
+    gathered(repository, monkeypatch, False, tmp_path)
     paths = [p for _, p, _ in repository.requests]
     assert not [p for p in paths if re.search(r"/issues/\d+/comments$", p)]      # no call per item
     assert [q for _, p, q in repository.requests if p.endswith("/actions/runs")] == [
-        {"created": ">=2026-02-15", "per_page": "100", "page": "1"}]               # 14 days before --from
-    assert sorted(p for p in paths if re.search(r"/pulls/\d+$", p)) == [
-        "/api/v3/repos/o/r/pulls/5"] * sa.GH_ATTEMPTS                       # the rest came in one query
+        {"created": ">=2026-02-15", "per_page": "100", "page": "1"}]               # 14 days before the range
 
 
-def test_more_runs_than_github_lists_falls_back_to_each_pull_requests_own(github, base_stats, tmp_path):
+def test_more_runs_than_a_page_or_a_listing_holds_are_asked_of_each_pull_request(github, base_stats, monkeypatch,
+                                                                                  tmp_path):
     github.add_pull(REPO, 1, "busy", created_at="2026-03-02T12:00:00Z")
     github.add_runs(REPO, 1, ["success"] * 1001)
     post(github, 1, session(base_stats, 1, 1.0, 1, "2026-03-02T13:00:00Z"))
@@ -317,7 +324,10 @@ def test_more_runs_than_github_lists_falls_back_to_each_pull_requests_own(github
     rows = {r["pr_number"]: r for r in read_csv(tmp_path / "analytics.csv")}
     assert (rows["1"]["ci_runs"], rows["1"]["ci_pass_rate"]) == ("1001", "100.0")
     assert (rows["2"]["ci_runs"], rows["2"]["ci_pass_rate"]) == ("2", "50.0")
-    assert sum(1 for _, p, q in github.requests if p.endswith("/actions/runs") and "head_sha" in q) == 2
+    own = lambda: sum(1 for _, p, q in github.requests if p.endswith("/actions/runs") and "head_sha" in q)  # noqa: E731
+    assert own() == 1                                   # the page held #2's runs, not #1's
+    items, _ = gathered(github, monkeypatch, False, tmp_path)     # over REST: past the listing's cap of 1,000
+    assert [(i["ci_runs"], i["ci_pass_rate"]) for i in items] == [(1001, 100.0), (2, 50.0)] and own() == 1 + 2
 
 
 def test_progress_line_appears_on_long_runs_only_and_quiet_silences_it(capsys):
@@ -359,44 +369,87 @@ def test_the_local_dashboard_has_no_empty_panel_on_the_real_fixtures(tmp_path):
     assert "consolidate-swift-libs-monorepo" not in result["text"]       # a custom title: a name the user typed
 
 
-# ── PR facts: one GraphQL query for up to 100 PRs, REST where it cannot answer ──
+# ── GraphQL pages across repositories, REST where they cannot answer ──
 
-def gathered(github, monkeypatch, graphql: bool):
+def gathered(github, monkeypatch, graphql: bool, tmp_path: Path, repos=(REPO,)):
+    """(items, failures) as extract gathers them: over GraphQL with REST for what it leaves, or
+    over REST alone."""
     for key, value in github.env.items():
         monkeypatch.setenv(key, value)              # the environment gh runs in, as a user's shell
     client = sa.GitHub(REPO, base_delay=0.01)
-    return sa.gather_github(client, sa.parse_ts("2026-03-01T00:00:00Z"), sa.parse_ts("2026-03-31T23:59:59Z"),
-                            set(), True, graphql=graphql)
+    since, until = sa.parse_ts("2026-03-01T00:00:00Z"), sa.parse_ts("2026-03-31T23:59:59Z")
+    if not graphql:
+        return sa.gather_github(client, since, until, {"github-actions[bot]"}, True)
+    args = argparse.Namespace(privacy=None, resume=False, quiet=True, trusted_authors="github-actions[bot]")
+    items, failures, _ = sa.gather_repositories(client, args, {r: "?" for r in repos}, since, until, tmp_path)
+    return items, failures
 
 
-def test_the_graphql_path_gives_what_the_rest_path_gives(repository, monkeypatch):
+def test_the_graphql_pages_give_what_the_rest_listings_give(repository, base_stats, monkeypatch, tmp_path):
     repository.graphql_unresolved.clear()
     repository.faults.clear()
-    over_rest = gathered(repository, monkeypatch, graphql=False)
+    repository.add_issue(REPO, 7, "Many comments", created_at="2026-03-09T08:00:00Z")
+    for n in range(101):                            # more than a page holds: read over REST
+        repository.add_comment(REPO, 7, f"note {n}", login="alice", association="MEMBER")
+    post(repository, 7, session(base_stats, 7, 1.0, 0, "2026-03-09T09:00:00Z"))
+    repository.add_pull(REPO, 8, "feat/bot", created_at="2026-03-10T08:00:00Z")
+    post(repository, 8, session(base_stats, 8, 2.0, 0, "2026-03-10T09:00:00Z"), login="github-actions[bot]")
+    over_rest = gathered(repository, monkeypatch, False, tmp_path)
     requests = len(repository.requests)
-    over_graphql = gathered(repository, monkeypatch, graphql=True)
-    assert over_graphql == over_rest and over_rest[0]
+    over_graphql = gathered(repository, monkeypatch, True, tmp_path)
+    assert over_graphql == over_rest and len(over_rest[0]) == 6
     assert len(repository.graphql_queries) == 1
-    pull_calls = [p for _, p, _ in repository.requests[requests:] if re.search(r"/pulls/\d+$", p)]
-    assert pull_calls == []
+    # REST only for what the page could not hold: #7's 102 comments (two pages of them)
+    assert {p for _, p, _ in repository.requests[requests:] if "/api/v3/" in p} == {
+        "/api/v3/repos/o/r/issues/7/comments"}
 
 
-def test_a_failed_graphql_query_falls_back_to_rest(repository, monkeypatch):
+def test_a_failed_graphql_query_falls_back_to_rest(repository, monkeypatch, tmp_path):
     repository.graphql_unresolved.clear()
     repository.faults.clear()
-    expected = gathered(repository, monkeypatch, graphql=False)
+    expected = gathered(repository, monkeypatch, False, tmp_path)
     repository.fail("POST", r"/api/graphql$", 502, times=99)
-    assert gathered(repository, monkeypatch, graphql=True) == expected
+    assert gathered(repository, monkeypatch, True, tmp_path) == expected
 
 
-def test_200_prs_in_batches_of_100(github, base_stats, monkeypatch):
+def test_a_repository_graphql_cannot_read_is_read_over_rest_and_the_others_are_not(repository, base_stats,
+                                                                                  monkeypatch, tmp_path):
+    repository.graphql_unresolved.clear()
+    repository.faults.clear()
+    repository.add_pull("o/other", 1, "feat/x", created_at="2026-03-02T08:00:00Z")
+    repository.add_comment("o/other", 1, sa.render_session_comment(session(base_stats, 50, 1.0, 0, "2026-03-02T09:00:00Z")))
+    repository.graphql_forbidden.add(REPO)
+    items, failures = gathered(repository, monkeypatch, True, tmp_path, repos=(REPO, "o/other"))
+    assert failures == [] and sorted((i["repository"], i["number"]) for i in items) == [
+        ("o/other", 1), (REPO, 1), (REPO, 2), (REPO, 4), (REPO, 5)]
+    rest = {p.split("/")[5] for _, p, _ in repository.requests if p.startswith("/api/v3/repos/")}
+    assert rest == {"r"}
+
+
+def test_200_prs_in_pages_that_grow(github, base_stats, monkeypatch, tmp_path):
     for n in range(1, 201):
         github.add_pull(REPO, n, f"feat/{n}", created_at=f"2026-03-{1 + n % 28:02d}T08:00:00Z", additions=n)
         post(github, n, session(base_stats, n, 0.01, 0, f"2026-03-{1 + n % 28:02d}T09:00:00Z"))
-    items, failures = gathered(github, monkeypatch, graphql=True)
+    items, failures = gathered(github, monkeypatch, True, tmp_path)
     assert failures == [] and len(items) == 200 and sorted(i["additions"] for i in items) == list(range(1, 201))
-    assert len(github.graphql_queries) == 2
-    assert not [p for _, p, _ in github.requests if re.search(r"/pulls/\d+$", p)]
+    assert [re.findall(r"pullRequests\(first: (\d+)", q) for q in github.graphql_queries] == [
+        ["10"], ["20"], ["40"], ["80"], ["100"]]
+    assert not [p for _, p, _ in github.requests if "/api/v3/" in p]
+
+
+def test_the_graphql_budget_running_low_waits_for_the_reset_or_stops_for_resume(github, base_stats, monkeypatch):
+    github.add_pull(REPO, 1, "feat/1", created_at="2026-03-02T08:00:00Z")
+    slept = []
+    client = sa.GitHub(REPO, sleep=slept.append, max_wait=120)
+    soon = {"rateLimit": {"remaining": 20, "resetAt": sa.format_ts(time.time() + 60)}}
+    sa.wait_for_points(client, [soon, {"rateLimit": {"remaining": 4000}}])
+    assert len(slept) == 1 and 55 < slept[0] <= 62
+    sa.wait_for_points(client, [{"rateLimit": {"remaining": sa.GRAPHQL_RESERVE}}])
+    assert len(slept) == 1                                          # enough left: no wait
+    later = {"rateLimit": {"remaining": 3, "resetAt": sa.format_ts(time.time() + 3000)}}
+    with pytest.raises(sa.GitHubError) as raised:
+        sa.wait_for_points(client, [later])
+    assert raised.value.code == sa.EXIT_RATE_LIMIT and "--resume" in str(raised.value)
 
 
 GITHUB_SCHEMA = ROOT / "tests" / "github-schema"
@@ -412,15 +465,19 @@ def github_schema_errors(query: str) -> list[str]:
     return json.loads(proc.stdout)
 
 
-def test_the_pr_facts_query_gh_sent_is_valid_against_githubs_schema(github, base_stats, monkeypatch):
+def test_every_query_gh_sent_is_valid_against_githubs_schema(github, base_stats, monkeypatch, tmp_path):
     """The fake server answers whatever it is asked; GitHub's schema is the check that GitHub would."""
-    for n in (1, 2, 3):
-        github.add_pull(REPO, n, f"feat/{n}", created_at="2026-03-02T08:00:00Z")
-        post(github, n, session(base_stats, n, 0.01, 0, "2026-03-02T09:00:00Z"))
-    gathered(github, monkeypatch, graphql=True)
-    assert len(github.graphql_queries) == 1
-    assert github_schema_errors(github.graphql_queries[0]) == []
+    for repo in (REPO, "o/other"):
+        for n in range(1, 16):                      # a second page: a cursor, and PR streams alone
+            github.add_pull(repo, n, f"feat/{n}", created_at="2026-03-02T08:00:00Z")
+            github.add_comment(repo, n, sa.render_session_comment(session(base_stats, n, 0.01, 0,
+                                                                          "2026-03-02T09:00:00Z")))
+    gathered(github, monkeypatch, True, tmp_path, repos=(REPO, "o/other"))
+    assert len(github.graphql_queries) == 2 and "...Issue" not in github.graphql_queries[1]
+    assert github.graphql_variables[1]["c0"]
+    for query in github.graphql_queries:
+        assert github_schema_errors(query) == []
     # the validator is real: a field PullRequest lacks is caught
-    wrong = sa.pr_facts_query([1]).replace("headRefOid", "headSha")
+    wrong = sa.streams_query([sa.Stream(REPO, "pullRequests")])[0].replace("headRefOid", "headSha")
     errors = github_schema_errors(wrong)
     assert len(errors) == 1 and errors[0].startswith('Cannot query field "headSha" on type "PullRequest".')

@@ -377,10 +377,10 @@ def test_every_gh_call_is_a_rest_api_call_of_the_documented_form(github, tmp_pat
     assert [argv[1] for argv in calls[:pipeline_calls] if re.search(r"/pulls/\d+$", argv[1])] == ["repos/o/r/pulls/7"]
     assert not [argv for argv in calls[pipeline_calls:] if re.search(r"/pulls/\d+$", argv[1])]   # no REST call per PR
     assert len(calls) >= 8
-    # GraphQL only for extract's batched PR facts: one query for the one PR
+    # GraphQL only for extract's pages: one query for the repository's PRs and its issues
     [query] = [argv for argv in calls if argv[1] == "graphql"]
-    assert query[:4] == ["api", "graphql", "--include", "-f"] and query[4].startswith("query=query($owner")
-    assert query[5:] == ["-f", "owner=o", "-f", "name=r"]
+    assert query[:4] == ["api", "graphql", "--include", "-f"] and query[4].startswith("query=query($o0: String!")
+    assert query[5:] == ["-f", "o0=o", "-f", "n0=r", "-f", "o1=o", "-f", "n1=r"]
     calls = [argv for argv in calls if argv[1] != "graphql"]
     for argv in calls:
         assert argv[0] == "api", argv                                    # never `gh pr …`

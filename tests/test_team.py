@@ -5,6 +5,7 @@ against sums computed by hand from the fixture below."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -223,23 +224,80 @@ def test_repositories_named_one_by_one_are_extracted_together(organisation, tmp_
 
 
 def test_an_interrupted_organisation_extract_resumes_without_reading_again_what_it_had(organisation, tmp_path):
-    organisation.fail("GET", r"/repos/acme/web/issues$", 404, times=1)          # cut short at the last repository
+    organisation.graphql_forbidden.add("acme/web")                              # so it is read over REST,
+    organisation.fail("GET", r"/repos/acme/web/issues$", 404, times=1)          # where it is cut short
     first = run_gh_cli(organisation, "extract", "--org", "acme", "--since", "2026-03-01", "--until", "2026-03-31",
                        "--output-dir", tmp_path, "--trusted-authors", "github-actions[bot]", "--quiet")
     assert first.returncode == 8 and not (tmp_path / "analytics.json").exists()
-    partial = json.loads((tmp_path / ".extract-partial.json").read_text())
-    assert sorted(partial["done"]) == ["acme/api", "acme/docs"]
+    kept = sorted(tmp_path.glob(".extract-partial/repository-*.json"))
+    assert sorted(json.loads(path.read_text())["repository"] for path in kept) == ["acme/api", "acme/docs"]
     organisation.requests.clear()
+    organisation.graphql_variables.clear()
+    organisation.graphql_forbidden.clear()
     again = run_gh_cli(organisation, "extract", "--org", "acme", "--since", "2026-03-01", "--until", "2026-03-31",
                        "--output-dir", tmp_path, "--trusted-authors", "github-actions[bot]", "--quiet", "--resume")
     assert again.returncode == 0, again.stderr
-    read_again = {path.split("/")[5] for _, path, _ in organisation.requests if path.startswith("/api/v3/repos/")}
-    assert read_again == {"web"}
+    assert not [path for _, path, _ in organisation.requests if path.startswith("/api/v3/repos/")]
+    assert {name for variables in organisation.graphql_variables for key, name in variables.items()
+            if key.startswith("n")} == {"web"}
     data = json.loads((tmp_path / "analytics.json").read_text())
     assert sorted({i["repository"] for i in data["items"]}) == ["acme/api", "acme/docs", "acme/web"]
-    assert not (tmp_path / ".extract-partial.json").exists()
+    assert not (tmp_path / ".extract-partial").exists()
     fresh, _, _ = org_extract(organisation, tmp_path / "fresh", "--org", "acme")
     assert fresh["items"] == data["items"]
+
+
+def test_a_resume_reads_again_a_damaged_repository_file_and_starts_over_for_another_range(organisation, tmp_path):
+    def cut_short(*extra):
+        organisation.graphql_forbidden.add("acme/web")
+        organisation.fail("GET", r"/repos/acme/web/issues$", 404, times=1)
+        return run_gh_cli(organisation, "extract", "--org", "acme", "--since", "2026-03-01", "--until", "2026-03-31",
+                          "--output-dir", tmp_path, "--quiet", *extra)
+
+    def resumed(since):
+        organisation.graphql_forbidden.clear()
+        organisation.graphql_variables.clear()
+        proc = run_gh_cli(organisation, "extract", "--org", "acme", "--since", since, "--until", "2026-03-31",
+                          "--output-dir", tmp_path, "--resume")
+        assert proc.returncode == 0, proc.stderr
+        read = {name for variables in organisation.graphql_variables for key, name in variables.items()
+                if key.startswith("n")}
+        return read, proc.stderr
+
+    assert cut_short().returncode == 8
+    [docs] = [p for p in tmp_path.glob(".extract-partial/repository-*.json") if "acme/docs" in p.read_text()]
+    docs.write_text('{"repository": "acme/docs", "le')                   # a disk that filled up, say
+    read, stderr = resumed("2026-03-01")
+    assert read == {"docs", "web"} and "reading that repository again" in stderr
+    assert cut_short().returncode == 8
+    read, stderr = resumed("2026-03-02")
+    assert read == {"api", "docs", "web"} and "from another range or other settings: starting over" in stderr
+
+
+def test_a_spent_graphql_budget_stops_the_run_and_resume_reads_only_what_is_left(organisation, base_stats, tmp_path):
+    for n in range(10, 25):                         # acme/api needs a second page of PRs
+        organisation.add_pull("acme/api", n, f"a{n}", created_at=f"2026-03-{n:02d}T08:00:00Z", user="alice")
+    organisation.graphql_points = 1                 # one query left in this hour
+    organisation.graphql_reset = sa.format_ts(time.time() + 3600)
+    args = ("extract", "--org", "acme", "--since", "2026-03-01", "--until", "2026-03-31", "--output-dir", tmp_path,
+            "--trusted-authors", "github-actions[bot]", "--quiet")
+    first = run_gh_cli(organisation, *args)
+    assert first.returncode == sa.EXIT_RATE_LIMIT, first.stderr
+    assert "GitHub's GraphQL budget is spent (0 points left until" in first.stderr and "--resume" in first.stderr
+    assert len(organisation.graphql_queries) == 1 and not (tmp_path / "analytics.json").exists()
+    kept = [json.loads(p.read_text())["repository"] for p in tmp_path.glob(".extract-partial/repository-*.json")]
+    assert sorted(kept) == ["acme/docs", "acme/web"]                   # read whole in that one query
+    organisation.graphql_points = 0                 # and when GitHub itself says the budget is spent
+    refused = run_gh_cli(organisation, *args, "--resume")
+    assert refused.returncode == sa.EXIT_RATE_LIMIT and "rate limited by GitHub" in refused.stderr
+    organisation.graphql_points = 5000
+    organisation.graphql_variables.clear()
+    again = run_gh_cli(organisation, *args, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert {v for variables in organisation.graphql_variables for k, v in variables.items() if k.startswith("n")} == {
+        "api"}
+    fresh, _, _ = org_extract(organisation, tmp_path / "fresh", "--org", "acme")
+    assert json.loads((tmp_path / "analytics.json").read_text())["items"] == fresh["items"]
 
 
 def test_the_dashboard_shows_the_spend_by_repository_and_by_person(organisation, tmp_path):

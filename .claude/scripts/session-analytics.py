@@ -5020,7 +5020,7 @@ class GitHub:
         return self._with_retries(once, f"{method} {path}") if retry else once()
 
     def graphql(self, query: str, **variables) -> tuple[dict, list]:
-        """(data, errors) of one `gh api graphql` query; a reply with data and some errors (a PR
+        """(data, errors) of one `gh api graphql` query; a reply with data and some errors (a repository
         that does not exist) is data, one with no data a failure. Retried like REST."""
         def once():
             argv = ["graphql", "--include", "-f", f"query={query}"]
@@ -5031,8 +5031,13 @@ class GitHub:
             body = as_dict(reply.data)
             if reply.status == 200 and isinstance(body.get("data"), dict):
                 return body["data"], [as_dict(e) for e in body.get("errors") or []]
+            messages = "; ".join(as_str(as_dict(e).get("message")) for e in body.get("errors") or [])
+            if reply.status == 200 and (reply.headers.get("x-ratelimit-remaining") == "0" or any(
+                    as_dict(e).get("type") == "RATE_LIMITED" for e in body.get("errors") or [])):
+                # GitHub answers a spent GraphQL budget with 200, an error and no points left
+                raise GitHubError(f"POST graphql: rate limited by GitHub ({messages})", EXIT_RATE_LIMIT, 200,
+                                  retryable=True, wait=_rate_limit_wait(reply.headers))
             if proc.returncode == 0 and reply.status == 200:
-                messages = "; ".join(as_str(as_dict(e).get("message")) for e in body.get("errors") or [])
                 raise GitHubError(f"POST graphql: {messages or 'no data in the reply'}", EXIT_GITHUB)
             raise gh_failure(proc, reply, "POST graphql")
         return self._with_retries(once, "POST graphql")
@@ -5478,6 +5483,7 @@ CSV_COLUMNS = (
 # An extract over several repositories starts each row with its repository (one keeps the above).
 REPOSITORY_COLUMN = "repository"
 EXTRACT_WORKERS = 8                 # concurrent gh calls: enough to hide latency, polite to GitHub
+EXTRACT_REPOSITORIES = 4            # GraphQL queries, or repositories read over REST, at once
 CHARTJS_VERSION = "4.6.1"
 CHARTJS_URL = f"https://cdn.jsdelivr.net/npm/chart.js@{CHARTJS_VERSION}/dist/chart.umd.min.js"
 CHARTJS_SRI = "sha384-Emf5ZVIUiarAdhkgtqK+5/Z5qIvM6QoVrS+qAVtfyZVuD5lIHrac0me485+Antp0"
@@ -5583,48 +5589,6 @@ def ci_summary(runs: list) -> tuple[int, float | None]:
     return len(runs), round(100 * passed / len(completed), 1)
 
 
-# What extract needs of each PR, for up to 100 PRs a query (gh api graphql is the one use of
-# GraphQL: one process for 100 PRs instead of 100 REST calls). The answer is made to look like
-# REST's pulls/N, so both paths feed github_item alike; a PR the query cannot give (an error, more
-# reviews than one page holds) is read over REST.
-PR_FACTS_QUERY = "query($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { %s } }"
-PR_FACTS_FIELDS = ("number additions deletions mergedAt headRefOid "
-                   "reviews(first: 100) { totalCount nodes { comments { totalCount } } }")
-PR_FACTS_BATCH = 100
-
-
-def pr_facts_query(numbers: list[int]) -> str:
-    """The query for these PRs' facts, each under the alias p<number>."""
-    return PR_FACTS_QUERY % " ".join(f"p{n}: pullRequest(number: {n}) {{ {PR_FACTS_FIELDS} }}" for n in numbers)
-
-
-def pull_facts(github: GitHub, numbers: list[int]) -> dict[int, dict]:
-    """PR number -> REST-shaped facts (additions, deletions, review_comments, merged_at, head sha)
-    for the PRs the GraphQL query gave; a failed query leaves its PRs to REST, with a warning."""
-    owner, name = github.repo.split("/", 1)
-    found = {}
-    for start in range(0, len(numbers), PR_FACTS_BATCH):
-        batch = numbers[start:start + PR_FACTS_BATCH]
-        try:
-            data, _ = github.graphql(pr_facts_query(batch), owner=owner, name=name)
-        except GitHubError as exc:
-            if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
-                raise
-            github.warn(f"PR facts over GraphQL failed ({exc}); reading those {plural(len(batch), 'PR')} over REST")
-            continue
-        repository = as_dict(data.get("repository"))
-        for number in batch:
-            pr = repository.get(f"p{number}")
-            reviews = as_dict(as_dict(pr).get("reviews"))
-            if not isinstance(pr, dict) or as_int(reviews.get("totalCount")) > len(reviews.get("nodes") or []):
-                continue
-            found[number] = {"additions": pr.get("additions"), "deletions": pr.get("deletions"),
-                             "merged_at": pr.get("mergedAt"), "head": {"sha": as_str(pr.get("headRefOid"))},
-                             "review_comments": sum(as_int(as_dict(as_dict(r).get("comments")).get("totalCount"))
-                                                    for r in reviews.get("nodes") or [])}
-    return found
-
-
 def github_item(github: GitHub, issue: dict, comments: list, runs: dict | None, trusted: set,
                 warn, pull: dict | None = None) -> dict | None:
     """One PR or issue with its trusted sessions and PR facts; None when it has no sessions."""
@@ -5659,22 +5623,20 @@ def github_item(github: GitHub, issue: dict, comments: list, runs: dict | None, 
 
 
 def gather_github(github: GitHub, since: float, until: float, trusted: set, quiet: bool,
-                  workers: int = EXTRACT_WORKERS, graphql: bool = True) -> tuple[list, list]:
-    """Items with sessions, and failures (number, message), read with a bounded thread pool."""
+                  workers: int = EXTRACT_WORKERS) -> tuple[list, list]:
+    """Items with sessions, and failures (number, message), of a repository GraphQL could not
+    read: over REST, by repository-wide listings and a call per PR, with a bounded thread pool."""
     issues = list_created_between(github, since, until)
     comments = comments_by_number(github, since) if issues else {}
     issues = [i for i in issues if comments.get(as_int(i.get("number")))]
     runs = runs_by_sha(github, since) if any(i.get("pull_request") for i in issues) else {}
-    pulls = pull_facts(github, [as_int(i.get("number")) for i in issues if i.get("pull_request")]) \
-        if graphql else {}
     progress = Progress("extract: PRs and issues read", len(issues), quiet)
     items, failures = [], []
 
     def one(issue):
         number = as_int(issue.get("number"))
         try:
-            return github_item(github, issue, comments[number], runs, trusted, github.warn,
-                               pulls.get(number)), None
+            return github_item(github, issue, comments[number], runs, trusted, github.warn), None
         except GitHubError as exc:
             if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
                 raise
@@ -5692,6 +5654,234 @@ def gather_github(github: GitHub, since: float, until: float, trusted: set, quie
     items.sort(key=lambda i: (as_str(i["created_at"]), i["number"]))
     failures.sort(key=lambda f: f["number"])
     return items, failures
+
+
+# ── extract over GraphQL: pages of several repositories in one query ──
+#
+# Everything extract needs of a repository comes in GraphQL pages, several repositories to a query:
+# its PRs and its issues, newest first, each with its comments, its PR facts and the CI runs of its
+# head commit. A repository is read as two streams (its PRs, its issues) that end at the first item
+# created before the range. A stream's pages double (10, 20, 40, 80, then 100 items), so a quiet
+# repository takes a small slot in a shared query and a busy one few calls; a query holds at most
+# GRAPHQL_ITEMS items, far inside GitHub's limit of 500,000 nodes a call even at 100 comments each
+# (docs.github.com/graphql/overview/rate-limits-and-query-limits-for-the-graphql-api). What a page
+# cannot hold (more than 100 comments, reviews or check suites on one item) is read over REST for
+# that item alone; a repository the query cannot read (its alias null with an error, or the whole
+# query failing after retries) is read over REST whole, by gather_github. Listing, unlike search,
+# has no cap of 1,000 results and no index that lags behind. Each reply says how many points are
+# left (rateLimit): when too few remain, we wait for the reset if it is near, and otherwise stop,
+# with what was read kept for --resume.
+
+GRAPHQL_FIRST_PAGE = 10             # items in a stream's first page; each next page doubles, to 100
+GRAPHQL_ITEMS = 100                 # items in one query, over all its streams
+GRAPHQL_RESERVE = 100               # points of the hourly GraphQL budget we leave untouched
+
+ACTOR = "author { __typename login }"
+ITEM_FIELDS = ("number title state createdAt closedAt " + ACTOR + " comments(first: 100) { totalCount "
+               "nodes { databaseId body authorAssociation createdAt updatedAt url " + ACTOR + " } }")
+FRAGMENTS = {       # what a page holds of each item, by stream kind: (fragment name, fragment)
+    "issues": ("Issue", f"fragment Issue on Issue {{ {ITEM_FIELDS} }}"),
+    "pullRequests": ("Pull", f"fragment Pull on PullRequest {{ {ITEM_FIELDS} mergedAt additions deletions "
+                             "headRefOid reviews(first: 100) { totalCount nodes { comments { totalCount } } } "
+                             "commits(last: 1) { nodes { commit { checkSuites(first: 100) { totalCount "
+                             "nodes { status conclusion workflowRun { databaseId } } } } } } }"),
+}
+
+
+@dataclass
+class Stream:
+    """One repository's PRs or issues, read a page at a time, newest first."""
+    repo: str
+    kind: str                           # "pullRequests" or "issues"
+    size: int = GRAPHQL_FIRST_PAGE
+    cursor: str | None = None
+    done: bool = False
+
+
+def streams_query(streams: list[Stream]) -> tuple[str, dict]:
+    """The query for the next page of each stream (alias s<n>), and its variables."""
+    declared, parts, variables = [], [], {}
+    for n, stream in enumerate(streams):
+        owner, name = stream.repo.split("/", 1)
+        declared += [f"$o{n}: String!", f"$n{n}: String!", f"$c{n}: String"]
+        variables.update({f"o{n}": owner, f"n{n}": name})
+        if stream.cursor:
+            variables[f"c{n}"] = stream.cursor
+        parts.append(f"s{n}: repository(owner: $o{n}, name: $n{n}) {{ visibility "
+                     f"{stream.kind}(first: {stream.size}, after: $c{n}, orderBy: {{field: CREATED_AT, "
+                     f"direction: DESC}}) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ "
+                     f"...{FRAGMENTS[stream.kind][0]} }} }} }}")
+    fragments = [FRAGMENTS[kind][1] for kind in FRAGMENTS if any(s.kind == kind for s in streams)]
+    query = f"query({', '.join(declared)}) {{ rateLimit {{ cost remaining resetAt }} {' '.join(parts)} }} "
+    return query + " ".join(fragments), variables
+
+
+def rest_login(actor) -> str:
+    """GraphQL names an app's bot `name`, REST and our trusted logins `name[bot]`
+    (fullsend-ai/fullsend#6205 shows the two side by side)."""
+    actor = as_dict(actor)
+    login = as_str(actor.get("login"))
+    return f"{login}[bot]" if login and actor.get("__typename") == "Bot" else login
+
+
+def rest_shapes(node: dict, kind: str) -> tuple[dict, list | None, dict | None, dict | None]:
+    """A GraphQL item as the REST shapes github_item reads: (issue, its comments, the PR's facts,
+    its head commit's CI runs by sha); None for a part the page could not hold whole."""
+    pr = kind == "pullRequests"
+    issue = {"number": as_int(node.get("number")), "title": as_str(node.get("title")),
+             "user": {"login": rest_login(node.get("author"))},
+             "state": "open" if node.get("state") == "OPEN" else "closed",
+             "created_at": node.get("createdAt"), "closed_at": node.get("closedAt"),
+             **({"pull_request": {"merged_at": node.get("mergedAt")}} if pr else {})}
+    listed = as_dict(node.get("comments"))
+    nodes = [as_dict(c) for c in listed.get("nodes") or []]
+    comments = [{"id": as_int(c.get("databaseId")), "body": as_str(c.get("body")),
+                 "user": {"login": rest_login(c.get("author"))}, "author_association": c.get("authorAssociation"),
+                 "created_at": c.get("createdAt"), "updated_at": c.get("updatedAt"), "html_url": c.get("url")}
+                for c in nodes] if "nodes" in listed and as_int(listed.get("totalCount")) <= len(nodes) else None
+    if not pr:
+        return issue, comments, None, None
+    reviews = as_dict(node.get("reviews"))
+    pull = None
+    if "nodes" in reviews and as_int(reviews.get("totalCount")) <= len(reviews["nodes"] or []):
+        pull = {"additions": node.get("additions"), "deletions": node.get("deletions"),
+                "merged_at": node.get("mergedAt"), "head": {"sha": as_str(node.get("headRefOid"))},
+                "review_comments": sum(as_int(as_dict(as_dict(r).get("comments")).get("totalCount"))
+                                       for r in reviews["nodes"] or [])}
+    head = as_dict((as_dict(node.get("commits")).get("nodes") or [None])[-1])
+    suites = as_dict(as_dict(head.get("commit")).get("checkSuites"))
+    runs = None
+    if "nodes" in suites and as_int(suites.get("totalCount")) <= len(suites["nodes"] or []):
+        runs = {as_str(node.get("headRefOid")): [
+            {"status": as_str(s.get("status")).lower(), "conclusion": as_str(s.get("conclusion")).lower() or None}
+            for s in map(as_dict, suites["nodes"] or []) if s.get("workflowRun")]}
+    return issue, comments, pull, runs
+
+
+def read_repositories(github: GitHub, repos: list[str], since: float, until: float, trusted: set,
+                      finished, workers: int = EXTRACT_REPOSITORIES) -> list[str]:
+    """Reads these repositories over GraphQL, calling finished(name, visibility, items, failures)
+    as each one ends; returns those GraphQL could not read, for REST."""
+    streams = [Stream(name, kind) for name in repos for kind in ("pullRequests", "issues")]
+    pages = {name: [] for name in repos}            # (node, kind) of items that may hold sessions
+    visibility, over_rest = {}, []
+    import concurrent.futures  # noqa: PLC0415 - imported where used: most runs never need it
+    replies = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        while True:
+            active = [s for s in streams if not s.done]
+            if not active:
+                return over_rest
+            wait_for_points(github, [data for _, (data, _, _) in replies if data])
+            replies = list(pool.map(lambda batch: (batch, query_page(github, batch)), query_batches(active)))
+            for batch, (data, errors, failure) in replies:
+                for n, stream in enumerate(batch):
+                    repository = data.get(f"s{n}") if data else None
+                    if stream.repo in over_rest:
+                        stream.done = True
+                    elif not isinstance(repository, dict) or not isinstance(repository.get(stream.kind), dict):
+                        reason = failure or "; ".join(as_str(e.get("message")) for e in errors
+                                                      if (e.get("path") or [None])[0] == f"s{n}") or "no answer"
+                        github.warn(f"{stream.repo} over GraphQL: {reason}; reading it over REST")
+                        over_rest.append(stream.repo)
+                        for other in streams:
+                            other.done = other.done or other.repo == stream.repo
+                    else:
+                        visibility[stream.repo] = as_str(repository.get("visibility")).lower()
+                        advance(stream, repository[stream.kind], since, until, pages[stream.repo])
+            ended = [name for name in repos if name not in over_rest and name in pages
+                     and all(s.done for s in streams if s.repo == name)]
+            for name, (items, failures) in zip(ended, pool.map(
+                    lambda name: items_of(github.at(name), pages[name], trusted), ended)):
+                del pages[name]
+                finished(name, visibility.get(name), items, failures)
+
+
+def query_batches(streams: list[Stream]) -> list[list[Stream]]:
+    """The streams in queries of at most GRAPHQL_ITEMS items, biggest pages first."""
+    batches, room = [], []
+    for stream in sorted(streams, key=lambda s: -s.size):
+        for n, batch in enumerate(batches):
+            if room[n] >= stream.size:
+                batch.append(stream)
+                room[n] -= stream.size
+                break
+        else:
+            batches.append([stream])
+            room.append(GRAPHQL_ITEMS - stream.size)
+    return batches
+
+
+def query_page(github: GitHub, batch: list[Stream]) -> tuple[dict | None, list, str | None]:
+    """(data, errors, why it failed) of one query; a failure other than gh's own or a spent
+    budget leaves its repositories to REST."""
+    query, variables = streams_query(batch)
+    try:
+        data, errors = github.graphql(query, **variables)
+        return data, errors, None
+    except GitHubError as exc:
+        if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH, EXIT_RATE_LIMIT):
+            raise                   # REST would not help: stop, and keep what was read for --resume
+        return None, [], str(exc)
+
+
+def advance(stream: Stream, page: dict, since: float, until: float, kept: list) -> None:
+    """Keeps the page's items created in the range that may hold a session comment (one is on the
+    page, or not all its comments are); moves the stream on."""
+    nodes = [as_dict(n) for n in page.get("nodes") or []]
+    for node in nodes:
+        created = parse_ts(node.get("createdAt"))
+        comments = as_dict(node.get("comments"))
+        listed = [as_dict(c) for c in comments.get("nodes") or []]
+        if created is not None and since <= created <= until and (
+                as_int(comments.get("totalCount")) > len(listed) or any(session_marker_id(c.get("body")) for c in listed)):
+            kept.append((node, stream.kind))
+    info = as_dict(page.get("pageInfo"))
+    oldest = parse_ts(nodes[-1].get("createdAt")) if nodes else None
+    stream.done = not nodes or not info.get("hasNextPage") or (oldest is not None and oldest < since)
+    stream.cursor, stream.size = as_str(info.get("endCursor")), min(stream.size * 2, 100)
+
+
+def items_of(github: GitHub, pages: list, trusted: set) -> tuple[list, list]:
+    """The items with sessions among a repository's pages, and failures; REST fills in what a
+    page could not hold."""
+    items, failures = [], []
+    for node, kind in pages:
+        issue, comments, pull, runs = rest_shapes(node, kind)
+        number = issue["number"]
+        try:
+            if comments is None:
+                comments = github.list(github.repo_path(f"issues/{number}/comments"))
+            item = github_item(github, issue, comments, runs, trusted, github.warn, pull)
+        except GitHubError as exc:
+            if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
+                raise
+            failures.append({"number": number, "error": str(exc)})
+            continue
+        if item:
+            items.append(item)
+    items.sort(key=lambda i: (as_str(i["created_at"]), i["number"]))
+    failures.sort(key=lambda f: f["number"])
+    return items, failures
+
+
+def wait_for_points(github: GitHub, replies: list[dict]) -> None:
+    """Waits for GitHub's GraphQL budget to reset when fewer than GRAPHQL_RESERVE points are left;
+    a reset further off than we wait stops the run (what was read is kept for --resume)."""
+    limits = [as_dict(r.get("rateLimit")) for r in replies if as_dict(r.get("rateLimit")).get("remaining") is not None]
+    if not limits:
+        return
+    lowest = min(limits, key=lambda r: as_int(r.get("remaining")))
+    if as_int(lowest.get("remaining")) >= GRAPHQL_RESERVE:
+        return
+    reset = parse_ts(lowest.get("resetAt"))
+    wait = max(reset - time.time(), 0.0) + 1.0 if reset is not None else github.max_wait + 1
+    if wait > github.max_wait:
+        raise GitHubError(f"GitHub's GraphQL budget is spent ({as_int(lowest.get('remaining'))} points left "
+                          f"until {lowest.get('resetAt') or 'its reset'}); run again with --resume then",
+                          EXIT_RATE_LIMIT)
+    github.warn(f"{as_int(lowest.get('remaining'))} GraphQL points left; waiting {wait:.0f}s for the reset")
+    github.sleep(wait)
 
 
 def outbound_items(items: list[dict], privacy: Privacy) -> list[dict]:
@@ -8492,54 +8682,93 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
     return EXIT_OK
 
 
-# An extract over many repositories can be cut short (a rate limit, a lost connection, ^C). After
-# each repository what was read is kept in the output folder (PARTIAL_FILE, written atomically,
-# for the same range and authors only), and --resume starts from it; a finished extract removes it.
-PARTIAL_FILE = ".extract-partial.json"
-EXTRACT_REPOSITORIES = 4            # repositories read at once (each with its own EXTRACT_WORKERS calls)
+class PartialExtract:
+    """What an extract over several repositories has read so far, so that a run cut short (a rate
+    limit, a lost connection, ^C) loses only the repositories in flight: a folder in the output
+    folder with the range and settings, and one file per repository, each written atomically as
+    soon as it is read (keeping n repositories costs n writes, not one growing file rewritten n
+    times). --resume starts from it when the range and settings are the same; a finished extract
+    removes it."""
+
+    FOLDER = ".extract-partial"
+
+    def __init__(self, output: Path, key: dict, warn):
+        self.folder, self.key, self.warn = output / self.FOLDER, key, warn
+
+    def kept(self, resume: bool) -> dict:
+        """Repository -> what was read of it; nothing, and the folder cleared, unless resuming."""
+        settings = self.folder / "settings.json"
+        if resume and settings.is_file():
+            try:
+                same = read_json_file(settings, "partial extract") == self.key
+            except UserError:
+                same = False
+            if same:
+                return dict(self._entries())
+            self.warn(f"{self.folder} is from another range or other settings: starting over")
+        self.remove()
+        return {}
+
+    def keep(self, name: str, entry: dict) -> None:
+        if not (self.folder / "settings.json").is_file():
+            write_atomic(self.folder / "settings.json", json_text(self.key))
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        write_atomic(self.folder / f"repository-{digest}.json", json_text({"repository": name, **entry}))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _entries(self):
+        for path in sorted(self.folder.glob("repository-*.json")):
+            try:
+                entry = as_dict(read_json_file(path, "partial extract"))
+            except UserError as exc:
+                self.warn(f"{exc}: reading that repository again")
+                continue
+            if isinstance(entry.get("repository"), str) and isinstance(entry.get("level"), str) and \
+                    isinstance(entry.get("items"), list) and isinstance(entry.get("failures"), list):
+                yield entry["repository"], {k: entry[k] for k in ("level", "items", "failures")}
 
 
 def gather_repositories(github: GitHub, args, visibilities: dict, since: float, until: float,
                         folder: Path) -> tuple[list, list, list]:
-    """(items, failures, privacy levels) of every repository, resumed from the partial file."""
+    """(items, failures, privacy levels) of every repository, resumed from a partial extract."""
     several = len(visibilities) > 1
     key = {"since": since, "until": until, "trusted": sorted(trusted_logins(args)), "privacy": args.privacy}
-    partial = folder / PARTIAL_FILE
-    done = {}
-    if args.resume and partial.is_file():
-        kept = read_json_file(partial, "partial extract")
-        if as_dict(kept).get("key") == key:
-            done = as_dict(kept.get("done"))
-        else:
-            warner(args)(f"{partial} is from another range or other settings: starting over")
-    lock = threading.Lock()
+    partial = PartialExtract(folder, key, warner(args))
+    done = partial.kept(args.resume)
+    lock, trusted = threading.Lock(), trusted_logins(args)
 
-    def read(numbered):
-        n, (name, visibility) = numbered
-        if name in done:
-            return
-        if several and not args.quiet:
-            print(f"{PROG}: extract: {name} ({n} of {len(visibilities)})", file=sys.stderr, flush=True)
-        one = github.at(name)
-        level = args.privacy or default_level(visibility if visibility != "?" else repository_visibility(one))
-        found, failed = gather_github(one, since, until, trusted_logins(args), args.quiet)
+    def finished(name: str, visibility: str | None, found: list, failed: list) -> None:
+        """Keeps a repository that was read, in the partial extract too."""
+        listed = visibilities[name]
+        if listed != "?":
+            visibility = listed
+        elif visibility not in ("public", "private", "internal"):
+            visibility = repository_visibility(github.at(name))
         with lock:
-            done[name] = {"level": level, "items": found, "failures": failed}
+            done[name] = {"level": args.privacy or default_level(visibility), "items": found, "failures": failed}
             if several:
-                write_atomic(partial, json_text({"key": key, "done": done}))
+                partial.keep(name, done[name])
+                if not args.quiet:
+                    print(f"{PROG}: extract: {name} read ({len(done)} of {len(visibilities)})",
+                          file=sys.stderr, flush=True)
 
-    # A few repositories at a time: each waits on GitHub most of its time.
+    def over_rest(name: str) -> None:
+        finished(name, None, *gather_github(github.at(name), since, until, trusted, args.quiet))
+
+    left = read_repositories(github, [name for name in visibilities if name not in done], since, until,
+                             trusted, finished)
+    # A few at a time: each waits on GitHub most of its time.
     import concurrent.futures  # noqa: PLC0415 - imported where used: most runs never need it
     with concurrent.futures.ThreadPoolExecutor(max_workers=EXTRACT_REPOSITORIES) as pool:
-        for _ in pool.map(read, enumerate(visibilities.items(), 1)):
-            pass
+        list(pool.map(over_rest, left))
     items, failures, levels = [], [], []
     for name in visibilities:
         levels.append(done[name]["level"])
         items += [{**item, "repository": name} for item in done[name]["items"]] if several else done[name]["items"]
         failures += [{**f, "repository": name} for f in done[name]["failures"]] if several else done[name]["failures"]
-    if partial.exists():
-        partial.unlink()
+    partial.remove()
     return items, failures, levels
 
 
