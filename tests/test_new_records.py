@@ -202,7 +202,8 @@ def test_skill_tokens_are_the_calls_claude_code_attributes_to_the_skill(tmp_path
     t.write()
     [skill] = stats_of(tmp_path, SID)["skills_invoked"]
     assert skill == {"skill": "shipper:ship", "count": 1, "status": "pass",
-                     "tokens": {"input": 100, "output": 200, "cache_creation": 0, "cache_read": 3000}}
+                     "tokens": {"input": 100, "output": 200, "cache_creation": 0, "cache_read": 3000},
+                     "cost_usd": (100 * 3 + 200 * 15 + 3000 * 0.3) / 1e6}       # Sonnet 4.5: $3, $15, $0.30
 
 
 def test_older_transcripts_keep_the_time_windows(tmp_path):

@@ -42,9 +42,11 @@ def test_2_1_114_parallel_agents_and_placeholder_lines(real_projects):
     assert s["tools_by_thread"]["main"]["TaskUpdate"] == 12
     assert s["tools_by_thread"]["subagents"]["TaskUpdate"] == 1
     assert s["branch"] == "master"                         # not a subagent's worktree branch
+    # the skill ran inside subagent a52886dc…, whose calls write their cache at the 5-minute rate
     assert s["skills_invoked"] == [{
         "skill": "my-worktree-actors", "count": 1, "status": "pass",
-        "tokens": {"input": 32, "output": 6270, "cache_creation": 78300, "cache_read": 404737}}]
+        "tokens": {"input": 32, "output": 6270, "cache_creation": 78300, "cache_read": 404737},
+        "cost_usd": round((32 * 5 + 6270 * 25 + 78300 * 6.25 + 404737 * 0.5) / 1e6, 4)}]
     shas = [c["commit_id"] for c in s["commits"]]
     assert shas == ["01788e7", "5ea305f", "e081dab", "ad2d134", "2552732", "9877e04", "3fd7533"]
 

@@ -52,6 +52,37 @@ def test_what_a_merged_pr_cost_against_one_closed_unmerged(team_repository, tmp_
     assert "| Cost per commit | $3.50 | 6 commits |" in report
 
 
+def skill(name, status, cost, count=1):
+    return {"skill": name, "count": count, "status": status, "cost_usd": cost,
+            "tokens": {"input": 10, "output": 100, "cache_creation": 0, "cache_read": 0}}
+
+
+def test_what_failed_skill_runs_cost_by_skill_and_in_all(github, base_stats, tmp_path):  # noqa: F811
+    runs = {1: [[skill("tdd:ci", "fail", 1.25, 2), skill("rca:ci", "pass", 0.50)],
+                [skill("tdd:ci", "fail", 2.00)]],
+            2: [[skill("tdd:ci", "pass", 0.75), skill("rca:ci", "fail", None)]]}      # None: an unpriced model
+    n = 0
+    for number, sessions in runs.items():
+        github.add_pull(REPO, number, f"feat/{number}", created_at=f"2026-03-0{number}T08:00:00Z")
+        for skills in sessions:
+            n += 1
+            stats = session(base_stats, n, 5.0, 1, f"2026-03-0{number}T09:{n:02d}:00Z")
+            stats["skills_invoked"] = skills
+            post(github, number, stats)
+    data, report = extract(github, tmp_path)
+    # by hand: tdd:ci failed in two sessions, 1.25 + 2.00; rca:ci in one, of unknown cost
+    skills = sa.analytics_view(data)["skills"]
+    assert (skills["tdd:ci"]["fail"], skills["tdd:ci"]["fail_cost"], skills["tdd:ci"]["fail_cost_complete"]) == \
+        (2, 3.25, True)
+    assert (skills["tdd:ci"]["cost"], skills["rca:ci"]["cost"], skills["rca:ci"]["cost_complete"]) == (4.0, 0.5, False)
+    assert data["outcomes"]["failed_skill_runs"] == {"runs": 3, "skills": 2, "cost_usd": 3.25, "cost_complete": False}
+    assert "| Cost of failed skill runs | ≥ $3.25 | 3 failed skill runs of 2 skills |" in report
+    assert "| tdd:ci | 3 | 4 | 1 | 2 | 0 | 30 | 300 | 75 | $4.00 | $3.25 |" in report
+    page = (tmp_path / "dashboard.html").read_text()
+    assert "<h2>What the spend bought</h2>" in page
+    assert "<td>Cost of failed skill runs</td><td>≥ $3.25</td><td>3 failed skill runs of 2 skills</td>" in page
+
+
 def test_the_report_lists_the_prs_over_budget(team_repository, tmp_path):
     data, report = extract(team_repository, tmp_path, "--budget-usd", "5")
     assert data["budget_usd"] == 5.0

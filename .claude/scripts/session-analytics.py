@@ -2800,7 +2800,7 @@ def compute_stats(facts: SessionFacts, pricing: Pricing, project: str,
         "claude_code_cost": record,
         "tools": _sorted_counts(tools_main + tools_sub),
         "tools_by_thread": {"main": _sorted_counts(tools_main), "subagents": _sorted_counts(tools_sub)},
-        "skills_invoked": skills_invoked(facts),
+        "skills_invoked": skills_invoked(facts, pricing),
         "subagents": session_subagents(facts, pricing),
         "commits": session_commits(facts),
         "problems_faced": merge_problems(derive_problems(facts), extra_problems or []),
@@ -2858,7 +2858,7 @@ def active_minutes(timestamps: list) -> float:
 
 # Skills: each invocation (Skill tool call or slash command) opens a window that
 # lasts until the next invocation or the session's end. The window's API calls
-# are the skill's tokens. Status rule, per invocation, the skill reporting its last:
+# are the skill's tokens and cost. Status rule, per invocation, the skill reporting its last:
 #   fail    - the Skill call itself errored, or the last tool result in the window errored
 #   pass    - the window has tool results and the last one succeeded
 #   unknown - the window has no tool results at all
@@ -2870,7 +2870,6 @@ class _Invocation:
     agent: str | None            # thread the skill was invoked in
     tool_use_id: str = ""
     results: list = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
 
 
 def skill_invocations(facts: SessionFacts) -> list[_Invocation]:
@@ -2907,23 +2906,28 @@ class _SkillWindows:
         return None
 
 
-def skills_invoked(facts: SessionFacts) -> list[dict]:
-    """Each skill run in the session: how often, whether its last run passed, and the tokens of
-    the calls made for it. From 2.1.2xx Claude Code names the skill on each call it made for one
-    (attributionSkill), and that is the answer; older transcripts get the time-window heuristic:
-    a call belongs to the last skill invoked in its thread before it."""
+def skills_invoked(facts: SessionFacts, pricing: Pricing) -> list[dict]:
+    """Each skill run in the session: how often, whether its last run passed, and the tokens and
+    cost of the calls made for it (None when one of them is on an unpriced model). From 2.1.2xx
+    Claude Code names the skill on each call it made for one (attributionSkill), and that is the
+    answer; older transcripts get the time-window heuristic: a call belongs to the last skill
+    invoked in its thread before it."""
     invocations = skill_invocations(facts)
-    attributed = collections.defaultdict(Usage)
-    for call in facts.calls:
-        if call.skill and not call.correction:
-            _add_usage(attributed[call.skill.lstrip("/")], call.usage)
+    attributed = any(call.skill and not call.correction for call in facts.calls)
     if not invocations and not attributed:
         return []
     windows = _SkillWindows(invocations)
+    calls_of = collections.defaultdict(list)        # skill -> the calls made for it
     for call in facts.calls:
-        inv = None if call.correction or attributed else windows.find(call.agent, call.first_ts)
-        if inv is not None:
-            _add_usage(inv.usage, call.usage)
+        if call.correction:
+            continue
+        if attributed:
+            name = call.skill.lstrip("/") if call.skill else None
+        else:
+            inv = windows.find(call.agent, call.first_ts)
+            name = inv.name if inv else None
+        if name:
+            calls_of[name].append(call)
     own_results = {inv.tool_use_id: inv for inv in invocations if inv.tool_use_id}
     thread_of_use = {u.id: u.agent for u in facts.tool_uses}
     for res in facts.tool_results:
@@ -2936,16 +2940,19 @@ def skills_invoked(facts: SessionFacts) -> list[dict]:
             inv.results.append(res.is_error)
     by_name = {}
     for inv in invocations:
-        entry = by_name.setdefault(inv.name, {"skill": inv.name, "count": 0, "status": "unknown",
-                                              "usage": Usage()})
+        entry = by_name.setdefault(inv.name, {"skill": inv.name, "count": 0, "status": "unknown"})
         entry["count"] += 1
-        _add_usage(entry["usage"], inv.usage)
         entry["status"] = _invocation_status(inv.results)
-    for name, usage in attributed.items():          # a skill whose invocation no line of ours shows
-        by_name.setdefault(name, {"skill": name, "count": 0, "status": "unknown", "usage": Usage()})
-        by_name[name]["usage"] = usage
-    return [{"skill": e["skill"], "count": e["count"], "status": e["status"],
-             "tokens": token_dict(e["usage"])} for e in by_name.values()]
+    for name in calls_of:                           # a skill whose invocation no line of ours shows
+        by_name.setdefault(name, {"skill": name, "count": 0, "status": "unknown"})
+    for name, entry in by_name.items():
+        usage, costs = Usage(), []
+        for call in calls_of.get(name, []):
+            _add_usage(usage, call.usage)
+            costs.append(pricing.cost(call.model, call.usage, call.first_ts))
+        entry["tokens"] = token_dict(usage)
+        entry["cost_usd"] = None if None in costs else round_cost(sum(costs))
+    return list(by_name.values())
 
 
 def _invocation_status(results: list) -> str:
@@ -4726,7 +4733,8 @@ def session_data(data, marker_id: str | None = None) -> tuple[Stats | None, str 
         "skills_invoked": lambda v: [{"skill": as_str(k.get("skill")), "count": as_int(k.get("count")),
                                       "status": as_str(k.get("status")) or "unknown",
                                       "tokens": {kind: as_int(as_dict(k.get("tokens")).get(kind))
-                                                 for kind in TOKEN_KINDS}} for k in _objects(v)],
+                                                 for kind in TOKEN_KINDS},
+                                      "cost_usd": _finite(k.get("cost_usd"))} for k in _objects(v)],
         "problems_faced": _objects,
         "tools": lambda v: {name: as_int(n) for name, n in as_dict(v).items() if isinstance(name, str)},
         "unpriced_models": lambda v: [m for m in v if isinstance(m, str)] if isinstance(v, list) else [],
@@ -6024,6 +6032,7 @@ def analytics_view(data: dict) -> dict:
         total.add_session(s)
     per_item = view_items(items)
     days = view_days(sessions)
+    skills = view_skills(sessions)
     pr_cost = Tally()
     for p in per_item:
         if p["type"] == "pr":
@@ -6043,7 +6052,7 @@ def analytics_view(data: dict) -> dict:
         "avg_hours_to_merge": round(sum(merge_hours) / len(merge_hours), 1) if merge_hours else None,
         "items": per_item,
         "models": view_models(sessions),
-        "skills": view_skills(sessions),
+        "skills": skills,
         "days": days,
         "cost_over_time": _cost_over_time(days),
         "projects": view_projects(sessions),
@@ -6051,7 +6060,7 @@ def analytics_view(data: dict) -> dict:
         "top_sessions": view_top_sessions(sessions),
         "weeks": view_weeks(decided),
         "outcomes": view_outcomes(per_item, total.cost_usd, sum(list_total(s, "commits") for s in sessions),
-                                  not total.unpriced),
+                                  not total.unpriced, failed_skill_runs(skills)),
         "budget_usd": data.get("budget_usd"),
         "authors": view_groups([(s.get("session_author") or "unknown", s) for s in sessions]),
         "repositories": view_groups([(i.get("repository"), s) for i in items for s in i["sessions"]])
@@ -6096,10 +6105,11 @@ def view_groups(pairs: list) -> dict:
     return dict(sorted(groups.items(), key=lambda kv: (-kv[1]["cost"], kv[0])))
 
 
-def view_outcomes(per_item: list[dict], total_cost: float, commits: int, complete: bool) -> dict:
+def view_outcomes(per_item: list[dict], total_cost: float, commits: int, complete: bool,
+                  failed_skills: dict) -> dict:
     """What the spend bought: cost per merged PR and per PR closed unmerged (median and total),
-    per commit, and the share of PR spend on PRs never merged. Each figure says how many PRs it
-    rests on, and whether a cost in it is a lower bound."""
+    per commit, the share of PR spend on PRs never merged, and what failed skill runs cost. Each
+    figure says how many PRs (commits, runs) it rests on, and whether a cost in it is a lower bound."""
     def figures(rows):
         costs = sorted(p["cost"] for p in rows)
         return {"prs": len(rows), "total_usd": round(sum(costs), 4),
@@ -6113,7 +6123,7 @@ def view_outcomes(per_item: list[dict], total_cost: float, commits: int, complet
             "per_commit_usd": round(total_cost / commits, 4) if commits else None, "commits": commits,
             "per_commit_complete": complete,
             "unmerged_share_percent": round(100 * unmerged["total_usd"] / pr_spend, 1) if pr_spend else None,
-            "prs": len(prs)}
+            "prs": len(prs), "failed_skill_runs": failed_skills}
 
 
 def view_models(sessions: list[dict]) -> dict:
@@ -6129,20 +6139,37 @@ def view_models(sessions: list[dict]) -> dict:
 
 
 def view_skills(sessions: list[dict]) -> dict:
-    """Per skill: sessions, invocations, their outcomes and tokens, most invoked first."""
+    """Per skill: sessions, invocations, their outcomes, tokens and cost, and what its failed runs
+    cost (a session's runs of a skill fail when its last run does), most invoked first. A run
+    with no cost (an unpriced model, or a comment posted before skills were priced) makes the
+    sum a lower bound."""
     skills = {}
     for s in sessions:
         for k in s.get("skills_invoked") or []:
             if not isinstance(k, dict):
                 continue
-            agg = skills.setdefault(as_str(k.get("skill")), {"sessions": 0, "invocations": 0, "pass": 0,
-                                                             "fail": 0, "unknown": 0, "input": 0, "output": 0})
+            agg = skills.setdefault(as_str(k.get("skill")), {
+                "sessions": 0, "invocations": 0, "pass": 0, "fail": 0, "unknown": 0, "input": 0, "output": 0,
+                "cost": 0.0, "cost_complete": True, "fail_cost": 0.0, "fail_cost_complete": True})
+            status = k.get("status") if k.get("status") in ("pass", "fail") else "unknown"
+            cost = _finite(k.get("cost_usd"))
             agg["sessions"] += 1
             agg["invocations"] += as_int(k.get("count"))
-            agg[k.get("status") if k.get("status") in ("pass", "fail") else "unknown"] += 1
+            agg[status] += 1
             agg["input"] += as_int(as_dict(k.get("tokens")).get("input"))
             agg["output"] += as_int(as_dict(k.get("tokens")).get("output"))
+            for prefix in ("", "fail_") if status == "fail" else ("",):
+                agg[prefix + "cost"] = round_cost(agg[prefix + "cost"] + (cost or 0.0))
+                agg[prefix + "cost_complete"] = agg[prefix + "cost_complete"] and cost is not None
     return dict(sorted(skills.items(), key=lambda kv: (-kv[1]["invocations"], kv[0])))
+
+
+def failed_skill_runs(skills: dict) -> dict:
+    """What skills' failed runs cost, over every skill: the outcome figure."""
+    failing = [k for k in skills.values() if k["fail"]]
+    return {"runs": sum(k["fail"] for k in failing), "skills": len(failing),
+            "cost_usd": round_cost(sum(k["fail_cost"] for k in failing)),
+            "cost_complete": all(k["fail_cost_complete"] for k in failing)}
 
 
 def view_days(sessions: list[dict]) -> dict:
@@ -6309,10 +6336,13 @@ def render_report(data: dict) -> str:
           f"{100 * m['cost'] / total_cost:.1f}%" if total_cost and m["cost_complete"] else "-"]
          for name, m in v["models"].items()]) if v["models"] else "_No model usage._\n"
     skills = md_table(
-        ["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown", "Input", "Output", "Output per invocation"],
+        ["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown", "Input", "Output", "Output per invocation",
+         "Cost", "Cost of failed runs"],
         [[md_text(name), str(k["sessions"]), str(k["invocations"]), str(k["pass"]), str(k["fail"]),
           str(k["unknown"]), format_tokens(k["input"]), format_tokens(k["output"]),
-          format_tokens(k["output"] // k["invocations"]) if k["invocations"] else "-"]
+          format_tokens(k["output"] // k["invocations"]) if k["invocations"] else "-",
+          format_cost(k["cost"], k["cost_complete"]),
+          format_cost(k["fail_cost"], k["fail_cost_complete"]) if k["fail"] else "-"]
          for name, k in v["skills"].items()]) if v["skills"] else "_No skills invoked._\n"
     failures = ""
     if v["failures"]:
@@ -6345,14 +6375,16 @@ def render_groups(v: dict) -> str:
     return text
 
 
-def render_outcomes(o: dict) -> str:
-    """The outcome figures as a table; each row says what it rests on."""
-    if not o["prs"]:
-        return "_No PRs in this period._\n"
+OUTCOME_HEADER = ["Figure", "Value", "Rests on"]
+
+
+def outcome_rows(o: dict) -> list[list[str]]:
+    """The outcome figures, each with what it rests on: the PR figures when there are PRs, and
+    what failed skill runs cost when any failed."""
     def money(value, complete):
         return format_cost(value, complete) if value is not None else "-"
-    m, u = o["merged"], o["closed_unmerged"]
-    return md_table(["Figure", "Value", "Rests on"], [
+    m, u, f = o["merged"], o["closed_unmerged"], o["failed_skill_runs"]
+    rows = [
         ["Cost per merged PR (median)", money(m["median_usd"], m["cost_complete"]), plural(m["prs"], "merged PR")],
         ["Cost of merged PRs (total)", money(m["total_usd"], m["cost_complete"]), plural(m["prs"], "merged PR")],
         ["Cost per PR closed unmerged (median)", money(u["median_usd"], u["cost_complete"]),
@@ -6360,7 +6392,17 @@ def render_outcomes(o: dict) -> str:
         ["Cost of PRs closed unmerged (total)", money(u["total_usd"], u["cost_complete"]),
          plural(u["prs"], "closed PR")],
         ["Share of PR spend on PRs never merged", _percent(o["unmerged_share_percent"]), plural(o["prs"], "PR")],
-        ["Cost per commit", money(o["per_commit_usd"], o["per_commit_complete"]), plural(o["commits"], "commit")]])
+        ["Cost per commit", money(o["per_commit_usd"], o["per_commit_complete"]), plural(o["commits"], "commit")],
+    ] if o["prs"] else []
+    if f["runs"] or rows:
+        rows.append(["Cost of failed skill runs", money(f["cost_usd"], f["cost_complete"]) if f["runs"] else "-",
+                     plural(f["runs"], "failed skill run") + (f" of {plural(f['skills'], 'skill')}" if f["runs"] else "")])
+    return rows
+
+
+def render_outcomes(o: dict) -> str:
+    rows = outcome_rows(o)
+    return md_table(OUTCOME_HEADER, rows) if rows else "_No PRs in this period._\n"
 
 
 # ── the dashboard ──
@@ -6583,10 +6625,14 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
                                    f"{m['cache_creation']:,}", f"{m['cache_read']:,}",
                                    format_cost(m["cost"] if m["cost_complete"] else None)]
                                   for name, m in v["models"].items()], {1, 2, 3, 4, 5, 6}),
-        skills_table=_html_table(["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown"],
-                                 [[name, k["sessions"], k["invocations"], k["pass"], k["fail"], k["unknown"]]
-                                  for name, k in v["skills"].items()], {1, 2, 3, 4, 5}),
-        groups="".join(f"<h2>{title}</h2>\n" + _html_table(
+        skills_table=_html_table(["Skill", "Sessions", "Invocations", "Pass", "Fail", "Unknown", "Cost",
+                                  "Cost of failed runs"],
+                                 [[name, k["sessions"], k["invocations"], k["pass"], k["fail"], k["unknown"],
+                                   format_cost(k["cost"], k["cost_complete"]),
+                                   format_cost(k["fail_cost"], k["fail_cost_complete"]) if k["fail"] else "-"]
+                                  for name, k in v["skills"].items()], {1, 2, 3, 4, 5, 6, 7}),
+        groups=("<h2>What the spend bought</h2>\n" + _html_table(OUTCOME_HEADER, outcome_rows(v["outcomes"])) + "\n"
+                if outcome_rows(v["outcomes"]) else "") + "".join(f"<h2>{title}</h2>\n" + _html_table(
             [label, "Sessions", "Cost", "Commits", "Tokens"],
             [[name, g["sessions"], format_cost(g["cost"], g["cost_complete"]), g["commits"], f"{g['tokens']:,}"]
              for name, g in groups.items()], {1, 2, 3, 4}) + "\n"
@@ -8666,6 +8712,7 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
             **({"budget_usd": budget} if budget else {}),
             "items": outbound_items(items, privacy),
             "failures": [{**f, "error": scrub(f["error"], privacy)} for f in failures]}
+    data["outcomes"] = analytics_view(data)["outcomes"]     # what the spend bought, for whoever reads the JSON
     paths = write_outputs(folder, data, chartjs)
     warn_if_online_only(args, chartjs)
     sessions = sum(len(i["sessions"]) for i in items)
