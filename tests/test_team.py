@@ -79,7 +79,7 @@ def test_what_failed_skill_runs_cost_by_skill_and_in_all(github, base_stats, tmp
     assert "| Cost of failed skill runs | ≥ $3.25 | 3 failed skill runs of 2 skills |" in report
     assert "| tdd:ci | 3 | 4 | 1 | 2 | 0 | 30 | 300 | 75 | $4.00 | $3.25 |" in report
     page = (tmp_path / "dashboard.html").read_text()
-    assert "<h2>What the spend bought</h2>" in page
+    assert "<h2>What the spend bought</h2>" in page and "By month" not in page     # one month: no table
     assert "<td>Cost of failed skill runs</td><td>≥ $3.25</td><td>3 failed skill runs of 2 skills</td>" in page
 
 
@@ -336,6 +336,22 @@ def test_the_dashboard_shows_the_spend_by_repository_and_by_person(organisation,
     page = (tmp_path / "dashboard.html").read_text()
     assert "<h2>By repository</h2>" in page and "<h2>By person</h2>" in page
     assert "<td>carol</td><td class=\"n\">1</td><td class=\"n\">$4.00</td>" in page
+
+
+def test_the_report_and_dashboard_sum_the_spend_by_month_when_the_range_spans_several(github, base_stats,  # noqa: F811
+                                                                                       tmp_path):
+    for number, (day, cost) in enumerate([("2026-01-30", 1.25), ("2026-02-02", 2.00), ("2026-02-27", 0.50)], 1):
+        github.add_pull(REPO, number, f"feat/{number}", created_at=f"{day}T08:00:00Z")
+        post(github, number, session(base_stats, number, cost, number, f"{day}T09:00:00Z"))
+    proc = run_gh_cli(github, "extract", "--repo", REPO, "--since", "2026-01-01", "--until", "2026-02-28",
+                      "--output-dir", tmp_path, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "analytics.md").read_text()
+    # by hand: January 1.25 and 1 commit; February 2.00 + 0.50 and 2 + 3 commits
+    months = report[report.index("## By Month"):]
+    assert months.index("| 2026-01 | 1 | $1.25 | 1 |") < months.index("| 2026-02 | 2 | $2.50 | 5 |")
+    page = (tmp_path / "dashboard.html").read_text()
+    assert '<h2>By month</h2>' in page and '<td>2026-02</td><td class="n">2</td><td class="n">$2.50</td>' in page
 
 
 def test_a_comment_posted_from_a_workflow_records_who_started_it(tmp_path):

@@ -6063,6 +6063,7 @@ def analytics_view(data: dict) -> dict:
                                   not total.unpriced, failed_skill_runs(skills)),
         "budget_usd": data.get("budget_usd"),
         "authors": view_groups([(s.get("session_author") or "unknown", s) for s in sessions]),
+        "months": dict(sorted(view_groups([(_day(s.get("started_at"))[:7], s) for s in sessions]).items())),
         "repositories": view_groups([(i.get("repository"), s) for i in items for s in i["sessions"]])
         if several_repositories(items) else {},
         "over_budget": [p for p in per_item if p["type"] == "pr" and data.get("budget_usd")
@@ -6362,11 +6363,18 @@ def render_report(data: dict) -> str:
                                   failures=failures)
 
 
+def spend_groups(v: dict) -> list[tuple[str, str, dict]]:
+    """(title, label, groups) of the spend tables: by repository (an extract of several), by the
+    person who ran the sessions (from GitHub), and by month (when the sessions span several)."""
+    return [("By Repository", "Repository", v["repositories"]),
+            ("By Person", "Person", v["authors"] if v["source"] != "local" else {}),
+            ("By Month", "Month", v["months"] if len(v["months"]) > 1 else {})]
+
+
 def render_groups(v: dict) -> str:
-    """The spend by repository (an extract of several) and by the person who ran the sessions."""
+    """The spend tables of spend_groups, in Markdown."""
     text = ""
-    for title, groups, label in (("By Repository", v["repositories"], "Repository"),
-                                 ("By Person", v["authors"] if v["source"] != "local" else {}, "Person")):
+    for title, label, groups in spend_groups(v):
         if groups:
             text += f"\n## {title}\n\n" + md_table(
                 [label, "Sessions", "Cost", "Commits", "Tokens"],
@@ -6632,12 +6640,11 @@ def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
                                    format_cost(k["fail_cost"], k["fail_cost_complete"]) if k["fail"] else "-"]
                                   for name, k in v["skills"].items()], {1, 2, 3, 4, 5, 6, 7}),
         groups=("<h2>What the spend bought</h2>\n" + _html_table(OUTCOME_HEADER, outcome_rows(v["outcomes"])) + "\n"
-                if outcome_rows(v["outcomes"]) else "") + "".join(f"<h2>{title}</h2>\n" + _html_table(
+                if outcome_rows(v["outcomes"]) else "") + "".join(f"<h2>{title.capitalize()}</h2>\n" + _html_table(
             [label, "Sessions", "Cost", "Commits", "Tokens"],
             [[name, g["sessions"], format_cost(g["cost"], g["cost_complete"]), g["commits"], f"{g['tokens']:,}"]
              for name, g in groups.items()], {1, 2, 3, 4}) + "\n"
-            for title, label, groups in (("By repository", "Repository", v["repositories"]),
-                                         ("By person", "Person", {} if local else v["authors"])) if groups),
+            for title, label, groups in spend_groups(v) if groups),
         last_heading="Projects" if local else "Acceptance by week",
         last_table=_html_table(["Project", "Sessions", "Cost", "Tokens"],
                                [[name, p["sessions"], format_cost(p["cost"], p["cost_complete"]), f"{p['tokens']:,}"]
