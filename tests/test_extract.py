@@ -437,6 +437,27 @@ def test_200_prs_in_pages_that_grow(github, base_stats, monkeypatch, tmp_path):
     assert not [p for _, p, _ in github.requests if "/api/v3/" in p]
 
 
+def test_a_query_that_fails_is_asked_again_with_first_pages_before_rest(github, base_stats, monkeypatch, tmp_path):
+    for n in range(1, 31):
+        github.add_pull(REPO, n, f"feat/{n}", created_at=f"2026-03-{n:02d}T08:00:00Z" if n < 29 else
+                        "2026-03-28T09:00:00Z")
+        post(github, n, session(base_stats, n, 0.01, 0, "2026-03-28T10:00:00Z"))
+    real, failed = sa.GitHub.graphql, []
+
+    def times_out_on_big_pages(self, query, **variables):   # as GitHub does past ten seconds, say
+        if re.search(r"first: (?:[2-9]\d|100)\b, after", query):
+            failed.append(query)
+            raise sa.GitHubError("POST graphql: timed out (HTTP 502)", sa.EXIT_GITHUB, 502)
+        return real(self, query, **variables)
+    monkeypatch.setattr(sa.GitHub, "graphql", times_out_on_big_pages)
+    items, failures = gathered(github, monkeypatch, True, tmp_path)
+    assert failures == [] and sorted(i["number"] for i in items) == list(range(1, 31))
+    assert [re.findall(r"pullRequests\(first: (\d+)", q) for q in github.graphql_queries] == [
+        ["10"], ["10"], ["10"]]                 # the page of 20 failed; the rest were asked at 10
+    assert len(failed) == 1
+    assert not [p for _, p, _ in github.requests if "/api/v3/" in p]
+
+
 def test_the_graphql_budget_running_low_waits_for_the_reset_or_stops_for_resume(github, base_stats, monkeypatch):
     github.add_pull(REPO, 1, "feat/1", created_at="2026-03-02T08:00:00Z")
     slept = []

@@ -5674,11 +5674,12 @@ def gather_github(github: GitHub, since: float, until: float, trusted: set, quie
 # GRAPHQL_ITEMS items, far inside GitHub's limit of 500,000 nodes a call even at 100 comments each
 # (docs.github.com/graphql/overview/rate-limits-and-query-limits-for-the-graphql-api). What a page
 # cannot hold (more than 100 comments, reviews or check suites on one item) is read over REST for
-# that item alone; a repository the query cannot read (its alias null with an error, or the whole
-# query failing after retries) is read over REST whole, by gather_github. Listing, unlike search,
-# has no cap of 1,000 results and no index that lags behind. Each reply says how many points are
-# left (rateLimit): when too few remain, we wait for the reset if it is near, and otherwise stop,
-# with what was read kept for --resume.
+# that item alone. A query that fails after its retries (GitHub stops one that runs past ten
+# seconds) is asked again with first-page sizes, and its streams keep to them; one that fails even
+# so, or a repository the query cannot read (its alias null with an error), is read over REST
+# whole, by gather_github. Listing, unlike search, has no cap of 1,000 results and no index that
+# lags behind. Each reply says how many points are left (rateLimit): when too few remain, we wait
+# for the reset if it is near, and otherwise stop, with what was read kept for --resume.
 
 GRAPHQL_FIRST_PAGE = 10             # items in a stream's first page; each next page doubles, to 100
 GRAPHQL_ITEMS = 100                 # items in one query, over all its streams
@@ -5702,6 +5703,7 @@ class Stream:
     repo: str
     kind: str                           # "pullRequests" or "issues"
     size: int = GRAPHQL_FIRST_PAGE
+    largest: int = 100                  # after a page that failed, GRAPHQL_FIRST_PAGE
     cursor: str | None = None
     done: bool = False
 
@@ -5787,6 +5789,8 @@ def read_repositories(github: GitHub, repos: list[str], since: float, until: flo
                     repository = data.get(f"s{n}") if data else None
                     if stream.repo in over_rest:
                         stream.done = True
+                    elif failure and stream.size > GRAPHQL_FIRST_PAGE:
+                        stream.size = stream.largest = GRAPHQL_FIRST_PAGE      # small pages may answer in time
                     elif not isinstance(repository, dict) or not isinstance(repository.get(stream.kind), dict):
                         reason = failure or "; ".join(as_str(e.get("message")) for e in errors
                                                       if (e.get("path") or [None])[0] == f"s{n}") or "no answer"
@@ -5847,7 +5851,7 @@ def advance(stream: Stream, page: dict, since: float, until: float, kept: list) 
     info = as_dict(page.get("pageInfo"))
     oldest = parse_ts(nodes[-1].get("createdAt")) if nodes else None
     stream.done = not nodes or not info.get("hasNextPage") or (oldest is not None and oldest < since)
-    stream.cursor, stream.size = as_str(info.get("endCursor")), min(stream.size * 2, 100)
+    stream.cursor, stream.size = as_str(info.get("endCursor")), min(stream.size * 2, stream.largest)
 
 
 def items_of(github: GitHub, pages: list, trusted: set) -> tuple[list, list]:
@@ -6116,7 +6120,7 @@ def view_outcomes(per_item: list[dict], total_cost: float, commits: int, complet
         return {"prs": len(rows), "total_usd": round(sum(costs), 4),
                 "median_usd": round((costs[(len(costs) - 1) // 2] + costs[len(costs) // 2]) / 2, 4) if costs else None,
                 "cost_complete": all(p["cost_complete"] for p in rows)}
-    prs = [p for p in per_item if p["type"] == "pr"]
+    prs = [p for p in per_item if p["type"] == "pr" and p["status"]]     # local sessions know no PR's fate
     merged = figures([p for p in prs if p["status"] == "merged"])
     unmerged = figures([p for p in prs if p["status"] == "closed"])
     pr_spend = sum(p["cost"] for p in prs)
