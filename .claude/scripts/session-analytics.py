@@ -79,7 +79,7 @@ EXIT_OUTPUT = 5        # an output file could not be written
 EXIT_GH_MISSING = 6    # gh, the GitHub CLI, is not installed
 EXIT_GH_AUTH = 7       # gh is not authenticated for the host
 EXIT_NOT_FOUND = 8     # repository, PR or issue not found, or no open PR for the branch
-EXIT_RATE_LIMIT = 9    # GitHub's rate limit outlasted the bounded retries
+EXIT_RATE_LIMIT = 9    # GitHub's rate limit outlasted the bounded retries, or its GraphQL budget is spent
 EXIT_GITHUB = 10       # any other GitHub failure: 5xx or network after retries, 403, a list cut short
 EXIT_REJECTED = 11     # GitHub refused a write as invalid (422)
 EXIT_PARTIAL = 12      # extract wrote its files, but some PRs or issues could not be read
@@ -8162,7 +8162,7 @@ exit codes:
   6  gh (the GitHub CLI) is not installed
   7  gh is not authenticated
   8  repository, PR or issue not found, or no open PR for the branch
-  9  rate limited by GitHub beyond the bounded retries
+  9  rate limited by GitHub beyond the bounded retries, or its GraphQL budget spent
  10  other GitHub failure (server errors or network after retries, permission, a list cut short)
  11  GitHub rejected a write as invalid (422)
  12  extract: files written, but some PRs or issues could not be read (listed on stderr)
