@@ -458,6 +458,19 @@ def test_a_query_that_fails_is_asked_again_with_first_pages_before_rest(github, 
     assert not [p for _, p, _ in github.requests if "/api/v3/" in p]
 
 
+def test_each_round_of_pages_says_how_many_prs_and_issues_it_has_listed(github, base_stats, monkeypatch):
+    for n in range(1, 31):
+        github.add_pull(REPO, n, f"feat/{n}", created_at=f"2026-03-{n:02d}T08:00:00Z" if n < 29 else
+                        "2026-03-28T09:00:00Z")
+    for key, value in github.env.items():
+        monkeypatch.setenv(key, value)
+    listed, finished = [], []
+    left = sa.read_repositories(sa.GitHub(REPO), [REPO], sa.parse_ts("2026-03-01T00:00:00Z"),
+                                sa.parse_ts("2026-03-31T23:59:59Z"), set(),
+                                lambda *read: finished.append(read), listed.append)
+    assert left == [] and listed == [10, 30] and finished == [(REPO, "private", [], [])]
+
+
 def test_the_graphql_budget_running_low_waits_for_the_reset_or_stops_for_resume(github, base_stats, monkeypatch):
     github.add_pull(REPO, 1, "feat/1", created_at="2026-03-02T08:00:00Z")
     slept = []

@@ -5524,11 +5524,18 @@ class Progress:
     def step(self) -> None:
         with self.lock:
             self.done += 1
+            done = self.done
+        self.show(f"{self.what}: {done}/{self.total}", last=done >= self.total)
+
+    def show(self, text: str, last: bool = False) -> None:
+        """The line, unless quiet, the run is young, or a line went out less than a second ago
+        (the last one always goes out)."""
+        with self.lock:
             now = self.clock()
-            if self.quiet or now - self.started < 2 or (now - self.last < 1 and self.done < self.total):
+            if self.quiet or now - self.started < 2 or (now - self.last < 1 and not last):
                 return
             self.last = now
-            print(f"{PROG}: {self.what}: {self.done}/{self.total}", file=sys.stderr, flush=True)
+            print(f"{PROG}: {text}", file=sys.stderr, flush=True)
 
 
 def list_created_between(github: GitHub, since: float, until: float) -> list[dict]:
@@ -5769,12 +5776,13 @@ def rest_shapes(node: dict, kind: str) -> tuple[dict, list | None, dict | None, 
 
 
 def read_repositories(github: GitHub, repos: list[str], since: float, until: float, trusted: set,
-                      finished, workers: int = EXTRACT_REPOSITORIES) -> list[str]:
+                      finished, listed=lambda count: None, workers: int = EXTRACT_REPOSITORIES) -> list[str]:
     """Reads these repositories over GraphQL, calling finished(name, visibility, items, failures)
-    as each one ends; returns those GraphQL could not read, for REST."""
+    as each one ends, and listed(PRs and issues so far) after each round of queries; returns those
+    GraphQL could not read, for REST."""
     streams = [Stream(name, kind) for name in repos for kind in ("pullRequests", "issues")]
     pages = {name: [] for name in repos}            # (node, kind) of items that may hold sessions
-    visibility, over_rest = {}, []
+    visibility, over_rest, count = {}, [], 0
     import concurrent.futures  # noqa: PLC0415 - imported where used: most runs never need it
     replies = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
@@ -5800,7 +5808,8 @@ def read_repositories(github: GitHub, repos: list[str], since: float, until: flo
                             other.done = other.done or other.repo == stream.repo
                     else:
                         visibility[stream.repo] = as_str(repository.get("visibility")).lower()
-                        advance(stream, repository[stream.kind], since, until, pages[stream.repo])
+                        count += advance(stream, repository[stream.kind], since, until, pages[stream.repo])
+            listed(count)
             ended = [name for name in repos if name not in over_rest and name in pages
                      and all(s.done for s in streams if s.repo == name)]
             for name, (items, failures) in zip(ended, pool.map(
@@ -5837,9 +5846,9 @@ def query_page(github: GitHub, batch: list[Stream]) -> tuple[dict | None, list, 
         return None, [], str(exc)
 
 
-def advance(stream: Stream, page: dict, since: float, until: float, kept: list) -> None:
+def advance(stream: Stream, page: dict, since: float, until: float, kept: list) -> int:
     """Keeps the page's items created in the range that may hold a session comment (one is on the
-    page, or not all its comments are); moves the stream on."""
+    page, or not all its comments are); moves the stream on. Returns how many items it listed."""
     nodes = [as_dict(n) for n in page.get("nodes") or []]
     for node in nodes:
         created = parse_ts(node.get("createdAt"))
@@ -5852,6 +5861,7 @@ def advance(stream: Stream, page: dict, since: float, until: float, kept: list) 
     oldest = parse_ts(nodes[-1].get("createdAt")) if nodes else None
     stream.done = not nodes or not info.get("hasNextPage") or (oldest is not None and oldest < since)
     stream.cursor, stream.size = as_str(info.get("endCursor")), min(stream.size * 2, stream.largest)
+    return len(nodes)
 
 
 def items_of(github: GitHub, pages: list, trusted: set) -> tuple[list, list]:
@@ -8808,15 +8818,15 @@ def gather_repositories(github: GitHub, args, visibilities: dict, since: float, 
             done[name] = {"level": args.privacy or default_level(visibility), "items": found, "failures": failed}
             if several:
                 partial.keep(name, done[name])
-                if not args.quiet:
-                    print(f"{PROG}: extract: {name} read ({len(done)} of {len(visibilities)})",
-                          file=sys.stderr, flush=True)
 
     def over_rest(name: str) -> None:
         finished(name, None, *gather_github(github.at(name), since, until, trusted, args.quiet))
 
+    progress = Progress("extract", len(visibilities), args.quiet)
     left = read_repositories(github, [name for name in visibilities if name not in done], since, until,
-                             trusted, finished)
+                             trusted, finished, lambda count: progress.show(
+                                 f"extract: {plural(count, 'PR or issue', 'PRs and issues')} listed, "
+                                 f"{len(done)} of {plural(len(visibilities), 'repository', 'repositories')} read"))
     # A few at a time: each waits on GitHub most of its time.
     import concurrent.futures  # noqa: PLC0415 - imported where used: most runs never need it
     with concurrent.futures.ThreadPoolExecutor(max_workers=EXTRACT_REPOSITORIES) as pool:
