@@ -5783,39 +5783,42 @@ def read_repositories(github: GitHub, repos: list[str], since: float, until: flo
     streams = [Stream(name, kind) for name in repos for kind in ("pullRequests", "issues")]
     pages = {name: [] for name in repos}            # (node, kind) of items that may hold sessions
     visibility, over_rest, count = {}, [], 0
+
+    def to_rest(name: str, reason: str) -> None:
+        github.warn(f"{name} over GraphQL: {reason}; reading it over REST")
+        over_rest.append(name)
+        for stream in streams:
+            stream.done = stream.done or stream.repo == name
+
     import concurrent.futures  # noqa: PLC0415 - imported where used: most runs never need it
     replies = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        while True:
-            active = [s for s in streams if not s.done]
-            if not active:
-                return over_rest
+        while any(not s.done for s in streams):
             wait_for_points(github, [data for _, (data, _, _) in replies if data])
-            replies = list(pool.map(lambda batch: (batch, query_page(github, batch)), query_batches(active)))
+            batches = query_batches([s for s in streams if not s.done])
+            replies = list(pool.map(lambda batch: (batch, query_page(github, batch)), batches))
             for batch, (data, errors, failure) in replies:
                 for n, stream in enumerate(batch):
-                    repository = data.get(f"s{n}") if data else None
-                    if stream.repo in over_rest:
-                        stream.done = True
-                    elif failure and stream.size > GRAPHQL_FIRST_PAGE:
+                    repository = as_dict(as_dict(data).get(f"s{n}"))
+                    if stream.done:                     # its repository went to REST this round
+                        continue
+                    if failure and stream.size > GRAPHQL_FIRST_PAGE:
                         stream.size = stream.largest = GRAPHQL_FIRST_PAGE      # small pages may answer in time
-                    elif not isinstance(repository, dict) or not isinstance(repository.get(stream.kind), dict):
-                        reason = failure or "; ".join(as_str(e.get("message")) for e in errors
-                                                      if (e.get("path") or [None])[0] == f"s{n}") or "no answer"
-                        github.warn(f"{stream.repo} over GraphQL: {reason}; reading it over REST")
-                        over_rest.append(stream.repo)
-                        for other in streams:
-                            other.done = other.done or other.repo == stream.repo
+                    elif not isinstance(repository.get(stream.kind), dict):
+                        to_rest(stream.repo, failure or "; ".join(
+                            as_str(e.get("message")) for e in errors if (e.get("path") or [None])[0] == f"s{n}")
+                            or "no answer")
                     else:
                         visibility[stream.repo] = as_str(repository.get("visibility")).lower()
                         count += advance(stream, repository[stream.kind], since, until, pages[stream.repo])
             listed(count)
-            ended = [name for name in repos if name not in over_rest and name in pages
+            ended = [name for name in pages if name not in over_rest
                      and all(s.done for s in streams if s.repo == name)]
             for name, (items, failures) in zip(ended, pool.map(
                     lambda name: items_of(github.at(name), pages[name], trusted), ended)):
                 del pages[name]
                 finished(name, visibility.get(name), items, failures)
+    return over_rest
 
 
 def query_batches(streams: list[Stream]) -> list[list[Stream]]:
