@@ -288,7 +288,7 @@ class FakeGitHub:
                 "createdAt": issue["created_at"], "closedAt": issue["closed_at"],
                 "author": _actor(issue["user"]["login"]),
                 "comments": {"totalCount": len(comments), "nodes": [
-                    {"databaseId": c["id"], "body": c["body"], "authorAssociation": c["author_association"],
+                    {"fullDatabaseId": str(c["id"]), "body": c["body"], "authorAssociation": c["author_association"],
                      "createdAt": c["created_at"], "updatedAt": c["updated_at"], "url": c["html_url"],
                      "author": _actor(c["user"]["login"])} for c in comments[:100]]}}
         if kind == "issues":
@@ -301,7 +301,7 @@ class FakeGitHub:
             additions=pull["additions"], deletions=pull["deletions"], headRefOid=pull["head"]["sha"],
             reviews={"totalCount": 101, "nodes": []} if number in self.graphql_unresolved else
             {"totalCount": 1 if reviewed else 0, "nodes": [{"comments": {"totalCount": reviewed}}] if reviewed else []},
-            commits={"nodes": [{"commit": {"checkSuites": {"totalCount": len(runs), "nodes": [
+            commits={"nodes": [{"commit": {"oid": pull["head"]["sha"], "checkSuites": {"totalCount": len(runs), "nodes": [
                 {"status": run["status"].upper(), "conclusion": (run["conclusion"] or "").upper() or None,
                  "workflowRun": {"databaseId": run["id"]}} for run in runs[:100]]}}}]})
         return node
@@ -429,8 +429,11 @@ class FakeGitHub:
         return 200, headers, chunk
 
 
-def _actor(login: str) -> dict:
-    """An author as GraphQL gives it: an app's bot without REST's `[bot]`."""
+def _actor(login: str) -> dict | None:
+    """An author as GraphQL gives it: an app's bot without REST's `[bot]`, a deleted account
+    (REST's `ghost`) as null."""
+    if login == "ghost":
+        return None
     if login.endswith("[bot]"):
         return {"__typename": "Bot", "login": login.removesuffix("[bot]")}
     return {"__typename": "User", "login": login}

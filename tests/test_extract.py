@@ -471,6 +471,83 @@ def test_each_round_of_pages_says_how_many_prs_and_issues_it_has_listed(github, 
     assert left == [] and listed == [10, 30] and finished == [(REPO, "private", [], [])]
 
 
+def pull_node(number=1, comments=(), head="abc", **extra) -> dict:
+    """A PR as a GraphQL page gives it."""
+    return {"number": number, "title": "A PR", "state": "OPEN", "createdAt": "2026-03-02T08:00:00Z",
+            "closedAt": None, "author": {"__typename": "User", "login": "alice"}, "mergedAt": None,
+            "additions": 1, "deletions": 0, "headRefOid": head,
+            "comments": {"totalCount": len(comments), "nodes": list(comments)},
+            "reviews": {"totalCount": 0, "nodes": []},
+            "commits": {"nodes": [{"commit": {"oid": head, "checkSuites": {"totalCount": 0, "nodes": []}}}]},
+            **extra}
+
+
+def read_crafted(monkeypatch, replies: list, rest_comments=()):
+    """read_repositories of o/r against GraphQL replies made by hand: (repositories it left to
+    REST, what it finished, warnings, GraphQL calls, REST listings)."""
+    calls, listings, warnings, finished = [], [], [], []
+
+    def graphql(self, query, **variables):
+        calls.append(variables)
+        return replies[len(calls) - 1]
+
+    def listing(self, path, **fields):
+        listings.append(path)
+        return list(rest_comments)
+    monkeypatch.setattr(sa.GitHub, "graphql", graphql)
+    monkeypatch.setattr(sa.GitHub, "list", listing)
+    left = sa.read_repositories(sa.GitHub(REPO, warn=warnings.append), [REPO], sa.parse_ts("2026-03-01T00:00:00Z"),
+                                sa.parse_ts("2026-03-31T23:59:59Z"), set(), lambda *read: finished.append(read))
+    return left, finished, warnings, calls, listings
+
+
+def page(kind: str, nodes: list, more=False, cursor="c1") -> dict:
+    return {"visibility": "PUBLIC", kind: {"pageInfo": {"hasNextPage": more, "endCursor": cursor}, "nodes": nodes}}
+
+
+def test_an_item_github_could_not_give_sends_its_repository_to_rest(monkeypatch):
+    reply = ({"s0": page("pullRequests", [None]), "s1": page("issues", [])},
+             [{"path": ["s0", "pullRequests", "nodes", 0, "commits"], "message": "Something went wrong"}])
+    left, finished, warnings, _, _ = read_crafted(monkeypatch, [reply])
+    assert left == [REPO] and finished == [] and warnings == [
+        f"{REPO} over GraphQL: Something went wrong; reading it over REST"]
+
+
+def test_a_next_page_promised_without_a_new_cursor_goes_to_rest_instead_of_round_and_round(monkeypatch):
+    first = ({"s0": page("pullRequests", [pull_node()], more=True, cursor=None), "s1": page("issues", [])}, [])
+    left, finished, warnings, calls, _ = read_crafted(monkeypatch, [first])
+    assert left == [REPO] and len(calls) == 1 and "a next page without a cursor" in warnings[0]
+    again = ({"s0": page("pullRequests", [pull_node(2)], more=True, cursor="c1")}, [])
+    first = ({"s0": page("pullRequests", [pull_node()], more=True, cursor="c1"), "s1": page("issues", [])}, [])
+    left, _, _, calls, _ = read_crafted(monkeypatch, [first, again])
+    assert left == [REPO] and len(calls) == 2                # the same cursor twice: no third call
+
+
+def test_a_comment_github_could_not_give_is_read_over_rest_with_the_rest_of_its_item(monkeypatch, base_stats):
+    body = sa.render_session_comment(session(base_stats, 1, 1.0, 0, "2026-03-02T09:00:00Z"))
+    rest = [{"id": 9, "body": body, "user": {"login": "octo-bot"}, "author_association": "OWNER",
+             "created_at": "2026-03-02T09:00:00Z", "updated_at": "2026-03-02T09:00:00Z"}]
+    node = pull_node(comments=[None])
+    left, finished, _, _, listings = read_crafted(
+        monkeypatch, [({"s0": page("pullRequests", [node]), "s1": page("issues", [])}, [])], rest)
+    [(name, visibility, items, failures)] = finished
+    assert left == [] and listings == [f"repos/{REPO}/issues/1/comments"] and failures == []
+    assert [s["session_id"] for s in items[0]["sessions"]] == [session(base_stats, 1, 1.0, 0, "")["session_id"]]
+
+
+def test_a_pages_ci_runs_count_a_rerun_once_and_only_on_the_head_commit_and_a_deleted_author_is_ghost():
+    suites = {"totalCount": 3, "nodes": [
+        {"status": "COMPLETED", "conclusion": "FAILURE", "workflowRun": {"databaseId": 7}},
+        {"status": "COMPLETED", "conclusion": "SUCCESS", "workflowRun": {"databaseId": 7}},    # its re-run
+        {"status": "COMPLETED", "conclusion": "SUCCESS", "workflowRun": None}]}                # not Actions
+    node = pull_node(author=None, commits={"nodes": [{"commit": {"oid": "abc", "checkSuites": suites}}]})
+    issue, comments, pull, runs = sa.rest_shapes(node, "pullRequests")
+    assert runs == {"abc": [{"status": "completed", "conclusion": "success"}]}
+    assert issue["user"] == {"login": "ghost"} and comments == [] and pull["head"] == {"sha": "abc"}
+    node["commits"]["nodes"][0]["commit"]["oid"] = "older"        # the last commit listed is not the head
+    assert sa.rest_shapes(node, "pullRequests")[3] is None       # so the runs are asked of REST by head sha
+
+
 def test_the_graphql_budget_running_low_waits_for_the_reset_or_stops_for_resume(github, base_stats, monkeypatch):
     github.add_pull(REPO, 1, "feat/1", created_at="2026-03-02T08:00:00Z")
     slept = []
@@ -478,8 +555,13 @@ def test_the_graphql_budget_running_low_waits_for_the_reset_or_stops_for_resume(
     soon = {"rateLimit": {"remaining": 20, "resetAt": sa.format_ts(time.time() + 60)}}
     sa.wait_for_points(client, [soon, {"rateLimit": {"remaining": 4000}}])
     assert len(slept) == 1 and 55 < slept[0] <= 62
-    sa.wait_for_points(client, [{"rateLimit": {"remaining": sa.GRAPHQL_RESERVE}}])
+    sa.wait_for_points(client, [{"rateLimit": {"remaining": sa.GRAPHQL_RESERVE + 1, "cost": 1}}])
     assert len(slept) == 1                                          # enough left: no wait
+    plenty = {"rateLimit": {"remaining": 400, "cost": 3, "resetAt": sa.format_ts(time.time() + 30)}}
+    sa.wait_for_points(client, [plenty], queries=100)               # 400 - 100 x 3 leaves the reserve
+    assert len(slept) == 1
+    sa.wait_for_points(client, [plenty], queries=120)               # a round of 120 would eat into it
+    assert len(slept) == 2
     later = {"rateLimit": {"remaining": 3, "resetAt": sa.format_ts(time.time() + 3000)}}
     with pytest.raises(sa.GitHubError) as raised:
         sa.wait_for_points(client, [later])

@@ -5694,12 +5694,12 @@ GRAPHQL_RESERVE = 100               # points of the hourly GraphQL budget we lea
 
 ACTOR = "author { __typename login }"
 ITEM_FIELDS = ("number title state createdAt closedAt " + ACTOR + " comments(first: 100) { totalCount "
-               "nodes { databaseId body authorAssociation createdAt updatedAt url " + ACTOR + " } }")
+               "nodes { fullDatabaseId body authorAssociation createdAt updatedAt url " + ACTOR + " } }")
 FRAGMENTS = {       # what a page holds of each item, by stream kind: (fragment name, fragment)
     "issues": ("Issue", f"fragment Issue on Issue {{ {ITEM_FIELDS} }}"),
     "pullRequests": ("Pull", f"fragment Pull on PullRequest {{ {ITEM_FIELDS} mergedAt additions deletions "
                              "headRefOid reviews(first: 100) { totalCount nodes { comments { totalCount } } } "
-                             "commits(last: 1) { nodes { commit { checkSuites(first: 100) { totalCount "
+                             "commits(last: 1) { nodes { commit { oid checkSuites(first: 100) { totalCount "
                              "nodes { status conclusion workflowRun { databaseId } } } } } } }"),
 }
 
@@ -5734,8 +5734,11 @@ def streams_query(streams: list[Stream]) -> tuple[str, dict]:
 
 
 def rest_login(actor) -> str:
-    """GraphQL names an app's bot `name`, REST and our trusted logins `name[bot]`
-    (fullsend-ai/fullsend#6205 shows the two side by side)."""
+    """The login REST gives for a GraphQL author: GraphQL names an app's bot `name`, REST and our
+    trusted logins `name[bot]` (fullsend-ai/fullsend#6205 shows the two side by side); a deleted
+    account is null in GraphQL and `ghost` in REST."""
+    if actor is None:
+        return "ghost"
     actor = as_dict(actor)
     login = as_str(actor.get("login"))
     return f"{login}[bot]" if login and actor.get("__typename") == "Bot" else login
@@ -5750,29 +5753,38 @@ def rest_shapes(node: dict, kind: str) -> tuple[dict, list | None, dict | None, 
              "state": "open" if node.get("state") == "OPEN" else "closed",
              "created_at": node.get("createdAt"), "closed_at": node.get("closedAt"),
              **({"pull_request": {"merged_at": node.get("mergedAt")}} if pr else {})}
-    listed = as_dict(node.get("comments"))
-    nodes = [as_dict(c) for c in listed.get("nodes") or []]
-    comments = [{"id": as_int(c.get("databaseId")), "body": as_str(c.get("body")),
+    listed = whole(node.get("comments"))
+    comments = [{"id": as_int(c.get("fullDatabaseId")), "body": as_str(c.get("body")),
                  "user": {"login": rest_login(c.get("author"))}, "author_association": c.get("authorAssociation"),
                  "created_at": c.get("createdAt"), "updated_at": c.get("updatedAt"), "html_url": c.get("url")}
-                for c in nodes] if "nodes" in listed and as_int(listed.get("totalCount")) <= len(nodes) else None
+                for c in listed] if listed is not None else None
     if not pr:
         return issue, comments, None, None
-    reviews = as_dict(node.get("reviews"))
-    pull = None
-    if "nodes" in reviews and as_int(reviews.get("totalCount")) <= len(reviews["nodes"] or []):
-        pull = {"additions": node.get("additions"), "deletions": node.get("deletions"),
-                "merged_at": node.get("mergedAt"), "head": {"sha": as_str(node.get("headRefOid"))},
-                "review_comments": sum(as_int(as_dict(as_dict(r).get("comments")).get("totalCount"))
-                                       for r in reviews["nodes"] or [])}
-    head = as_dict((as_dict(node.get("commits")).get("nodes") or [None])[-1])
-    suites = as_dict(as_dict(head.get("commit")).get("checkSuites"))
+    reviews, head = whole(node.get("reviews")), as_str(node.get("headRefOid"))
+    pull = {"additions": node.get("additions"), "deletions": node.get("deletions"),
+            "merged_at": node.get("mergedAt"), "head": {"sha": head},
+            "review_comments": sum(as_int(as_dict(r.get("comments")).get("totalCount")) for r in reviews)
+            } if reviews is not None else None
+    commit = as_dict(as_dict((as_dict(node.get("commits")).get("nodes") or [None])[-1]).get("commit"))
+    suites = whole(commit.get("checkSuites")) if head and commit.get("oid") == head else None
     runs = None
-    if "nodes" in suites and as_int(suites.get("totalCount")) <= len(suites["nodes"] or []):
-        runs = {as_str(node.get("headRefOid")): [
-            {"status": as_str(s.get("status")).lower(), "conclusion": as_str(s.get("conclusion")).lower() or None}
-            for s in map(as_dict, suites["nodes"] or []) if s.get("workflowRun")]}
+    if suites is not None:
+        # a run is listed once, as its latest attempt, as REST lists it
+        latest = {as_int(as_dict(s.get("workflowRun")).get("databaseId")): s for s in suites if s.get("workflowRun")}
+        runs = {head: [{"status": as_str(s.get("status")).lower(),
+                        "conclusion": as_str(s.get("conclusion")).lower() or None} for s in latest.values()]}
     return issue, comments, pull, runs
+
+
+def whole(connection) -> list[dict] | None:
+    """A connection's nodes when the page holds them all, every one whole; None when it does not
+    (more than a page, or a node GitHub could not give, which it answers as null with an error)."""
+    connection = as_dict(connection)
+    nodes = connection.get("nodes")
+    if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes) \
+            or as_int(connection.get("totalCount")) > len(nodes):
+        return None
+    return nodes
 
 
 def read_repositories(github: GitHub, repos: list[str], since: float, until: float, trusted: set,
@@ -5781,7 +5793,7 @@ def read_repositories(github: GitHub, repos: list[str], since: float, until: flo
     as each one ends, and listed(PRs and issues so far) after each round of queries; returns those
     GraphQL could not read, for REST."""
     streams = [Stream(name, kind) for name in repos for kind in ("pullRequests", "issues")]
-    pages = {name: [] for name in repos}            # (node, kind) of items that may hold sessions
+    pages = {name: {} for name in repos}            # number -> (node, kind) of items that may hold sessions
     visibility, over_rest, count = {}, [], 0
 
     def to_rest(name: str, reason: str) -> None:
@@ -5794,31 +5806,46 @@ def read_repositories(github: GitHub, repos: list[str], since: float, until: flo
     replies = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         while any(not s.done for s in streams):
-            wait_for_points(github, [data for _, (data, _, _) in replies if data])
             batches = query_batches([s for s in streams if not s.done])
+            wait_for_points(github, [data for _, (data, _, _) in replies if data], len(batches))
             replies = list(pool.map(lambda batch: (batch, query_page(github, batch)), batches))
             for batch, (data, errors, failure) in replies:
+                shrink = failure and any(stream.size > GRAPHQL_FIRST_PAGE for stream in batch)
                 for n, stream in enumerate(batch):
                     repository = as_dict(as_dict(data).get(f"s{n}"))
+                    page = repository.get(stream.kind)
+                    problem = failure or page_problem(stream, page)
                     if stream.done:                     # its repository went to REST this round
                         continue
-                    if failure and stream.size > GRAPHQL_FIRST_PAGE:
-                        stream.size = stream.largest = GRAPHQL_FIRST_PAGE      # small pages may answer in time
-                    elif not isinstance(repository.get(stream.kind), dict):
-                        to_rest(stream.repo, failure or "; ".join(
-                            as_str(e.get("message")) for e in errors if (e.get("path") or [None])[0] == f"s{n}")
-                            or "no answer")
+                    if shrink:                          # asked again next round, in small pages
+                        stream.size = stream.largest = GRAPHQL_FIRST_PAGE
+                    elif problem:
+                        to_rest(stream.repo, "; ".join(as_str(e.get("message")) for e in errors if (
+                            e.get("path") or [None])[0] == f"s{n}") or problem)
                     else:
                         visibility[stream.repo] = as_str(repository.get("visibility")).lower()
-                        count += advance(stream, repository[stream.kind], since, until, pages[stream.repo])
+                        count += advance(stream, page, since, until, pages[stream.repo])
             listed(count)
             ended = [name for name in pages if name not in over_rest
                      and all(s.done for s in streams if s.repo == name)]
             for name, (items, failures) in zip(ended, pool.map(
-                    lambda name: items_of(github.at(name), pages[name], trusted), ended)):
+                    lambda name: items_of(github.at(name), list(pages[name].values()), trusted), ended)):
                 del pages[name]
                 finished(name, visibility.get(name), items, failures)
     return over_rest
+
+
+def page_problem(stream: Stream, page) -> str | None:
+    """What makes a page unusable, if anything: no page, an item GitHub could not give (null, with
+    an error), or a next page promised without a new cursor to ask for it by."""
+    if not isinstance(page, dict):
+        return "no page"
+    nodes, info = page.get("nodes"), as_dict(page.get("pageInfo"))
+    if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
+        return "an item GitHub could not give"
+    if info.get("hasNextPage") and (not as_str(info.get("endCursor")) or info.get("endCursor") == stream.cursor):
+        return "a next page without a cursor"
+    return None
 
 
 def query_batches(streams: list[Stream]) -> list[list[Stream]]:
@@ -5849,17 +5876,16 @@ def query_page(github: GitHub, batch: list[Stream]) -> tuple[dict | None, list, 
         return None, [], str(exc)
 
 
-def advance(stream: Stream, page: dict, since: float, until: float, kept: list) -> int:
+def advance(stream: Stream, page: dict, since: float, until: float, kept: dict) -> int:
     """Keeps the page's items created in the range that may hold a session comment (one is on the
     page, or not all its comments are); moves the stream on. Returns how many items it listed."""
-    nodes = [as_dict(n) for n in page.get("nodes") or []]
+    nodes = page["nodes"]
     for node in nodes:
         created = parse_ts(node.get("createdAt"))
-        comments = as_dict(node.get("comments"))
-        listed = [as_dict(c) for c in comments.get("nodes") or []]
+        listed = whole(node.get("comments"))
         if created is not None and since <= created <= until and (
-                as_int(comments.get("totalCount")) > len(listed) or any(session_marker_id(c.get("body")) for c in listed)):
-            kept.append((node, stream.kind))
+                listed is None or any(session_marker_id(c.get("body")) for c in listed)):
+            kept[as_int(node.get("number"))] = (node, stream.kind)
     info = as_dict(page.get("pageInfo"))
     oldest = parse_ts(nodes[-1].get("createdAt")) if nodes else None
     stream.done = not nodes or not info.get("hasNextPage") or (oldest is not None and oldest < since)
@@ -5890,14 +5916,16 @@ def items_of(github: GitHub, pages: list, trusted: set) -> tuple[list, list]:
     return items, failures
 
 
-def wait_for_points(github: GitHub, replies: list[dict]) -> None:
-    """Waits for GitHub's GraphQL budget to reset when fewer than GRAPHQL_RESERVE points are left;
-    a reset further off than we wait stops the run (what was read is kept for --resume)."""
+def wait_for_points(github: GitHub, replies: list[dict], queries: int = 1) -> None:
+    """Waits for GitHub's GraphQL budget to reset when the next queries (each costing what the
+    dearest last one did) would leave fewer than GRAPHQL_RESERVE points; a reset further off than
+    we wait stops the run (what was read is kept for --resume)."""
     limits = [as_dict(r.get("rateLimit")) for r in replies if as_dict(r.get("rateLimit")).get("remaining") is not None]
     if not limits:
         return
     lowest = min(limits, key=lambda r: as_int(r.get("remaining")))
-    if as_int(lowest.get("remaining")) >= GRAPHQL_RESERVE:
+    cost = max(max(as_int(r.get("cost")) for r in limits), 1)
+    if as_int(lowest.get("remaining")) - queries * cost >= GRAPHQL_RESERVE:
         return
     reset = parse_ts(lowest.get("resetAt"))
     wait = max(reset - time.time(), 0.0) + 1.0 if reset is not None else github.max_wait + 1
