@@ -5645,30 +5645,33 @@ def gather_github(github: GitHub, since: float, until: float, trusted: set, quie
     comments = comments_by_number(github, since) if issues else {}
     issues = [i for i in issues if comments.get(as_int(i.get("number")))]
     runs = runs_by_sha(github, since) if any(i.get("pull_request") for i in issues) else {}
-    progress = Progress("extract: PRs and issues read", len(issues), quiet)
-    items, failures = [], []
+    return read_items(github, [(i, comments[as_int(i.get("number"))], None, runs) for i in issues], trusted,
+                      Progress("extract: PRs and issues read", len(issues), quiet), workers)
 
-    def one(issue):
+
+def read_items(github: GitHub, found: list[tuple], trusted: set, progress: Progress | None = None,
+               workers: int = EXTRACT_WORKERS) -> tuple[list, list]:
+    """Items with sessions, and failures (number, message), from (issue, its comments, the PR's
+    facts, CI runs by sha) as REST shapes them; what is None is asked of REST, a few calls at once."""
+    def one(issue, comments, pull, runs):
         number = as_int(issue.get("number"))
         try:
-            return github_item(github, issue, comments[number], runs, trusted, github.warn), None
+            if comments is None:
+                comments = github.list(github.repo_path(f"issues/{number}/comments"))
+            return github_item(github, issue, comments, runs, trusted, github.warn, pull), None
         except GitHubError as exc:
             if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
                 raise
             return None, {"number": number, "error": str(exc)}
         finally:
-            progress.step()
+            if progress:
+                progress.step()
 
     import concurrent.futures  # noqa: PLC0415 - imported where used: most runs never need it
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for item, failure in pool.map(one, issues):
-            if item:
-                items.append(item)
-            if failure:
-                failures.append(failure)
-    items.sort(key=lambda i: (as_str(i["created_at"]), i["number"]))
-    failures.sort(key=lambda f: f["number"])
-    return items, failures
+        read = list(pool.map(lambda shapes: one(*shapes), found))
+    items = sorted((item for item, _ in read if item), key=lambda i: (as_str(i["created_at"]), i["number"]))
+    return items, sorted((failure for _, failure in read if failure), key=lambda f: f["number"])
 
 
 # ── extract over GraphQL: pages of several repositories in one query ──
@@ -5812,11 +5815,11 @@ def read_repositories(github: GitHub, repos: list[str], since: float, until: flo
             for batch, (data, errors, failure) in replies:
                 shrink = failure and any(stream.size > GRAPHQL_FIRST_PAGE for stream in batch)
                 for n, stream in enumerate(batch):
+                    if stream.done:                     # its repository went to REST this round
+                        continue
                     repository = as_dict(as_dict(data).get(f"s{n}"))
                     page = repository.get(stream.kind)
                     problem = failure or page_problem(stream, page)
-                    if stream.done:                     # its repository went to REST this round
-                        continue
                     if shrink:                          # asked again next round, in small pages
                         stream.size = stream.largest = GRAPHQL_FIRST_PAGE
                     elif problem:
@@ -5828,10 +5831,9 @@ def read_repositories(github: GitHub, repos: list[str], since: float, until: flo
             listed(count)
             ended = [name for name in pages if name not in over_rest
                      and all(s.done for s in streams if s.repo == name)]
-            for name, (items, failures) in zip(ended, pool.map(
-                    lambda name: items_of(github.at(name), list(pages[name].values()), trusted), ended)):
-                del pages[name]
-                finished(name, visibility.get(name), items, failures)
+            for name in ended:                          # each with its own few REST calls at once
+                shapes = [rest_shapes(node, kind) for node, kind in pages.pop(name).values()]
+                finished(name, visibility.get(name), *read_items(github.at(name), shapes, trusted))
     return over_rest
 
 
@@ -5891,29 +5893,6 @@ def advance(stream: Stream, page: dict, since: float, until: float, kept: dict) 
     stream.done = not nodes or not info.get("hasNextPage") or (oldest is not None and oldest < since)
     stream.cursor, stream.size = as_str(info.get("endCursor")), min(stream.size * 2, stream.largest)
     return len(nodes)
-
-
-def items_of(github: GitHub, pages: list, trusted: set) -> tuple[list, list]:
-    """The items with sessions among a repository's pages, and failures; REST fills in what a
-    page could not hold."""
-    items, failures = [], []
-    for node, kind in pages:
-        issue, comments, pull, runs = rest_shapes(node, kind)
-        number = issue["number"]
-        try:
-            if comments is None:
-                comments = github.list(github.repo_path(f"issues/{number}/comments"))
-            item = github_item(github, issue, comments, runs, trusted, github.warn, pull)
-        except GitHubError as exc:
-            if exc.code in (EXIT_GH_MISSING, EXIT_GH_AUTH):
-                raise
-            failures.append({"number": number, "error": str(exc)})
-            continue
-        if item:
-            items.append(item)
-    items.sort(key=lambda i: (as_str(i["created_at"]), i["number"]))
-    failures.sort(key=lambda f: f["number"])
-    return items, failures
 
 
 def wait_for_points(github: GitHub, replies: list[dict], queries: int = 1) -> None:
@@ -6352,9 +6331,10 @@ REPORT_TEMPLATE = """\
 {outcomes}{groups}{over_budget}{failures}"""
 
 
-def render_report(data: dict) -> str:
-    """The Markdown report; every number comes from the same rows as the CSV."""
-    v = analytics_view(data)
+def render_report(data: dict, v: dict | None = None) -> str:
+    """The Markdown report (from analytics_view(data), when it is not given); every number comes
+    from the same rows as the CSV."""
+    v = v or analytics_view(data)
     summary = md_table(["Metric", "Value"], [
         ["PRs with session data", str(v["pr_count"])], ["Issues with session data", str(v["issue_count"])],
         ["Total sessions", str(v["session_count"])],
@@ -6620,9 +6600,10 @@ def dashboard_panels(v: dict) -> tuple:
                  for key, title in LOCAL_PANELS)
 
 
-def render_dashboard(data: dict, chartjs_source: str | None = None) -> str:
-    """A self-contained page: summary cards, the charts and the same data as plain tables."""
-    v = analytics_view(data)
+def render_dashboard(data: dict, chartjs_source: str | None = None, v: dict | None = None) -> str:
+    """A self-contained page: summary cards, the charts and the same data as plain tables (from
+    analytics_view(data), when it is not given)."""
+    v = v or analytics_view(data)
     local = v["source"] == "local"
     if chartjs_source is not None:
         chartjs = "<script>\n" + chartjs_source.replace("</script", "<\\/script") + "\n</script>"
@@ -8733,10 +8714,13 @@ def local_sessions(args, reader: HistoryReader, since: float, until: float) -> l
 
 
 def write_outputs(folder: Path, data: dict, chartjs: str | None) -> list[Path]:
+    """The four files of an extract; the JSON carries what the spend bought, for whoever reads it."""
+    view = analytics_view(data)
+    data = {**data, "outcomes": view["outcomes"]}
     files = {"analytics.json": json_text(data, indent=1, sort_keys=True),
              "analytics.csv": render_csv(csv_rows(data["items"]), several_repositories(data["items"])),
-             "analytics.md": render_report(data),
-             "dashboard.html": render_dashboard(data, chartjs)}
+             "analytics.md": render_report(data, view),
+             "dashboard.html": render_dashboard(data, chartjs, view)}
     for name, text in files.items():
         write_atomic(folder / name, text)
     return [folder / name for name in files]
@@ -8764,7 +8748,6 @@ def run_extract(args, reader: HistoryReader, github: GitHub) -> int:
             **({"budget_usd": budget} if budget else {}),
             "items": outbound_items(items, privacy),
             "failures": [{**f, "error": scrub(f["error"], privacy)} for f in failures]}
-    data["outcomes"] = analytics_view(data)["outcomes"]     # what the spend bought, for whoever reads the JSON
     paths = write_outputs(folder, data, chartjs)
     warn_if_online_only(args, chartjs)
     sessions = sum(len(i["sessions"]) for i in items)
