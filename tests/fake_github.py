@@ -247,10 +247,13 @@ class FakeGitHub:
         self.graphql_queries.append(query)              # (handle runs under the fake's lock)
         self.graphql_variables.append(variables)
         self.graphql_points -= 1
-        if self.graphql_points < 0:             # as GitHub answers a spent budget: 200, an error, no data
+        if self.graphql_points < 0:
+            # as GitHub answered a spent budget in 2026 (yanyongyu/githubkit#271): 200, an error of
+            # type RATE_LIMIT, no data, and a remaining count that need not be 0
             reset = datetime.datetime.fromisoformat(self.graphql_reset.replace("Z", "+00:00")).timestamp()
-            return 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(reset))}, {
-                "errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded for user ID 1."}]}
+            return 200, {"X-RateLimit-Remaining": "4", "X-RateLimit-Reset": str(int(reset))}, {
+                "errors": [{"type": "RATE_LIMIT", "code": "graphql_rate_limit",
+                            "message": "API rate limit already exceeded for user ID 1."}]}
         streams = re.findall(r"(s(\d+)): repository\(owner: \$o\2, name: \$n\2\) \{ visibility "
                              r"(pullRequests|issues)\(first: (\d+), after: \$c\2, "
                              r"orderBy: \{field: CREATED_AT, direction: DESC\}\) \{ pageInfo \{ hasNextPage endCursor \} "

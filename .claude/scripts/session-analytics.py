@@ -4980,6 +4980,12 @@ GH_MAX_WAIT = 90             # a rate-limit reset further away than this is repo
 _HTTP_STATUS_RE = re.compile(r"\(HTTP (\d{3})\)")
 
 
+# GitHub answers a spent GraphQL budget with HTTP 200 and an error, whose type has been seen as
+# RATE_LIMITED and, in 2026, RATE_LIMIT with code graphql_rate_limit, its x-ratelimit-remaining
+# not always 0 (yanyongyu/githubkit#271, octokit/plugin-throttling.js#636).
+GRAPHQL_RATE_LIMITED = ("RATE_LIMITED", "RATE_LIMIT")
+
+
 class GitHubError(UserError):
     """A gh failure with the HTTP status (0 when none) and whether retrying may help."""
 
@@ -5039,12 +5045,12 @@ class GitHub:
             body = as_dict(reply.data)
             if reply.status == 200 and isinstance(body.get("data"), dict):
                 return body["data"], [as_dict(e) for e in body.get("errors") or []]
-            messages = "; ".join(as_str(as_dict(e).get("message")) for e in body.get("errors") or [])
-            if reply.status == 200 and (reply.headers.get("x-ratelimit-remaining") == "0" or any(
-                    as_dict(e).get("type") == "RATE_LIMITED" for e in body.get("errors") or [])):
-                # GitHub answers a spent GraphQL budget with 200, an error and no points left
+            errors = [as_dict(e) for e in body.get("errors") or []]
+            messages = "; ".join(as_str(e.get("message")) for e in errors)
+            if reply.status == 200 and any(e.get("type") in GRAPHQL_RATE_LIMITED or
+                                           e.get("code") == "graphql_rate_limit" for e in errors):
                 raise GitHubError(f"POST graphql: rate limited by GitHub ({messages})", EXIT_RATE_LIMIT, 200,
-                                  retryable=True, wait=_rate_limit_wait(reply.headers))
+                                  retryable=True, wait=_rate_limit_wait(reply.headers, spent=True))
             if proc.returncode == 0 and reply.status == 200:
                 raise GitHubError(f"POST graphql: {messages or 'no data in the reply'}", EXIT_GITHUB)
             raise gh_failure(proc, reply, "POST graphql")
@@ -5214,13 +5220,14 @@ def gh_failure(proc: subprocess.CompletedProcess, reply: GhReply, what: str) -> 
     return GitHubError(f"{what}: {message} (HTTP {status})", EXIT_GITHUB, status)
 
 
-def _rate_limit_wait(headers: dict) -> float | None:
+def _rate_limit_wait(headers: dict, spent: bool = False) -> float | None:
     """Seconds GitHub asks us to wait: retry-after (seconds, or an HTTP date), else until the rate
-    limit resets (x-ratelimit-reset, when none remain)."""
+    limit resets (x-ratelimit-reset, when none remain, or when the reply says the budget is spent:
+    a GraphQL one may still count some remaining)."""
     after = retry_after(headers.get("retry-after"))
     if after is not None:
         return after
-    if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset", "").isdigit():
+    if (spent or headers.get("x-ratelimit-remaining") == "0") and headers.get("x-ratelimit-reset", "").isdigit():
         return max(float(headers["x-ratelimit-reset"]) - time.time(), 0.0) + 1.0
     return None
 
